@@ -1,0 +1,18 @@
+//! aetr's pure domain: step trees, their validation, run snapshots, the run state machine and
+//! the script runner trait. This crate does no I/O: it is driven by the server, which loads
+//! state, calls the engine, and writes the outcome.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod graph;
+pub mod limits;
+pub mod machine;
+pub mod parse;
+pub mod script;
+pub mod snapshot;
+pub mod step;
+
+pub use error::{FieldError, FieldErrors, Severity};
+pub use limits::Limits;
+pub use snapshot::{NodeIdx, SnapNode, Snapshot};
+pub use step::{Action, ApiAction, ChildLink, Mapper, Reducer, Step, StepBody, StepType};

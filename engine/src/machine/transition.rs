@@ -1,0 +1,464 @@
+//! The transitions of the run state machine. See the module docs of [`crate::machine`].
+
+use super::{
+    Ctx, Event, Fault, MachineError, Nodes, Outcome, Phase, Reply, Retry, RunChange, Work,
+};
+use crate::script::ScriptError;
+use crate::snapshot::{NodeIdx, Snapshot};
+use crate::step::{Action, ApiAction, OnTimeout, Reducer, StepBody};
+
+const ROOT: NodeIdx = 0;
+
+/// Applies one event to the nodes it involves (see [`super::involved`]), in place.
+pub fn apply(
+    snapshot: &Snapshot,
+    nodes: &mut Nodes,
+    event: Event,
+    ctx: &Ctx,
+) -> Result<Outcome, MachineError> {
+    let mut m = Machine { snap: snapshot, nodes, ctx, work: Vec::new(), run: None };
+    let reply = m.event(event)?;
+    Ok(Outcome { reply, work: m.work, run: m.run })
+}
+
+struct Machine<'a> {
+    snap: &'a Snapshot,
+    nodes: &'a mut Nodes,
+    ctx: &'a Ctx,
+    work: Vec<Work>,
+    run: Option<RunChange>,
+}
+
+type Step<T = ()> = Result<T, MachineError>;
+
+impl<'a> Machine<'a> {
+    fn event(&mut self, event: Event) -> Step<Reply> {
+        if let Some(node) = event_node(&event) {
+            self.snap.get(node).ok_or(MachineError::NoSuchNode(node))?;
+        }
+        match event {
+            Event::Start { input } => self.start(input),
+            Event::Dispatched { node, attempt } => self.dispatched(node, attempt),
+            Event::Result { node, attempt, result } => self.callback(node, attempt, Ok(result)),
+            Event::Failure { node, attempt, error } => self.callback(node, attempt, Err(error)),
+            Event::PostFailed { node, attempt, error, retry } => {
+                self.post_failed(node, attempt, error, retry)
+            }
+            Event::Timeout { node, attempt } => self.timeout(node, attempt),
+            Event::Mapped { node, outcome } => self.script_done(node, Phase::Received, outcome),
+            Event::Reduced { node, outcome } => self.script_done(node, Phase::Reducing, outcome),
+            Event::Cancel => self.cancel(),
+            Event::Redrive { nodes } => self.redrive(nodes),
+        }
+    }
+
+    // ---- run events ----
+
+    fn start(&mut self, input: Option<String>) -> Step<Reply> {
+        if self.nodes.read(ROOT)?.phase != Phase::Waiting {
+            return Ok(Reply::Conflict("the run has already started"));
+        }
+        self.activate(ROOT, input)?;
+        Ok(Reply::Done)
+    }
+
+    fn cancel(&mut self) -> Step<Reply> {
+        match self.nodes.read(ROOT)?.phase.state() {
+            s if s.is_terminal() => return Ok(Reply::Conflict("the run has already finished")),
+            _ => {}
+        }
+        let now = self.ctx.now;
+        let root = self.nodes.write(ROOT)?;
+        root.phase = Phase::Cancelled;
+        root.completed_at = Some(now);
+        root.due_at = None;
+        self.work.push(Work::CancelUnfinished);
+        self.run = Some(RunChange::Cancelled);
+        Ok(Reply::Done)
+    }
+
+    fn redrive(&mut self, mut targets: Vec<NodeIdx>) -> Step<Reply> {
+        if self.nodes.read(ROOT)?.phase != Phase::Error {
+            return Ok(Reply::Conflict("only a run in Error can be retried"));
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        // Reopen the parents that failed because a child did, so that what the children pass
+        // on can flow up again.
+        for &idx in &targets {
+            let st = self.nodes.read(idx)?;
+            if st.phase == Phase::Error && matches!(st.fault, Some(Fault::Child(_))) {
+                let st = self.nodes.write(idx)?;
+                st.phase = Phase::Executing;
+                clear_failure(st);
+            }
+        }
+        self.run = Some(RunChange::Resumed);
+        for &idx in &targets {
+            let st = self.nodes.read(idx)?;
+            match (st.phase, st.fault) {
+                (Phase::Error, Some(Fault::Action)) => {
+                    let next = st.attempt + 1;
+                    let st = self.nodes.write(idx)?;
+                    clear_failure(st);
+                    st.round_from = next;
+                    self.schedule(idx, next, next, self.ctx.now)?;
+                }
+                (Phase::Error, Some(Fault::Mapper)) => {
+                    let st = self.nodes.write(idx)?;
+                    clear_failure(st);
+                    st.phase = Phase::Received;
+                    self.work.push(Work::Map { node: idx });
+                }
+                (Phase::Error, Some(Fault::Reducer)) => {
+                    let st = self.nodes.write(idx)?;
+                    clear_failure(st);
+                    st.phase = Phase::Reducing;
+                    self.work.push(Work::Reduce { node: idx });
+                }
+                (Phase::Ready, _) => {
+                    let not_before = st.due_at.unwrap_or(self.ctx.now).max(self.ctx.now);
+                    self.work.push(Work::Dispatch { node: idx, attempt: st.attempt, not_before });
+                }
+                (Phase::Held, _) => {
+                    self.nodes.write(idx)?.phase = Phase::Complete;
+                    self.pass_to_parent(idx)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(Reply::Done)
+    }
+
+    // ---- action events ----
+
+    fn dispatched(&mut self, idx: NodeIdx, attempt: u32) -> Step<Reply> {
+        if self.halted()? {
+            return Ok(Reply::Skip);
+        }
+        let st = self.nodes.read(idx)?;
+        match st.phase {
+            Phase::Ready if st.attempt == attempt => {
+                let deadline = self
+                    .api_action(idx)?
+                    .callback_timeout_seconds(self.ctx.default_callback_timeout_seconds)
+                    .map(|s| {
+                        self.ctx
+                            .now
+                            .saturating_add(s.saturating_mul(1000).min(i64::MAX as u64) as i64)
+                    });
+                let now = self.ctx.now;
+                let st = self.nodes.write(idx)?;
+                st.phase = Phase::Executing;
+                st.due_at = deadline;
+                st.started_at.get_or_insert(now);
+                Ok(Reply::Send)
+            }
+            // The same attempt again, after a crash or an expired lease.
+            Phase::Executing if st.attempt == attempt => Ok(Reply::Send),
+            _ => Ok(Reply::Skip),
+        }
+    }
+
+    fn callback(
+        &mut self,
+        idx: NodeIdx,
+        attempt: u32,
+        outcome: Result<Option<String>, String>,
+    ) -> Step<Reply> {
+        let st = self.nodes.read(idx)?;
+        if attempt == 0 || attempt > st.attempt {
+            return Ok(Reply::NotWaiting);
+        }
+        if attempt < st.live_from {
+            return Ok(Reply::Superseded);
+        }
+        match st.phase {
+            // An attempt that is due but not yet sent has no token out.
+            Phase::Ready if attempt == st.attempt => return Ok(Reply::NotWaiting),
+            // A retry's backoff may be running while an earlier, live attempt answers.
+            Phase::Executing | Phase::Ready => {}
+            Phase::Received | Phase::Held | Phase::Complete => return Ok(Reply::Repeat),
+            Phase::Error if st.fault == Some(Fault::Mapper) => return Ok(Reply::Repeat),
+            _ => return Ok(Reply::NotWaiting),
+        }
+        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
+            return Ok(Reply::NotWaiting);
+        }
+        self.nodes.write(idx)?.due_at = None;
+        match outcome {
+            Ok(result) => self.settle(idx, result)?,
+            Err(error) => self.fail(idx, error, Fault::Action)?,
+        }
+        Ok(Reply::Done)
+    }
+
+    fn post_failed(
+        &mut self,
+        idx: NodeIdx,
+        attempt: u32,
+        error: String,
+        retry: Retry,
+    ) -> Step<Reply> {
+        let st = self.nodes.read(idx)?;
+        // Once the callback has arrived, the POST's outcome no longer matters.
+        if st.phase != Phase::Executing || st.attempt != attempt {
+            return Ok(Reply::Ignored);
+        }
+        let policy = self.api_action(idx)?.effective_retry();
+        let tries = attempt - st.round_from + 1;
+        match retry {
+            Retry::After(hint) if tries < policy.max_attempts => {
+                let delay = hint.unwrap_or_else(|| policy.delay_ms(tries, self.ctx.jitter));
+                let live_from = st.live_from;
+                self.schedule(
+                    idx,
+                    attempt + 1,
+                    live_from,
+                    self.ctx.now.saturating_add(delay as i64),
+                )?;
+            }
+            Retry::After(_) if tries > 1 => {
+                self.fail(idx, format!("{error} (after {tries} attempts)"), Fault::Action)?
+            }
+            _ => self.fail(idx, error, Fault::Action)?,
+        }
+        Ok(Reply::Done)
+    }
+
+    fn timeout(&mut self, idx: NodeIdx, attempt: u32) -> Step<Reply> {
+        let st = self.nodes.read(idx)?;
+        if st.phase != Phase::Executing || st.attempt != attempt {
+            return Ok(Reply::Ignored);
+        }
+        let action = self.api_action(idx)?;
+        let policy = action.effective_retry();
+        let tries = attempt - st.round_from + 1;
+        if action.effective_on_timeout() == OnTimeout::Retry && tries < policy.max_attempts {
+            let due = self.ctx.now.saturating_add(policy.delay_ms(tries, self.ctx.jitter) as i64);
+            // The timed-out attempt is superseded: its callback now gets 409.
+            self.schedule(idx, attempt + 1, attempt + 1, due)?;
+        } else {
+            let secs = action
+                .callback_timeout_seconds(self.ctx.default_callback_timeout_seconds)
+                .unwrap_or_default();
+            self.fail(
+                idx,
+                format!("no callback within {secs} s (attempt {attempt})"),
+                Fault::Action,
+            )?;
+        }
+        Ok(Reply::Done)
+    }
+
+    fn script_done(
+        &mut self,
+        idx: NodeIdx,
+        waiting_in: Phase,
+        outcome: Result<Option<String>, ScriptError>,
+    ) -> Step<Reply> {
+        if self.nodes.read(idx)?.phase != waiting_in {
+            return Ok(Reply::Ignored);
+        }
+        match (waiting_in, outcome) {
+            (Phase::Received, Ok(output)) => self.pass_on(idx, output)?,
+            (_, Ok(result)) => self.settle(idx, result)?,
+            (Phase::Received, Err(e)) => self.fail(idx, format!("mapper: {e}"), Fault::Mapper)?,
+            (_, Err(e)) => self.fail(idx, format!("reducer: {e}"), Fault::Reducer)?,
+        }
+        Ok(Reply::Done)
+    }
+
+    // ---- the walk ----
+
+    /// Starts a `Waiting` node with its input, and the nodes below it that start with it.
+    fn activate(&mut self, idx: NodeIdx, input: Option<String>) -> Step {
+        let snap: &'a Snapshot = self.snap;
+        let node = snap.node(idx);
+        let now = self.ctx.now;
+        let st = self.nodes.start(idx)?;
+        st.started_at = Some(now);
+        st.phase = Phase::Executing;
+        match &node.body {
+            StepBody::Action { action: Action::Api(_) } => {
+                st.input = input;
+                let next = st.attempt + 1;
+                st.round_from = next;
+                self.schedule(idx, next, next, now)
+            }
+            StepBody::Action { action: Action::NoOp } => {
+                st.input = input.clone();
+                self.settle(idx, input)
+            }
+            StepBody::Sequential => {
+                st.input = input.clone();
+                match node.children.first() {
+                    Some(&first) => self.activate(first, input),
+                    None => self.settle(idx, input),
+                }
+            }
+            StepBody::Parallel { .. } => {
+                st.input = input.clone();
+                st.remaining = node.children.len() as u32;
+                if node.children.is_empty() {
+                    return self.reduce(idx);
+                }
+                for &child in &node.children {
+                    self.activate(child, input.clone())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes `attempt` of an action due at `due`.
+    fn schedule(&mut self, idx: NodeIdx, attempt: u32, live_from: u32, due: i64) -> Step {
+        let st = self.nodes.write(idx)?;
+        st.phase = Phase::Ready;
+        st.attempt = attempt;
+        st.live_from = live_from;
+        st.due_at = Some(due);
+        self.work.push(Work::Dispatch { node: idx, attempt, not_before: due });
+        Ok(())
+    }
+
+    /// All of a Parallel step's children have passed on their results.
+    fn reduce(&mut self, idx: NodeIdx) -> Step {
+        let reducer = self.snap.node(idx).body.reducer();
+        self.nodes.write(idx)?.phase = Phase::Reducing;
+        match reducer {
+            // `no-op` needs no child's result.
+            Some(Reducer::NoOp) => self.settle(idx, None),
+            _ => {
+                self.work.push(Work::Reduce { node: idx });
+                Ok(())
+            }
+        }
+    }
+
+    /// The node has its own result: run its mapper, or pass the result on.
+    fn settle(&mut self, idx: NodeIdx, result: Option<String>) -> Step {
+        let has_script = self.snap.node(idx).mapper_script().is_some();
+        let st = self.nodes.write(idx)?;
+        st.result = result.clone();
+        if has_script {
+            st.phase = Phase::Received;
+            self.work.push(Work::Map { node: idx });
+            Ok(())
+        } else {
+            self.pass_on(idx, result)
+        }
+    }
+
+    /// The node's mapped result is ready: the node is done, and its parent moves on, unless
+    /// the run has stopped.
+    fn pass_on(&mut self, idx: NodeIdx, output: Option<String>) -> Step {
+        let halted = idx != ROOT && self.halted()?;
+        let now = self.ctx.now;
+        let st = self.nodes.write(idx)?;
+        st.output = output.clone();
+        st.completed_at = Some(now);
+        st.due_at = None;
+        if halted {
+            st.phase = Phase::Held;
+            return Ok(());
+        }
+        st.phase = Phase::Complete;
+        if idx == ROOT {
+            self.run = Some(RunChange::Complete { result: output });
+            return Ok(());
+        }
+        self.pass_to_parent(idx)
+    }
+
+    fn pass_to_parent(&mut self, idx: NodeIdx) -> Step {
+        let snap: &'a Snapshot = self.snap;
+        let node = snap.node(idx);
+        let Some(parent) = node.parent else { return Ok(()) };
+        let siblings = &snap.node(parent).children;
+        match snap.node(parent).body {
+            StepBody::Sequential => {
+                let output = self.nodes.read(idx)?.output.clone();
+                match siblings.get(node.position as usize + 1) {
+                    Some(&next) => self.activate(next, output),
+                    None => self.settle(parent, output),
+                }
+            }
+            StepBody::Parallel { .. } => {
+                let st = self.nodes.write(parent)?;
+                st.remaining =
+                    st.remaining.checked_sub(1).ok_or_else(|| MachineError::Invariant {
+                        node: parent,
+                        what: "a child passed on its result after all had".into(),
+                    })?;
+                if st.remaining == 0 {
+                    self.reduce(parent)?;
+                }
+                Ok(())
+            }
+            StepBody::Action { .. } => {
+                Err(MachineError::Invariant { node: parent, what: "an action has a child".into() })
+            }
+        }
+    }
+
+    /// The node failed: so do its ancestors and the run, and nothing new starts.
+    fn fail(&mut self, idx: NodeIdx, error: String, fault: Fault) -> Step {
+        let now = self.ctx.now;
+        let was_halted = self.halted()?;
+        let st = self.nodes.write(idx)?;
+        st.phase = Phase::Error;
+        st.error = Some(error.clone());
+        st.fault = Some(fault);
+        st.completed_at = Some(now);
+        st.due_at = None;
+        let mut child = idx;
+        for ancestor in self.snap.ancestors(idx) {
+            let st = self.nodes.write(ancestor)?;
+            if st.phase == Phase::Error {
+                break;
+            }
+            st.phase = Phase::Error;
+            st.error = Some(error.clone());
+            st.fault = Some(Fault::Child(child));
+            st.completed_at = Some(now);
+            child = ancestor;
+        }
+        if !was_halted {
+            self.run = Some(RunChange::Error { node: idx, error });
+        }
+        Ok(())
+    }
+
+    /// The run has stopped: it failed, was cancelled, or is complete.
+    fn halted(&self) -> Step<bool> {
+        Ok(self.nodes.read(ROOT)?.phase.state().is_terminal())
+    }
+
+    fn api_action(&self, idx: NodeIdx) -> Step<&'a ApiAction> {
+        let snap: &'a Snapshot = self.snap;
+        match &snap.node(idx).body {
+            StepBody::Action { action: Action::Api(a) } => Ok(a),
+            _ => Err(MachineError::Invariant { node: idx, what: "not an api action".into() }),
+        }
+    }
+}
+
+fn clear_failure(st: &mut super::NodeState) {
+    st.error = None;
+    st.fault = None;
+    st.completed_at = None;
+}
+
+fn event_node(event: &Event) -> Option<NodeIdx> {
+    match event {
+        Event::Dispatched { node, .. }
+        | Event::Result { node, .. }
+        | Event::Failure { node, .. }
+        | Event::PostFailed { node, .. }
+        | Event::Timeout { node, .. }
+        | Event::Mapped { node, .. }
+        | Event::Reduced { node, .. } => Some(*node),
+        _ => None,
+    }
+}

@@ -1,0 +1,110 @@
+//! A run's snapshot: its step tree with reuse expanded, taken when the run starts, so that later
+//! edits never change a run in flight.
+//!
+//! Nodes are numbered in pre-order from 0 (the root). A node's number ([`NodeIdx`]) is stable
+//! for the life of the run, and its `position` is its index among its parent's children.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::step::{Mapper, StepBody, StepType};
+
+/// A node's number within its run: its place in the snapshot's pre-order.
+pub type NodeIdx = u32;
+
+/// One node of a run's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapNode {
+    /// The step this node was made from.
+    pub step_id: Uuid,
+    pub name: String,
+    pub parent: Option<NodeIdx>,
+    /// The index among the parent's children (0 for the root).
+    pub position: u32,
+    /// Levels below the root.
+    pub depth: u32,
+    /// The mapper on the link from the parent.
+    pub mapper: Option<Mapper>,
+    #[serde(flatten)]
+    pub body: StepBody,
+    pub children: Vec<NodeIdx>,
+}
+
+impl SnapNode {
+    pub fn step_type(&self) -> StepType {
+        self.body.step_type()
+    }
+
+    /// The mapper's script, if the link to the parent has one.
+    pub fn mapper_script(&self) -> Option<&str> {
+        self.mapper.as_ref().and_then(Mapper::script)
+    }
+}
+
+/// The whole tree of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    nodes: Vec<SnapNode>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from nodes in pre-order, checking that they link up.
+    pub fn from_nodes(nodes: Vec<SnapNode>) -> Result<Self, String> {
+        if nodes.is_empty() {
+            return Err("a snapshot has at least its root".into());
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            let parent_ok = match n.parent {
+                None => i == 0,
+                Some(p) => {
+                    (p as usize) < i
+                        && nodes[p as usize].children.get(n.position as usize) == Some(&(i as u32))
+                }
+            };
+            if !parent_ok
+                || n.children.iter().any(|&c| c as usize <= i || c as usize >= nodes.len())
+            {
+                return Err(format!(
+                    "snapshot node {i} does not link up with its parent and children"
+                ));
+            }
+        }
+        Ok(Snapshot { nodes })
+    }
+
+    pub fn root(&self) -> &SnapNode {
+        &self.nodes[0]
+    }
+
+    /// The node numbered `idx`. Panics if there is none: numbers come from this snapshot.
+    pub fn node(&self, idx: NodeIdx) -> &SnapNode {
+        &self.nodes[idx as usize]
+    }
+
+    pub fn get(&self, idx: NodeIdx) -> Option<&SnapNode> {
+        self.nodes.get(idx as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn nodes(&self) -> &[SnapNode] {
+        &self.nodes
+    }
+
+    /// The ancestors of a node, nearest first.
+    pub fn ancestors(&self, idx: NodeIdx) -> impl Iterator<Item = NodeIdx> + '_ {
+        std::iter::successors(self.node(idx).parent, |&p| self.node(p).parent)
+    }
+
+    /// The number of `Action` leaves.
+    pub fn action_count(&self) -> usize {
+        self.nodes.iter().filter(|n| n.step_type() == StepType::Action).count()
+    }
+}

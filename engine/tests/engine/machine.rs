@@ -1,0 +1,485 @@
+//! The run state machine, rule by rule.
+
+use aetr_engine::machine::{Event, Fault, Phase, Reply, Retry, RunChange, State, Work};
+use serde_json::json;
+
+use crate::support::*;
+
+#[test]
+fn sequential_passes_each_mapped_result_to_the_next_child() {
+    let tree =
+        seq("s", vec![with_mapper(api("a"), "function apply(d) { return d + '!'; }"), api("b")]);
+    let mut h = Harness::new(&tree);
+    h.start(Some("in"));
+    assert!(!h.is_due("b"), "b waits for a");
+    let a = h.dispatch("a");
+    assert_eq!(h.state("a").input.as_deref(), Some("in"));
+    assert_eq!(h.succeed("a", a, "ra"), Reply::Done);
+    assert_eq!(h.state("a").result.as_deref(), Some("ra"));
+    assert_eq!(h.state("a").output.as_deref(), Some("ra!"));
+    let b = h.dispatch("b");
+    assert_eq!(h.state("b").input.as_deref(), Some("ra!"));
+    h.succeed("b", b, "rb");
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result.as_deref(), Some("rb"));
+    assert_eq!(
+        h.last.as_ref().unwrap().run,
+        Some(RunChange::Complete { result: Some("rb".into()) })
+    );
+}
+
+#[test]
+fn parallel_reducer_sees_results_in_child_order_not_finishing_order() {
+    let tree = with_reducer(
+        par(
+            "p",
+            vec![
+                api("a"),
+                with_mapper(api("b"), "function apply(d) { return d.toUpperCase(); }"),
+                api("c"),
+            ],
+        ),
+        "function apply(rs) { return rs.join('|'); }",
+    );
+    let mut h = Harness::new(&tree);
+    h.start(Some("x"));
+    let (a, b, c) = (h.dispatch("a"), h.dispatch("b"), h.dispatch("c"));
+    for n in ["a", "b", "c"] {
+        assert_eq!(h.state(n).input.as_deref(), Some("x"), "every child gets the parent's input");
+    }
+    h.succeed("c", c, "3");
+    h.succeed("a", a, "1");
+    assert_eq!(h.state("p").remaining, 1);
+    assert_eq!(h.run.root().state(), State::Executing);
+    h.succeed("b", b, "two");
+    assert_eq!(h.run.root().result.as_deref(), Some("1|TWO|3"));
+    assert_eq!(h.run.root().state(), State::Complete);
+}
+
+#[test]
+fn default_reducer_is_the_last_child_in_child_order() {
+    let mut h = Harness::new(&par("p", vec![api("a"), api("b")]));
+    h.start(None);
+    let (a, b) = (h.dispatch("a"), h.dispatch("b"));
+    h.succeed("b", b, "B");
+    h.succeed("a", a, "A");
+    assert_eq!(h.run.root().result.as_deref(), Some("B"));
+}
+
+#[test]
+fn reducer_gets_null_for_a_child_without_result() {
+    let tree =
+        with_reducer(par("p", vec![api("a"), api("b")]), "function apply(rs) { return rs; }");
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let (a, b) = (h.dispatch("a"), h.dispatch("b"));
+    h.send(Event::Result { node: h.idx("a"), attempt: a, result: None });
+    h.succeed("b", b, "B");
+    assert_eq!(h.run.root().result.as_deref(), Some(r#"[null,"B"]"#));
+}
+
+#[test]
+fn branches_advance_independently() {
+    let mut h = Harness::new(&par("p", vec![seq("s", vec![api("a1"), api("a2")]), api("b")]));
+    h.start(Some("in"));
+    let a1 = h.dispatch("a1");
+    let _b = h.dispatch("b");
+    h.succeed("a1", a1, "r1");
+    assert!(h.is_due("a2"), "a2 starts although b has not called back");
+    assert_eq!(h.state("b").state(), State::Executing);
+}
+
+#[test]
+fn empty_parents_and_noop_actions_complete_at_once() {
+    let tree = seq(
+        "root",
+        vec![
+            seq("empty-seq", vec![]),
+            with_mapper(noop("n"), "function apply(d) { return d + '+n'; }"),
+            with_reducer(
+                par("empty-par", vec![]),
+                "function apply(rs) { return 'len=' + rs.length; }",
+            ),
+        ],
+    );
+    let mut h = Harness::new(&tree);
+    h.start(Some("x"));
+    assert!(h.dispatches.is_empty());
+    assert_eq!(h.state("empty-seq").output.as_deref(), Some("x"));
+    assert_eq!(h.state("n").output.as_deref(), Some("x+n"));
+    assert_eq!(h.run.root().result.as_deref(), Some("len=0"));
+    assert_eq!(h.run.root().state(), State::Complete);
+}
+
+#[test]
+fn empty_parallel_with_default_reducer_has_no_result_and_noop_reducer_discards() {
+    let mut h = Harness::new(&par("p", vec![]));
+    h.start(Some("x"));
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result, None);
+
+    let mut tree = par("q", vec![api("a")]);
+    tree["reducer"] = json!({"type": "no-op"});
+    let mut h = Harness::new(&tree);
+    h.start(Some("x"));
+    let a = h.dispatch("a");
+    h.succeed("a", a, "A");
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result, None);
+}
+
+#[test]
+fn a_failure_fails_the_ancestors_and_the_run_and_stops_new_work() {
+    let mut h = Harness::new(&par("p", vec![seq("s", vec![api("a1"), api("a2")]), api("b")]));
+    h.start(None);
+    let a1 = h.dispatch("a1");
+    let b = h.dispatch("b");
+    assert_eq!(h.fail("b", b, "service said no"), Reply::Done);
+    assert_eq!(
+        h.last.as_ref().unwrap().run,
+        Some(RunChange::Error { node: h.idx("b"), error: "service said no".into() })
+    );
+    assert_eq!(h.run.root().state(), State::Error);
+    assert_eq!(h.run.root().error.as_deref(), Some("service said no"));
+    assert_eq!(h.run.root().fault, Some(Fault::Child(h.idx("b"))));
+    // A late callback is recorded and answered, but does not revive the run.
+    assert_eq!(h.succeed("a1", a1, "late"), Reply::Done);
+    assert_eq!(h.state("a1").phase, Phase::Held);
+    assert_eq!(h.state("a1").state(), State::Complete);
+    assert!(!h.is_due("a2"), "nothing new starts after a failure");
+    assert_eq!(h.state("s").state(), State::Executing);
+    assert_eq!(h.run.root().state(), State::Error);
+    assert_eq!(h.last.as_ref().unwrap().run, None, "the run fails once");
+}
+
+#[test]
+fn a_due_dispatch_is_skipped_after_the_run_fails() {
+    let mut h = Harness::new(&par("p", vec![api("a"), api("b")]));
+    h.start(None);
+    let a = h.dispatch("a");
+    h.fail("a", a, "no");
+    let b = h.idx("b");
+    assert_eq!(h.send(Event::Dispatched { node: b, attempt: 1 }), Reply::Skip);
+    assert_eq!(h.run.node(b).state(), State::Pending);
+}
+
+#[test]
+fn callbacks_are_fenced_on_state_and_attempt() {
+    let mut h = Harness::new(&seq("s", vec![api("a"), api("b")]));
+    h.start(None);
+    let a = h.idx("a");
+    // Not yet sent: no token is out.
+    assert_eq!(h.send(Event::Result { node: a, attempt: 1, result: None }), Reply::NotWaiting);
+    let attempt = h.dispatch("a");
+    assert_eq!(h.send(Event::Result { node: a, attempt: 7, result: None }), Reply::NotWaiting);
+    assert_eq!(h.succeed("a", attempt, "1"), Reply::Done);
+    assert_eq!(h.succeed("a", attempt, "again"), Reply::Repeat);
+    assert_eq!(h.fail("a", attempt, "late failure"), Reply::Repeat);
+    assert_eq!(h.state("a").result.as_deref(), Some("1"));
+    // A node that was never reached.
+    let mut h = Harness::new(&seq("s", vec![api("a"), api("b")]));
+    h.start(None);
+    assert_eq!(h.succeed("b", 1, "x"), Reply::NotWaiting);
+}
+
+#[test]
+fn a_callback_before_the_post_returns_wins_over_the_post_outcome() {
+    let mut h = Harness::new(&api("a"));
+    h.start(Some("in"));
+    let a = h.dispatch("a");
+    h.succeed("a", a, "done");
+    let node = h.idx("a");
+    let ev = Event::PostFailed {
+        node,
+        attempt: a,
+        error: "timed out".into(),
+        retry: Retry::After(None),
+    };
+    assert_eq!(h.send(ev), Reply::Ignored);
+    assert_eq!(h.run.root().state(), State::Complete);
+}
+
+#[test]
+fn dispatch_is_sent_once_per_attempt_and_resent_unchanged() {
+    let mut h = Harness::new(&api("a"));
+    h.start(None);
+    let node = h.idx("a");
+    let attempt = h.dispatch("a");
+    assert_eq!(h.state("a").due_at, Some(NOW + 60_000), "the callback deadline");
+    // After a crash, the same attempt is sent again.
+    assert_eq!(h.send(Event::Dispatched { node, attempt }), Reply::Send);
+    assert_eq!(h.send(Event::Dispatched { node, attempt: attempt + 1 }), Reply::Skip);
+    h.succeed("a", attempt, "r");
+    assert_eq!(h.send(Event::Dispatched { node, attempt }), Reply::Skip);
+}
+
+#[test]
+fn retryable_post_failures_back_off_then_give_up() {
+    let tree = json!({"name": "a", "stepType": "Action",
+        "action": {"type": "api", "url": "http://svc.test/a", "retry": {"maxAttempts": 3, "backoffMs": 1000, "maxBackoffMs": 1500}}});
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let node = h.idx("a");
+    let first = h.dispatch("a");
+    h.send(Event::PostFailed {
+        node,
+        attempt: first,
+        error: "HTTP 503".into(),
+        retry: Retry::After(None),
+    });
+    // Full jitter: 0.5 × min(1500, 1000 × 2^0).
+    assert_eq!(h.dispatches, vec![(node, 2, NOW + 500)]);
+    assert_eq!(h.state("a").state(), State::Pending);
+    let second = h.dispatch("a");
+    h.send(Event::PostFailed {
+        node,
+        attempt: second,
+        error: "HTTP 429".into(),
+        retry: Retry::After(Some(7_000)),
+    });
+    assert_eq!(h.dispatches, vec![(node, 3, NOW + 7_000)], "a 429's Retry-After is honoured");
+    let third = h.dispatch("a");
+    h.send(Event::PostFailed {
+        node,
+        attempt: third,
+        error: "HTTP 503".into(),
+        retry: Retry::After(None),
+    });
+    assert_eq!(h.run.root().state(), State::Error);
+    assert_eq!(h.run.root().error.as_deref(), Some("HTTP 503 (after 3 attempts)"));
+    assert_eq!(h.run.root().attempt, 3);
+}
+
+#[test]
+fn a_non_retryable_post_failure_fails_at_once() {
+    let mut h = Harness::new(&api("a"));
+    h.start(None);
+    let node = h.idx("a");
+    let a = h.dispatch("a");
+    h.send(Event::PostFailed { node, attempt: a, error: "HTTP 400".into(), retry: Retry::Never });
+    assert_eq!(h.run.root().state(), State::Error);
+    assert_eq!(h.run.root().error.as_deref(), Some("HTTP 400"));
+    assert!(h.dispatches.is_empty());
+}
+
+#[test]
+fn an_earlier_attempt_may_still_call_back_during_a_retry() {
+    let mut h = Harness::new(&api("a"));
+    h.start(None);
+    let node = h.idx("a");
+    let first = h.dispatch("a");
+    h.send(Event::PostFailed {
+        node,
+        attempt: first,
+        error: "timed out".into(),
+        retry: Retry::After(None),
+    });
+    assert_eq!(h.succeed("a", first, "it arrived after all"), Reply::Done);
+    assert_eq!(h.run.root().result.as_deref(), Some("it arrived after all"));
+    assert_eq!(h.send(Event::Dispatched { node, attempt: 2 }), Reply::Skip);
+}
+
+#[test]
+fn callback_timeout_fails_or_retries_with_a_new_attempt() {
+    let mut h = Harness::new(&api("a"));
+    h.start(None);
+    let node = h.idx("a");
+    let a = h.dispatch("a");
+    assert_eq!(h.send(Event::Timeout { node, attempt: a + 1 }), Reply::Ignored);
+    h.send(Event::Timeout { node, attempt: a });
+    assert_eq!(h.run.root().error.as_deref(), Some("no callback within 60 s (attempt 1)"));
+    assert_eq!(h.succeed("a", a, "too late"), Reply::NotWaiting);
+
+    let tree = json!({"name": "a", "stepType": "Action",
+        "action": {"type": "api", "url": "http://svc.test/a", "onTimeout": "retry", "callbackTimeoutSeconds": 5}});
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let first = h.dispatch("a");
+    assert_eq!(h.state("a").due_at, Some(NOW + 5_000));
+    h.send(Event::Timeout { node, attempt: first });
+    assert_eq!(h.state("a").state(), State::Pending);
+    assert_eq!(h.succeed("a", first, "late"), Reply::Superseded);
+    let second = h.dispatch("a");
+    assert_eq!(second, 2);
+    assert_eq!(h.succeed("a", second, "ok"), Reply::Done);
+    assert_eq!(h.run.root().state(), State::Complete);
+}
+
+#[test]
+fn a_callback_timeout_of_null_waits_for_ever_and_sync_actions_wait_for_no_callback() {
+    for action in [
+        json!({"type": "api", "url": "http://s.test/", "callbackTimeoutSeconds": null}),
+        json!({"type": "api", "url": "http://s.test/", "mode": "sync"}),
+    ] {
+        let mut h = Harness::new(&json!({"name": "a", "stepType": "Action", "action": action}));
+        h.start(None);
+        h.dispatch("a");
+        assert_eq!(h.state("a").due_at, None);
+    }
+}
+
+#[test]
+fn mapper_and_reducer_errors_fail_their_node_with_a_prefix() {
+    let tree =
+        seq("s", vec![with_mapper(api("a"), "function apply(d) { throw new Error('bad data'); }")]);
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let a = h.dispatch("a");
+    h.succeed("a", a, "x");
+    assert_eq!(h.state("a").error.as_deref(), Some("mapper: bad data"));
+    assert_eq!(h.state("a").fault, Some(Fault::Mapper));
+    assert_eq!(h.state("a").result.as_deref(), Some("x"), "the result is kept");
+    assert_eq!(h.run.root().state(), State::Error);
+
+    let tree = with_reducer(par("p", vec![api("a")]), "function apply(rs) { null.x; }");
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let a = h.dispatch("a");
+    h.succeed("a", a, "x");
+    assert!(
+        h.run.root().error.as_deref().unwrap().starts_with("reducer: "),
+        "{:?}",
+        h.run.root().error
+    );
+    assert_eq!(h.run.root().fault, Some(Fault::Reducer));
+}
+
+#[test]
+fn cancel_stops_everything_and_later_callbacks_are_refused() {
+    let mut h = Harness::new(&par("p", vec![api("a"), seq("s", vec![api("b"), api("c")])]));
+    h.start(None);
+    let a = h.dispatch("a");
+    assert_eq!(h.send(Event::Cancel), Reply::Done);
+    assert_eq!(h.last.as_ref().unwrap().work, vec![Work::CancelUnfinished]);
+    for n in ["p", "a", "s", "b", "c"] {
+        assert_eq!(h.state(n).state(), State::Cancelled, "{n}");
+    }
+    assert_eq!(h.succeed("a", a, "late"), Reply::NotWaiting);
+    assert_eq!(h.send(Event::Dispatched { node: h.idx("b"), attempt: 1 }), Reply::Skip);
+    assert_eq!(h.send(Event::Cancel), Reply::Conflict("the run has already finished"));
+    assert_eq!(
+        h.send(Event::Redrive { nodes: vec![] }),
+        Reply::Conflict("only a run in Error can be retried")
+    );
+}
+
+#[test]
+fn redrive_resends_failed_actions_with_a_new_attempt_and_supersedes_the_old_token() {
+    let mut h = Harness::new(&seq("s", vec![api("a"), api("b")]));
+    h.start(Some("in"));
+    let a = h.dispatch("a");
+    h.fail("a", a, "down");
+    assert_eq!(
+        h.send(Event::Start { input: None }),
+        Reply::Conflict("the run has already started")
+    );
+    let failed: Vec<u32> = (0..h.run.snapshot().len() as u32)
+        .filter(|&i| h.run.node(i).phase == Phase::Error)
+        .collect();
+    assert_eq!(h.send(Event::Redrive { nodes: failed }), Reply::Done);
+    assert_eq!(h.last.as_ref().unwrap().run, Some(RunChange::Resumed));
+    assert_eq!(h.run.root().state(), State::Executing);
+    assert_eq!(h.state("a").input.as_deref(), Some("in"), "the input is kept");
+    assert_eq!(h.succeed("a", a, "old"), Reply::Superseded);
+    let again = h.dispatch("a");
+    assert_eq!(again, 2, "attempts keep counting across a redrive");
+    h.succeed("a", again, "ra");
+    let b = h.dispatch("b");
+    h.succeed("b", b, "rb");
+    assert_eq!(h.run.root().result.as_deref(), Some("rb"));
+}
+
+#[test]
+fn redrive_reruns_only_a_failed_mapper_and_passes_on_held_results() {
+    let tree = par(
+        "p",
+        vec![
+            with_mapper(
+                api("a"),
+                "function apply(d) { if (d === 'bad') throw new Error('no'); return d; }",
+            ),
+            api("b"),
+        ],
+    );
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let (a, b) = (h.dispatch("a"), h.dispatch("b"));
+    h.succeed("a", a, "bad");
+    assert_eq!(h.state("a").error.as_deref(), Some("mapper: no"));
+    h.succeed("b", b, "B");
+    assert_eq!(h.state("b").phase, Phase::Held);
+    // A redrive runs only the mapper again, on the result it has (which still fails it).
+    let nodes = vec![h.idx("p"), h.idx("a"), h.idx("b")];
+    assert_eq!(h.send(Event::Redrive { nodes }), Reply::Done);
+    assert!(h.dispatches.is_empty(), "nothing is sent again");
+    assert_eq!(
+        h.state("a").error.as_deref(),
+        Some("mapper: no"),
+        "the mapper ran again, and failed again"
+    );
+    assert_eq!(h.state("b").phase, Phase::Complete, "b's held result was passed on");
+    assert_eq!(h.state("p").remaining, 1);
+}
+
+#[test]
+fn redrive_reruns_a_failed_reducer() {
+    let tree = with_reducer(
+        par("p", vec![api("a")]),
+        "var n = 0; function apply(rs) { if (++n === 1) throw new Error('once'); return 'ok'; }",
+    );
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let a = h.dispatch("a");
+    h.succeed("a", a, "x");
+    assert_eq!(h.run.root().error.as_deref(), Some("reducer: once"));
+    h.send(Event::Redrive { nodes: vec![0] });
+    assert_eq!(h.run.root().result.as_deref(), Some("ok"));
+    assert_eq!(h.run.root().state(), State::Complete);
+}
+
+#[test]
+fn a_retry_round_after_redrive_gets_the_whole_policy_again() {
+    let tree = json!({"name": "a", "stepType": "Action",
+        "action": {"type": "api", "url": "http://svc.test/a", "retry": {"maxAttempts": 2, "backoffMs": 0}}});
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let node = h.idx("a");
+    for round in 0..2 {
+        for _ in 0..2 {
+            let at = h.dispatch("a");
+            h.send(Event::PostFailed {
+                node,
+                attempt: at,
+                error: "HTTP 502".into(),
+                retry: Retry::After(None),
+            });
+        }
+        assert_eq!(h.run.root().state(), State::Error, "round {round}");
+        h.send(Event::Redrive { nodes: vec![node] });
+    }
+    assert_eq!(h.dispatch("a"), 5);
+}
+
+#[test]
+fn a_callback_for_a_wide_parallel_touches_only_its_node_and_the_parent() {
+    let leaves: Vec<_> = (0..2000).map(|i| api(&format!("l{i}"))).collect();
+    let tree = with_reducer(par("p", leaves), "function apply(rs) { return String(rs.length); }");
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    assert_eq!(h.dispatches.len(), 2000);
+    let mut sent = Vec::new();
+    for (node, attempt, _) in std::mem::take(&mut h.dispatches) {
+        let (out, changed) = h.run.apply(Event::Dispatched { node, attempt }).unwrap();
+        assert_eq!((out.reply, changed), (Reply::Send, vec![node]));
+        sent.push((node, attempt));
+    }
+    let last = sent.pop().unwrap();
+    for (node, attempt) in sent {
+        let (_, changed) =
+            h.run.apply(Event::Result { node, attempt, result: Some("r".into()) }).unwrap();
+        assert_eq!(changed, vec![0, node], "only the leaf and the parent's countdown");
+    }
+    let (out, _) =
+        h.run.apply(Event::Result { node: last.0, attempt: last.1, result: None }).unwrap();
+    assert_eq!(out.work, vec![Work::Reduce { node: 0 }]);
+}
