@@ -206,7 +206,7 @@ impl<'a> Machine<'a> {
             return Ok(Reply::Ignored);
         }
         let policy = self.api_action(idx)?.effective_retry();
-        let tries = attempt - st.round_from + 1;
+        let tries = attempt.saturating_sub(st.round_from) + 1;
         match retry {
             Retry::After(hint) if tries < policy.max_attempts => {
                 let delay = hint.unwrap_or_else(|| policy.delay_ms(tries, self.ctx.jitter));
@@ -233,7 +233,7 @@ impl<'a> Machine<'a> {
         }
         let action = self.api_action(idx)?;
         let policy = action.effective_retry();
-        let tries = attempt - st.round_from + 1;
+        let tries = attempt.saturating_sub(st.round_from) + 1;
         if action.effective_on_timeout() == OnTimeout::Retry && tries < policy.max_attempts {
             let due = self.ctx.now.saturating_add(policy.delay_ms(tries, self.ctx.jitter) as i64);
             // The timed-out attempt is superseded: its callback now gets 409.
@@ -277,9 +277,9 @@ impl<'a> Machine<'a> {
         let node = snap.node(idx);
         let now = self.ctx.now;
         let st = self.nodes.start(idx)?;
-        st.started_at = Some(now);
         st.phase = Phase::Executing;
         match &node.body {
+            // An action starts executing when it is sent.
             StepBody::Action { action: Action::Api(_) } => {
                 st.input = input;
                 let next = st.attempt + 1;
@@ -287,10 +287,12 @@ impl<'a> Machine<'a> {
                 self.schedule(idx, next, next, now)
             }
             StepBody::Action { action: Action::NoOp } => {
+                st.started_at = Some(now);
                 st.input = input.clone();
                 self.settle(idx, input)
             }
             StepBody::Sequential => {
+                st.started_at = Some(now);
                 st.input = input.clone();
                 match node.children.first() {
                     Some(&first) => self.activate(first, input),
@@ -298,6 +300,7 @@ impl<'a> Machine<'a> {
                 }
             }
             StepBody::Parallel { .. } => {
+                st.started_at = Some(now);
                 st.input = input.clone();
                 st.remaining = node.children.len() as u32;
                 if node.children.is_empty() {

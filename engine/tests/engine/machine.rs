@@ -204,7 +204,10 @@ fn dispatch_is_sent_once_per_attempt_and_resent_unchanged() {
     let mut h = Harness::new(&api("a"));
     h.start(None);
     let node = h.idx("a");
+    assert_eq!(h.state("a").started_at, None, "not executing until sent");
+    assert_eq!(h.state("a").due_at, Some(NOW), "due at once");
     let attempt = h.dispatch("a");
+    assert_eq!(h.state("a").started_at, Some(NOW));
     assert_eq!(h.state("a").due_at, Some(NOW + 60_000), "the callback deadline");
     // After a crash, the same attempt is sent again.
     assert_eq!(h.send(Event::Dispatched { node, attempt }), Reply::Send);
