@@ -106,6 +106,11 @@ pub struct Shape {
     pub depth: u32,
 }
 
+/// The step `id`, or a 422 that names it.
+fn lookup(source: &(impl StepSource + ?Sized), id: Uuid) -> Result<&Step, FieldError> {
+    source.step(&id).ok_or_else(|| FieldError::refused("", format!("no step with id {id}")))
+}
+
 /// A cycle reachable from `root`, as the ids along it (the first repeated at the end).
 pub fn find_cycle(root: Uuid, source: &(impl StepSource + ?Sized)) -> Option<Vec<Uuid>> {
     #[derive(Clone, Copy, PartialEq)]
@@ -152,9 +157,7 @@ fn measure(root: Uuid, source: &(impl StepSource + ?Sized)) -> Result<Shape, Fie
         if memo.contains_key(&id) {
             continue;
         }
-        let step = source
-            .step(&id)
-            .ok_or_else(|| FieldError::refused("", format!("no step with id {id}")))?;
+        let step = lookup(source, id)?;
         if children_done {
             let mut shape = Shape { nodes: 1, depth: 0 };
             for link in &step.children {
@@ -184,9 +187,7 @@ pub fn snapshot(
     // Pre-order: (step, parent, position, mapper on the link).
     let mut stack: Vec<(Uuid, Option<NodeIdx>, u32, Option<Mapper>)> = vec![(root, None, 0, None)];
     while let Some((id, parent, position, mapper)) = stack.pop() {
-        let step = source
-            .step(&id)
-            .ok_or_else(|| FieldError::refused("", format!("no step with id {id}")))?;
+        let step = lookup(source, id)?;
         let idx = nodes.len() as NodeIdx;
         let depth = parent.map_or(0, |p| nodes[p as usize].depth + 1);
         if let Some(p) = parent {

@@ -147,4 +147,10 @@ impl NodeState {
     pub fn state(&self) -> State {
         self.phase.state()
     }
+
+    /// The attempts made in the current round, the one in flight included: what the retry
+    /// policy's `maxAttempts` bounds.
+    pub fn tries_this_round(&self) -> u32 {
+        self.attempt.saturating_sub(self.round_from) + 1
+    }
 }

@@ -63,9 +63,8 @@ impl<'a> Machine<'a> {
     }
 
     fn cancel(&mut self) -> Step<Reply> {
-        match self.nodes.read(ROOT)?.phase.state() {
-            s if s.is_terminal() => return Ok(Reply::Conflict("the run has already finished")),
-            _ => {}
+        if self.halted()? {
+            return Ok(Reply::Conflict("the run has already finished"));
         }
         let now = self.ctx.now;
         let root = self.nodes.write(ROOT)?;
@@ -206,7 +205,7 @@ impl<'a> Machine<'a> {
             return Ok(Reply::Ignored);
         }
         let policy = self.api_action(idx)?.effective_retry();
-        let tries = attempt.saturating_sub(st.round_from) + 1;
+        let tries = st.tries_this_round();
         match retry {
             Retry::After(hint) if tries < policy.max_attempts => {
                 let delay = hint.unwrap_or_else(|| policy.delay_ms(tries, self.ctx.jitter));
@@ -233,7 +232,7 @@ impl<'a> Machine<'a> {
         }
         let action = self.api_action(idx)?;
         let policy = action.effective_retry();
-        let tries = attempt.saturating_sub(st.round_from) + 1;
+        let tries = st.tries_this_round();
         if action.effective_on_timeout() == OnTimeout::Retry && tries < policy.max_attempts {
             let due = self.ctx.now.saturating_add(policy.delay_ms(tries, self.ctx.jitter) as i64);
             // The timed-out attempt is superseded: its callback now gets 409.
@@ -278,8 +277,12 @@ impl<'a> Machine<'a> {
         let now = self.ctx.now;
         let st = self.nodes.start(idx)?;
         st.phase = Phase::Executing;
+        let is_api = matches!(node.body, StepBody::Action { action: Action::Api(_) });
+        // An action starts executing when it is sent ([`Self::dispatched`]).
+        if !is_api {
+            st.started_at = Some(now);
+        }
         match &node.body {
-            // An action starts executing when it is sent.
             StepBody::Action { action: Action::Api(_) } => {
                 st.input = input;
                 let next = st.attempt + 1;
@@ -287,12 +290,10 @@ impl<'a> Machine<'a> {
                 self.schedule(idx, next, next, now)
             }
             StepBody::Action { action: Action::NoOp } => {
-                st.started_at = Some(now);
                 st.input = input.clone();
                 self.settle(idx, input)
             }
             StepBody::Sequential => {
-                st.started_at = Some(now);
                 st.input = input.clone();
                 match node.children.first() {
                     Some(&first) => self.activate(first, input),
@@ -300,7 +301,6 @@ impl<'a> Machine<'a> {
                 }
             }
             StepBody::Parallel { .. } => {
-                st.started_at = Some(now);
                 st.input = input.clone();
                 st.remaining = node.children.len() as u32;
                 if node.children.is_empty() {
