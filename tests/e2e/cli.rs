@@ -1,5 +1,4 @@
 //! The `aetr` binary, run as a user runs it.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -26,7 +25,50 @@ fn help_describes_the_binary() {
     let (code, out, _) = aetr(&["--help"], "");
     assert_eq!(code, 0);
     assert!(out.contains("workflow-tree orchestrator"), "{out}");
-    assert!(out.contains("check"), "{out}");
+    for command in ["server", "migrate", "check"] {
+        assert!(out.contains(command), "{command} is not in {out}");
+    }
+}
+
+#[test]
+fn every_server_option_is_a_flag_with_its_environment_variable_in_the_help() {
+    let (code, out, _) = aetr(&["server", "--help"], "");
+    assert_eq!(code, 0);
+    for (flag, var) in [
+        ("--bind", "AETR_BIND"),
+        ("--public-url", "AETR_PUBLIC_URL"),
+        ("--database-url", "DATABASE_URL"),
+        ("--data-dir", "AETR_DATA_DIR"),
+        ("--db-pool-size", "AETR_DB_POOL_SIZE"),
+        ("--db-timeout-ms", "AETR_DB_TIMEOUT_MS"),
+        ("--db-statement-timeout-ms", "AETR_DB_STATEMENT_TIMEOUT_MS"),
+        ("--log-format", "AETR_LOG_FORMAT"),
+        ("--max-nodes", "AETR_MAX_NODES"),
+        ("--max-depth", "AETR_MAX_DEPTH"),
+        ("--max-children", "AETR_MAX_CHILDREN"),
+        ("--max-script-bytes", "AETR_MAX_SCRIPT_BYTES"),
+        ("--max-name-chars", "AETR_MAX_NAME_CHARS"),
+        ("--max-url-bytes", "AETR_MAX_URL_BYTES"),
+        ("--max-headers", "AETR_MAX_HEADERS"),
+        ("--max-definition-bytes", "AETR_MAX_DEFINITION_BYTES"),
+    ] {
+        assert!(out.contains(flag), "no {flag} in {out}");
+        assert!(out.contains(&format!("[env: {var}")), "no {var} in {out}");
+    }
+}
+
+#[test]
+fn the_server_refuses_an_unspecified_address_without_a_public_url() {
+    let (code, _, err) = aetr(&["server", "--bind", "0.0.0.0:0"], "");
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "aetr: AETR_BIND is 0.0.0.0:0, which is no address that services can call back: set \
+         AETR_PUBLIC_URL to the URL at which they reach this server"
+    );
+    let (code, _, err) = aetr(&["server", "--public-url", "localhost:9999"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("AETR_PUBLIC_URL must be an absolute http(s) URL"), "{err}");
 }
 
 #[test]

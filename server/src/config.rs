@@ -1,0 +1,151 @@
+//! The command line: every option is a flag with a matching environment variable, documented
+//! in `--help`, with defaults that work on a laptop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aetr_engine::Limits;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// aetr: a workflow-tree orchestrator for HTTP services.
+///
+/// A step tree's leaves are actions that POST to services; each service calls back with its
+/// result, and the run moves on. JavaScript mappers and reducers shape the data between steps.
+#[derive(Debug, Parser)]
+#[command(name = "aetr", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// How logs are written to standard error: `text` for people, `json` for log collectors.
+    #[arg(long, env = "AETR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serves the REST API (under /api/v1) and the callback endpoint. Applies the database
+    /// migrations first. Without DATABASE_URL it runs its own PostgreSQL cluster under
+    /// AETR_DATA_DIR, and stops it on exit.
+    Server(ServerArgs),
+    /// Applies the database migrations and exits. `aetr server` applies them too, under the
+    /// same advisory lock, so replicas that start together apply them once.
+    Migrate(DatabaseArgs),
+    /// Validates a whole nested step tree (the body of `PUT /api/v1/steps`) without a server:
+    /// its shape, its scripts (compiled, not run), cycles and size limits. Every child must be
+    /// defined in the file. Prints `{"id","nodes","depth"}`, or `{"errors":[...]}` and exits 1.
+    Check {
+        /// The tree's JSON file; `-` (the default) reads standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The address to serve on. Port 0 picks a free port (the log says which).
+    #[arg(long, env = "AETR_BIND", default_value = "127.0.0.1:9999")]
+    pub bind: SocketAddr,
+
+    /// The URL at which services reach this server, for the callback URLs it hands out
+    /// (default: http://<bind>). Required when binding an unspecified address such as 0.0.0.0,
+    /// and behind a load balancer.
+    #[arg(long, env = "AETR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// The PostgreSQL database to use, as a URL (postgres://user@host:5432/db) or as
+    /// `key=value` pairs. When unset, aetr runs its own cluster under AETR_DATA_DIR, from the
+    /// PostgreSQL binaries installed on this machine.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where aetr keeps its own files: the embedded PostgreSQL cluster is in `<dir>/pg`.
+    #[arg(long, env = "AETR_DATA_DIR", default_value = "./.aetr")]
+    pub data_dir: PathBuf,
+
+    /// The most database connections this server holds at once.
+    #[arg(long, env = "AETR_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a free database connection, and for a new connection to
+    /// open, in milliseconds. After that it is answered 503.
+    #[arg(long, env = "AETR_DB_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_timeout_ms: u64,
+
+    /// The longest that one SQL statement may run, in milliseconds (0: no limit). Migrations
+    /// are not bounded.
+    #[arg(long, env = "AETR_DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub db_statement_timeout_ms: u64,
+}
+
+impl DatabaseArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.db_timeout_ms)
+    }
+}
+
+/// Limits on what the API accepts. Node counts are after reuse is expanded.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// The most nodes in a step tree, with reused steps counted each time they appear.
+    #[arg(long, env = "AETR_MAX_NODES", default_value_t = Limits::default().max_nodes)]
+    pub max_nodes: u64,
+
+    /// The most levels below a tree's root.
+    #[arg(long, env = "AETR_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: u32,
+
+    /// The most children of one step.
+    #[arg(long, env = "AETR_MAX_CHILDREN", default_value_t = Limits::default().max_children)]
+    pub max_children: usize,
+
+    /// The most bytes in one mapper or reducer script.
+    #[arg(long, env = "AETR_MAX_SCRIPT_BYTES", default_value_t = Limits::default().max_script_bytes)]
+    pub max_script_bytes: usize,
+
+    /// The most characters in a step's name.
+    #[arg(long, env = "AETR_MAX_NAME_CHARS", default_value_t = Limits::default().max_name_chars)]
+    pub max_name_chars: usize,
+
+    /// The most bytes in an action's URL.
+    #[arg(long, env = "AETR_MAX_URL_BYTES", default_value_t = Limits::default().max_url_bytes)]
+    pub max_url_bytes: usize,
+
+    /// The most headers on one action.
+    #[arg(long, env = "AETR_MAX_HEADERS", default_value_t = Limits::default().max_headers)]
+    pub max_headers: usize,
+
+    /// The largest body of a step definition request (`PUT /steps` and the others), in bytes.
+    #[arg(long, env = "AETR_MAX_DEFINITION_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_definition_bytes: usize,
+}
+
+impl LimitArgs {
+    pub fn tree_limits(&self) -> Limits {
+        Limits {
+            max_nodes: self.max_nodes,
+            max_depth: self.max_depth,
+            max_children: self.max_children,
+            max_script_bytes: self.max_script_bytes,
+            max_name_chars: self.max_name_chars,
+            max_url_bytes: self.max_url_bytes,
+            max_headers: self.max_headers,
+        }
+    }
+}

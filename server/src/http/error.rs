@@ -1,0 +1,148 @@
+//! The API's errors: one enum, answered as `{"errors":[...]}` with the status design.md gives.
+//! Anything unexpected is logged in full and answered with an opaque 500, which is a bug.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use aetr_engine::{FieldError, FieldErrors};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// How long a client should wait before retrying a request that found the database unavailable.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// An error body: each message names the path to its field, such as
+/// `children[2].mapper.js: SyntaxError: ...`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 (syntax, shape, type or enum) or 422 (well-formed but refused), by the errors'
+    /// severity.
+    #[error("{0}")]
+    Fields(FieldErrors),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// 503, with `Retry-After`.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: a bug.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 at one field.
+    pub fn invalid(path: &str, message: impl Into<String>) -> Self {
+        ApiError::Fields(FieldError::invalid(path, message).into())
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        ApiError::Fields(e)
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::Fields(e.into())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<tokio_postgres::Error>() {
+            Ok(db) => db.into(),
+            Err(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if database_unavailable(&e) {
+            ApiError::Unavailable(e.into())
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::PoolError;
+        match e {
+            PoolError::Backend(db) => db.into(),
+            PoolError::Timeout(_) | PoolError::Closed => ApiError::Unavailable(e.into()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(anyhow::anyhow!("a blocking task failed: {e}"))
+    }
+}
+
+/// Whether an error says the database cannot be reached now (as opposed to a bug): the
+/// connection is gone or failed, the server is shutting down or refusing connections, or a
+/// statement ran out of time.
+fn database_unavailable(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error;
+    if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
+        return true;
+    }
+    e.code().is_some_and(|code| {
+        let code = code.code();
+        code.starts_with("08") // connection exception
+            || code.starts_with("57P") // admin, crash or startup shutdown
+            || code == "53300" // too many connections
+            || code == "57014" // statement timeout
+    })
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Fields(e) => {
+                StatusCode::from_u16(e.severity().http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let messages = match self {
+            ApiError::Fields(e) => e.messages(),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "the database is unavailable");
+                vec![self.to_string()]
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                vec![self.to_string()]
+            }
+            other => vec![other.to_string()],
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        response.json(ErrorBody { errors: messages })
+    }
+}

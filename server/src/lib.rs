@@ -1,0 +1,13 @@
+//! The `aetr` server: HTTP API (actix-web), storage (tokio-postgres, deadpool-postgres), the
+//! embedded PostgreSQL, and the CLI's commands. The engine (`aetr-engine`) holds the domain.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod check;
+pub mod config;
+pub mod db;
+pub mod definitions;
+pub mod http;
+pub mod logging;
+pub mod routes;
+pub mod store;

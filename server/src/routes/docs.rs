@@ -1,0 +1,146 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations, and the schemas of the
+//! engine's definition types (which the engine, free of HTTP concerns, does not describe).
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use utoipa::{OpenApi, ToSchema};
+
+use super::{health, steps};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "aetr", description = "A workflow-tree orchestrator for HTTP services."),
+    paths(
+        steps::list, steps::create, steps::put_tree, steps::put_slim, steps::get_tree,
+        steps::get_slim, steps::set_children, steps::parents, steps::delete,
+        health::healthz, health::readyz,
+    ),
+    tags((name = "steps", description = "Step trees: define, read, compose and delete them.")),
+)]
+struct ApiDoc;
+
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| e.to_string()));
+
+/// `GET /api/v1/openapi.json`
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(DOCUMENT.as_str())
+}
+
+/// The kind of a step.
+#[derive(Debug, ToSchema)]
+#[schema(as = StepType)]
+#[allow(dead_code)]
+pub enum StepTypeDoc {
+    Sequential,
+    Parallel,
+    Action,
+}
+
+/// A leaf's action: `{"type":"no-op"}` completes at once with its input as its result;
+/// `{"type":"api", url, ...}` POSTs the input to `url` with `aetr=<callback-url>` added.
+#[derive(Debug, ToSchema)]
+#[schema(as = Action, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct ActionDoc {
+    #[schema(rename = "type")]
+    kind: ActionKindDoc,
+    /// `api`: an absolute http(s) URL, without an `aetr` query parameter.
+    url: Option<String>,
+    /// Sent after aetr's own headers, which they override, in this order.
+    headers: Option<BTreeMap<String, String>>,
+    retry: Option<RetryDoc>,
+    /// How long the POST may take (default 30).
+    #[schema(minimum = 1, maximum = 3600)]
+    timeout_seconds: Option<u32>,
+    /// How long to wait for the callback: absent for the server's default, `null` to wait for
+    /// ever.
+    callback_timeout_seconds: Option<u64>,
+    on_timeout: Option<OnTimeoutDoc>,
+    mode: Option<ModeDoc>,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = ActionType, rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum ActionKindDoc {
+    Api,
+    NoOp,
+}
+
+/// Retries of a POST that failed with a connection error, a timeout, a 5xx or a 429:
+/// exponential backoff with full jitter.
+#[derive(Debug, ToSchema)]
+#[schema(as = RetryPolicy, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct RetryDoc {
+    /// Counts the first attempt (default 3).
+    #[schema(minimum = 1, maximum = 100)]
+    max_attempts: u32,
+    /// The first backoff (default 1000).
+    backoff_ms: u64,
+    /// The longest backoff (default 60000).
+    max_backoff_ms: u64,
+}
+
+/// What happens when the callback timeout passes: the node fails, or is sent again.
+#[derive(Debug, ToSchema)]
+#[schema(as = OnTimeout, rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum OnTimeoutDoc {
+    Fail,
+    Retry,
+}
+
+/// `callback`: the result comes by callback. `sync`: the 2xx answer's body is the result.
+#[derive(Debug, ToSchema)]
+#[schema(as = Mode, rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum ModeDoc {
+    Callback,
+    Sync,
+}
+
+/// A Parallel step's reducer: `last` (the default: the last child's result, in child order),
+/// `no-op` (no result), or `js`: `function apply(results) {...}` over the children's mapped
+/// results, in child order.
+#[derive(Debug, ToSchema)]
+#[schema(as = Reducer)]
+#[allow(dead_code)]
+pub struct ReducerDoc {
+    #[schema(rename = "type")]
+    kind: ReducerKindDoc,
+    /// With `js`: the source of `function apply(results)`.
+    js: Option<String>,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = ReducerType, rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum ReducerKindDoc {
+    Last,
+    NoOp,
+    Js,
+}
+
+/// A mapper on a parent→child link: `no-op`, or `js`: `function apply(data) {...}` over the
+/// child's result.
+#[derive(Debug, ToSchema)]
+#[schema(as = Mapper)]
+#[allow(dead_code)]
+pub struct MapperDoc {
+    #[schema(rename = "type")]
+    kind: MapperKindDoc,
+    /// With `js`: the source of `function apply(data)`.
+    js: Option<String>,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = MapperType, rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum MapperKindDoc {
+    NoOp,
+    Js,
+}

@@ -1,0 +1,37 @@
+//! HTTP routes, laid out like the URL tree. Every endpoint is annotated for the OpenAPI
+//! document ([`docs`]).
+
+pub mod docs;
+mod health;
+mod steps;
+
+use actix_web::{web, HttpRequest, HttpResponse, Resource, ResponseError};
+
+use crate::http::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz").get(health::healthz))
+        .service(resource("/readyz").get(health::readyz))
+        .service(
+            web::scope("/api/v1")
+                .service(resource("/openapi.json").get(docs::openapi))
+                .configure(steps::configure),
+        )
+        .default_service(web::to(no_such_endpoint));
+}
+
+/// A resource whose unknown methods get a 405 that names the allowed ones.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn no_such_endpoint(req: HttpRequest) -> HttpResponse {
+    let e = ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path()));
+    e.error_response()
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let e =
+        ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()));
+    e.error_response()
+}

@@ -1,0 +1,4 @@
+//! Storage: SQL next to the code that uses it, prepared and cached per connection. Functions
+//! take `&impl GenericClient`, so that a caller can group them in one transaction.
+
+pub mod steps;

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `aetr` binary, a real PostgreSQL, real HTTP. One test binary, so
+//! that it links once.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod cli;
+mod embedded;
+mod migrations;
+mod openapi;
+mod steps;

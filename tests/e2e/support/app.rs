@@ -1,0 +1,144 @@
+//! `TestApp`: a real `aetr server` on a fresh database, and typed helpers for its API.
+
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::postgres::{drop_database, fresh_database, postgres};
+use super::server::ServerProcess;
+
+pub struct TestApp {
+    /// `None` only while it is dropped.
+    server: Option<ServerProcess>,
+    pub http: reqwest::Client,
+    database: Option<String>,
+}
+
+/// An answer: its status, headers and body (JSON when it parses, else a JSON string).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `{"errors":[...]}` texts.
+    pub fn errors(&self) -> Vec<String> {
+        let errors = self.body["errors"].as_array();
+        let errors = errors.unwrap_or_else(|| panic!("not an error body: {:?}", self.body));
+        errors.iter().map(|e| e.as_str().expect("an error text").to_owned()).collect()
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    pub fn id(&self) -> Uuid {
+        let id = self.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", self.body));
+        Uuid::parse_str(id).expect("a UUID")
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(&[]).await
+    }
+
+    /// With more environment variables for the server.
+    pub async fn spawn_with(env: &[(&str, &str)]) -> TestApp {
+        let database = fresh_database().await;
+        let url = postgres().connection_string(&database);
+        let mut all = vec![("DATABASE_URL", url.as_str())];
+        all.extend_from_slice(env);
+        let server = ServerProcess::start(&all);
+        TestApp { server: Some(server), http: reqwest::Client::new(), database: Some(database) }
+    }
+
+    pub fn server(&self) -> &ServerProcess {
+        self.server.as_ref().expect("the server runs until the app is dropped")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server().base_url)
+    }
+
+    /// Sends a request whose body, if any, is raw text.
+    pub async fn send(&self, method: Method, path: &str, body: Option<String>) -> Answer {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request.send().await.expect("aetr answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(Method::DELETE, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(Method::POST, path, Some(body.to_string())).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send(Method::PUT, path, Some(body.to_string())).await
+    }
+
+    // Typed helpers for the steps API. Each asserts success and returns what was made.
+
+    /// `PUT /steps` with a fat tree: the root's id.
+    pub async fn put_tree(&self, tree: &Value) -> Uuid {
+        self.put("/api/v1/steps", tree).await.expect(200).id()
+    }
+
+    /// `POST /steps`: the new step's id.
+    pub async fn create_step(&self, step: &Value) -> Uuid {
+        self.post("/api/v1/steps", step).await.expect(201).id()
+    }
+
+    /// `GET /steps/{id}`: the fat tree.
+    pub async fn tree(&self, id: Uuid) -> Value {
+        self.get(&format!("/api/v1/steps/{id}")).await.expect(200).body
+    }
+
+    /// `GET /steps/{id}/slim`.
+    pub async fn slim(&self, id: Uuid) -> Value {
+        self.get(&format!("/api/v1/steps/{id}/slim")).await.expect(200).body
+    }
+
+    /// `POST /steps/{id}/children`, answered as it was.
+    pub async fn set_children(&self, id: Uuid, children: &Value) -> Answer {
+        self.post(
+            &format!("/api/v1/steps/{id}/children"),
+            &serde_json::json!({ "children": children }),
+        )
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The server first, so that no connection holds the database.
+        drop(self.server.take());
+        if let Some(database) = self.database.take() {
+            drop_database(database);
+        }
+    }
+}
