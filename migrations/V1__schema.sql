@@ -50,16 +50,19 @@ CREATE INDEX step_children_child ON step_children (child_id);
 CREATE TABLE runs (
     -- UUIDv7, so ids grow with time and "newest first" is ORDER BY id DESC.
     id              uuid PRIMARY KEY,
-    -- The root step. Not a foreign key: a run keeps its snapshot when the step is deleted.
+    -- The root step, its name and its kind when the run started. Not a foreign key: a run keeps
+    -- its snapshot when the step is deleted.
     step_id         uuid NOT NULL,
+    step_name       text NOT NULL,
+    step_type       text NOT NULL,
+    -- The root node's state, kept here for the run lists' filter. The root node (idx 0 in
+    -- run_nodes) holds the run's input, result and error.
     state           text NOT NULL
                     CHECK (state IN ('Pending', 'Executing', 'Complete', 'Error', 'Cancelled')),
     -- The tree with reuse expanded, as the engine's Snapshot: later edits never change a run.
+    -- Servers read it once per run and keep it in memory; it never changes.
     snapshot        json NOT NULL,
     node_count      integer NOT NULL,
-    input           text,
-    result          text,
-    error           text,
     -- The node whose failure failed the run.
     failed_node     integer,
     -- `POST /runs/step/{id}` with an idempotencyKey returns the first run made with it.
@@ -72,16 +75,19 @@ CREATE INDEX runs_state ON runs (state, id DESC);
 -- `GET /runs?stepId=`, newest first.
 CREATE INDEX runs_step ON runs (step_id, id DESC);
 
--- The nodes of a run, one row per node of its snapshot. A callback reads and writes only its
--- node and that node's ancestors; a node's static part (its step, mapper, action) is in the
--- run's snapshot.
+-- The nodes of a run, one row per node of its snapshot, all made when the run starts. An event
+-- reads and writes only its node and that node's ancestors, locked in idx order (the root
+-- first, which serialises a run's events); a node's static part (its step, mapper, action) is
+-- in the run's snapshot.
 CREATE TABLE run_nodes (
     run_id       uuid NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    -- The node's number in the snapshot's pre-order; 0 is the root.
+    -- The node's number in the snapshot's pre-order; 0 is the root. Its public id is derived
+    -- from the run's id and this number.
     idx          integer NOT NULL,
     parent_idx   integer,
-    -- The index among the parent's children.
+    -- The index among the parent's children, and the levels below the root.
     position     integer NOT NULL,
+    depth        integer NOT NULL,
     -- The engine's phase (Waiting, Ready, Executing, Received, Reducing, Held, Complete, Error,
     -- Cancelled); the public state follows from it.
     phase        text NOT NULL,
@@ -100,27 +106,29 @@ CREATE TABLE run_nodes (
     live_from    integer NOT NULL DEFAULT 0,
     -- A Parallel node's children that have not passed on their result yet.
     remaining    integer NOT NULL DEFAULT 0,
-    -- Ready: not to be sent before this. Executing (an action): the callback deadline.
+    -- Ready: not to be sent before this (NULL: parked, because the run stopped). Executing (an
+    -- action): the callback deadline.
     due_at       timestamptz,
-    -- A dispatcher that claimed the node holds it until then. The epoch grows with every claim,
-    -- and completion writes are fenced on it, so a stale dispatcher cannot overwrite newer
-    -- state.
+    -- Work in hand: a POST being sent, or a mapper or reducer running. The server doing it
+    -- holds the node until then; when the lease expires, any server takes the work over (and
+    -- re-sends the same attempt). The epoch grows with every new holder, and the holder's
+    -- writes are fenced on it, so that a stale one cannot overwrite newer state.
     lease_until  timestamptz,
     lease_epoch  bigint NOT NULL DEFAULT 0,
-    created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
     completed_at timestamptz,
     PRIMARY KEY (run_id, idx)
 );
--- The dispatcher's claim: Ready nodes that are due, oldest first.
+-- The dispatcher's claims, one index each: Ready nodes that are due, oldest first; work whose
+-- lease expired; callback deadlines that passed.
 CREATE INDEX run_nodes_due ON run_nodes (due_at) WHERE phase = 'Ready';
--- Callback timeouts: Executing nodes with a deadline.
-CREATE INDEX run_nodes_deadline ON run_nodes (due_at) WHERE phase = 'Executing' AND due_at IS NOT NULL;
--- Expired leases, reclaimed by the dispatcher.
 CREATE INDEX run_nodes_lease ON run_nodes (lease_until) WHERE lease_until IS NOT NULL;
--- A page of a node's children (`GET /runs/{id}/nodes/{nodeId}/children`).
+CREATE INDEX run_nodes_deadline ON run_nodes (due_at)
+    WHERE phase = 'Executing' AND due_at IS NOT NULL;
+-- A node's children in order: a page of them (`GET /runs/{id}/nodes/{nodeId}/children`), and
+-- a reducer's inputs.
 CREATE INDEX run_nodes_children ON run_nodes (run_id, parent_idx, idx);
--- A redrive's failed, held and skipped nodes of one run.
+-- A redrive's failed, held and parked nodes of one run.
 CREATE INDEX run_nodes_redrive ON run_nodes (run_id) WHERE phase IN ('Error', 'Held', 'Ready');
 
 -- Every attempt at an action: when it was sent, and how it ended.
@@ -128,8 +136,8 @@ CREATE TABLE attempts (
     run_id        uuid NOT NULL,
     idx           integer NOT NULL,
     n             integer NOT NULL CHECK (n >= 1),
-    dispatched_at timestamptz NOT NULL DEFAULT now(),
-    -- Executing, Complete, Error, TimedOut or Superseded.
+    dispatched_at timestamptz NOT NULL,
+    -- Executing (sent, no outcome yet), Complete, Error or TimedOut.
     status        text NOT NULL,
     -- The HTTP status of the POST's answer, when there was one.
     http_status   integer,

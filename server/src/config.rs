@@ -65,6 +65,34 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    /// How long an action waits for its callback when it sets no `callbackTimeoutSeconds`, in
+    /// seconds (default: 7 days). 0: wait for ever.
+    #[arg(long, env = "AETR_CALLBACK_TIMEOUT_SECONDS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(0..=10 * 366 * 24 * 3600))]
+    pub callback_timeout_seconds: u64,
+
+    /// How many threads run mappers and reducers (default: the number of cores).
+    #[arg(long, env = "AETR_SCRIPT_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub script_workers: Option<u32>,
+
+    /// How many POSTs to services may be in flight at once.
+    #[arg(long, env = "AETR_DISPATCH_CONCURRENCY", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub dispatch_concurrency: u32,
+
+    /// How often, in milliseconds, the dispatcher looks for due work when nothing wakes it
+    /// (work from other servers normally wakes it at once, by NOTIFY).
+    #[arg(long, env = "AETR_POLL_INTERVAL_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub poll_interval_ms: u64,
+
+    /// How long, in seconds, a stopping server (SIGTERM or SIGINT) waits for the POSTs and
+    /// scripts in hand to finish. Work still in hand then is taken over by another server, or
+    /// by this one when it starts again.
+    #[arg(long, env = "AETR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,6 +162,15 @@ pub struct LimitArgs {
     /// The largest body of a step definition request (`PUT /steps` and the others), in bytes.
     #[arg(long, env = "AETR_MAX_DEFINITION_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_definition_bytes: usize,
+
+    /// The largest callback body (a result or an error), and the largest answer of a sync
+    /// action, in bytes.
+    #[arg(long, env = "AETR_MAX_CALLBACK_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_callback_bytes: usize,
+
+    /// The largest body of `POST /runs/step/{stepId}` (the run's input), in bytes.
+    #[arg(long, env = "AETR_MAX_INPUT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_input_bytes: usize,
 }
 
 impl LimitArgs {

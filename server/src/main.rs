@@ -23,9 +23,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a command to its end. A failure is one line on standard error, and exit code 1.
+/// Runs a command to its end on a multi-threaded runtime (the HTTP server's workers run their
+/// own). A failure is one line on standard error, and exit code 1.
 fn exit_with(command: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
-    match actix_web::rt::System::new().block_on(command) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("aetr: cannot start its runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("aetr: {e:#}");

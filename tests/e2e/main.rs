@@ -8,4 +8,5 @@ mod cli;
 mod embedded;
 mod migrations;
 mod openapi;
+mod runs;
 mod steps;

@@ -30,6 +30,10 @@ impl State {
         }
     }
 
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(self, State::Complete | State::Error | State::Cancelled)
     }
@@ -65,6 +69,36 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 9] = [
+        Phase::Waiting,
+        Phase::Ready,
+        Phase::Executing,
+        Phase::Received,
+        Phase::Reducing,
+        Phase::Held,
+        Phase::Complete,
+        Phase::Error,
+        Phase::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Waiting => "Waiting",
+            Phase::Ready => "Ready",
+            Phase::Executing => "Executing",
+            Phase::Received => "Received",
+            Phase::Reducing => "Reducing",
+            Phase::Held => "Held",
+            Phase::Complete => "Complete",
+            Phase::Error => "Error",
+            Phase::Cancelled => "Cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub fn state(self) -> State {
         match self {
             Phase::Waiting | Phase::Ready => State::Pending,

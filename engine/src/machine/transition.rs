@@ -117,7 +117,9 @@ impl<'a> Machine<'a> {
                 }
                 (Phase::Ready, _) => {
                     let not_before = st.due_at.unwrap_or(self.ctx.now).max(self.ctx.now);
-                    self.work.push(Work::Dispatch { node: idx, attempt: st.attempt, not_before });
+                    let attempt = st.attempt;
+                    self.nodes.write(idx)?.due_at = Some(not_before);
+                    self.work.push(Work::Dispatch { node: idx, attempt, not_before });
                 }
                 (Phase::Held, _) => {
                     self.nodes.write(idx)?.phase = Phase::Complete;
@@ -132,10 +134,15 @@ impl<'a> Machine<'a> {
     // ---- action events ----
 
     fn dispatched(&mut self, idx: NodeIdx, attempt: u32) -> Step<Reply> {
+        let st = self.nodes.read(idx)?;
         if self.halted()? {
+            // A due action of a stopped run is parked: no longer due, so that the dispatcher
+            // stops finding it. A redrive makes it due again.
+            if st.phase == Phase::Ready && st.due_at.is_some() {
+                self.nodes.write(idx)?.due_at = None;
+            }
             return Ok(Reply::Skip);
         }
-        let st = self.nodes.read(idx)?;
         match st.phase {
             Phase::Ready if st.attempt == attempt => {
                 let deadline = self

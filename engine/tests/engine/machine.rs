@@ -161,6 +161,15 @@ fn a_due_dispatch_is_skipped_after_the_run_fails() {
     let b = h.idx("b");
     assert_eq!(h.send(Event::Dispatched { node: b, attempt: 1 }), Reply::Skip);
     assert_eq!(h.run.node(b).state(), State::Pending);
+    assert_eq!(h.run.node(b).due_at, None, "parked: no longer due");
+    // A redrive makes it due again, with the same attempt (it was never sent).
+    let nodes: Vec<u32> = (0..h.run.snapshot().len() as u32)
+        .filter(|&i| matches!(h.run.node(i).phase, Phase::Error | Phase::Ready))
+        .collect();
+    h.dispatches.clear();
+    assert_eq!(h.send(Event::Redrive { nodes }), Reply::Done);
+    assert_eq!(h.run.node(b).due_at, Some(NOW));
+    assert!(h.dispatches.iter().any(|&(n, attempt, _)| n == b && attempt == 1));
 }
 
 #[test]

@@ -60,9 +60,10 @@ impl From<FieldError> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        match e.downcast::<tokio_postgres::Error>() {
-            Ok(db) => db.into(),
-            Err(e) => ApiError::Internal(e),
+        if is_unavailable(&e) {
+            ApiError::Unavailable(e)
+        } else {
+            ApiError::Internal(e)
         }
     }
 }
@@ -91,6 +92,30 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         ApiError::Internal(anyhow::anyhow!("a blocking task failed: {e}"))
+    }
+}
+
+/// Whether an error (from the pool or a statement) says that the database cannot be reached now.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    use deadpool_postgres::PoolError;
+    if let Some(db) = e.downcast_ref::<tokio_postgres::Error>() {
+        return database_unavailable(db);
+    }
+    match e.downcast_ref::<PoolError>() {
+        Some(PoolError::Backend(db)) => database_unavailable(db),
+        Some(PoolError::Timeout(_) | PoolError::Closed) => true,
+        _ => false,
+    }
+}
+
+impl From<crate::runs::RunError> for ApiError {
+    fn from(e: crate::runs::RunError) -> Self {
+        use crate::runs::RunError;
+        match e {
+            RunError::NoSuchRun(id) => ApiError::NotFound(format!("no run with id {id}")),
+            RunError::Unavailable(why) => ApiError::Unavailable(anyhow::anyhow!(why)),
+            RunError::Internal(why) => ApiError::Internal(anyhow::anyhow!(why)),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::{OpenApi, ToSchema};
 
-use super::{health, steps};
+use super::{callbacks, health, runs, steps};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,9 +15,15 @@ use super::{health, steps};
     paths(
         steps::list, steps::create, steps::put_tree, steps::put_slim, steps::get_tree,
         steps::get_slim, steps::set_children, steps::parents, steps::delete,
+        runs::start, runs::list, runs::get_run, runs::get_node, runs::children, runs::cancel,
+        runs::retry, callbacks::complete, callbacks::fail,
         health::healthz, health::readyz,
     ),
-    tags((name = "steps", description = "Step trees: define, read, compose and delete them.")),
+    tags(
+        (name = "steps", description = "Step trees: define, read, compose and delete them."),
+        (name = "runs", description = "Runs of step trees: start them, watch them, cancel and retry them."),
+        (name = "callbacks", description = "Where services report an attempt's result or failure, with the token of the `aetr` URL they were given."),
+    ),
 )]
 struct ApiDoc;
 
@@ -27,6 +33,20 @@ static DOCUMENT: LazyLock<String> =
 /// `GET /api/v1/openapi.json`
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(DOCUMENT.as_str())
+}
+
+/// A node's or a run's state. `Pending`: not yet sent (this includes waiting out a retry's
+/// backoff); `Executing`: sent and waiting for the callback, or, for a parent, children in
+/// progress.
+#[derive(Debug, ToSchema)]
+#[schema(as = State)]
+#[allow(dead_code)]
+pub enum StateDoc {
+    Pending,
+    Executing,
+    Complete,
+    Error,
+    Cancelled,
 }
 
 /// The kind of a step.

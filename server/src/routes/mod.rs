@@ -1,8 +1,10 @@
 //! HTTP routes, laid out like the URL tree. Every endpoint is annotated for the OpenAPI
 //! document ([`docs`]).
 
+mod callbacks;
 pub mod docs;
 mod health;
+mod runs;
 mod steps;
 
 use actix_web::{web, HttpRequest, HttpResponse, Resource, ResponseError};
@@ -15,7 +17,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .service(resource("/openapi.json").get(docs::openapi))
-                .configure(steps::configure),
+                .configure(steps::configure)
+                // Before runs: `/runs/complete` would match `/runs/{id}`.
+                .configure(callbacks::configure)
+                .configure(runs::configure),
         )
         .default_service(web::to(no_such_endpoint));
 }

@@ -324,7 +324,10 @@ fn step_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| not_found(format!("{raw:?}")))
 }
 
-fn with_link(mut response: HttpResponseBuilder, link: Option<String>) -> HttpResponseBuilder {
+pub(crate) fn with_link(
+    mut response: HttpResponseBuilder,
+    link: Option<String>,
+) -> HttpResponseBuilder {
     if let Some(link) = link {
         response.insert_header((header::LINK, link));
     }

@@ -133,6 +133,70 @@ impl TestApp {
     }
 }
 
+/// How long a test waits for a run to reach a state.
+pub const RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl TestApp {
+    // Typed helpers for runs and callbacks.
+
+    /// `POST /runs/step/{id}` with `{input}`: the new run's id.
+    pub async fn start_run(&self, step: Uuid, input: Value) -> Uuid {
+        let answer = self
+            .post(&format!("/api/v1/runs/step/{step}"), &serde_json::json!({ "input": input }))
+            .await
+            .expect(201);
+        answer.id()
+    }
+
+    /// `GET /runs/{id}`: the whole tree.
+    pub async fn run(&self, id: Uuid) -> Value {
+        self.get(&format!("/api/v1/runs/{id}")).await.expect(200).body
+    }
+
+    /// Waits until the run is in `state`, and returns it. Fails at once if it ends in another
+    /// terminal state.
+    pub async fn wait_run(&self, id: Uuid, state: &str) -> Value {
+        let deadline = std::time::Instant::now() + RUN_DEADLINE;
+        loop {
+            let run = self.run(id).await;
+            let now = run["state"].as_str().unwrap_or_default().to_owned();
+            if now == state {
+                return run;
+            }
+            let terminal = ["Complete", "Error", "Cancelled"].contains(&now.as_str());
+            assert!(!terminal, "run {id} ended {now}, not {state}: {run:#}");
+            assert!(std::time::Instant::now() < deadline, "run {id} is still {now}: {run:#}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the run's tree satisfies `ready`, and returns it.
+    pub async fn wait_until(&self, id: Uuid, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + RUN_DEADLINE;
+        loop {
+            let run = self.run(id).await;
+            if ready(&run) {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {id}: {what} did not happen: {run:#}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// POSTs a raw body to an absolute URL (a callback URL that a service was given).
+    pub async fn post_raw(&self, url: &str, body: impl Into<reqwest::Body>) -> Answer {
+        let response = self.http.post(url).body(body).send().await.expect("aetr answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, headers, body }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         // The server first, so that no connection holds the database.

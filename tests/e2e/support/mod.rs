@@ -4,5 +4,7 @@
 pub mod app;
 pub mod postgres;
 pub mod server;
+pub mod service;
 
 pub use app::TestApp;
+pub use service::{Received, Respond, TestService};

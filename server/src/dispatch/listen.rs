@@ -1,0 +1,82 @@
+//! LISTEN for work that other servers leave in the database, on a connection of its own
+//! (outside the pool), reconnecting with backoff. Each (re)connection wakes the dispatcher,
+//! since notifications may have been missed while it was down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::runs::{Shared, WORK_CHANNEL};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub(crate) async fn listen(
+    shared: Arc<Shared>,
+    config: tokio_postgres::Config,
+    stop: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match listen_once(&shared, &config, &stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "the LISTEN connection is down"
+                );
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Listens until `stop` (`Ok`) or until the connection fails.
+async fn listen_once(
+    shared: &Shared,
+    config: &tokio_postgres::Config,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (notified, mut notifications) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    let _ = notified.send(());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).await?;
+    tracing::debug!("listening for work");
+    shared.wake.notify_one();
+    loop {
+        tokio::select! {
+            got = notifications.recv() => match got {
+                Some(()) => shared.wake.notify_one(),
+                None => break,
+            },
+            () = stop.cancelled() => {
+                driver.abort();
+                return Ok(());
+            }
+        }
+    }
+    match driver.await {
+        Ok(Err(e)) => Err(e.into()),
+        _ => Err(anyhow::anyhow!("the connection closed")),
+    }
+}

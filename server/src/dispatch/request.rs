@@ -1,0 +1,223 @@
+//! The POST to a service, exactly as design.md's contract says, and how its answer is read.
+//!
+//! `POST <url>?<the url's own query>&aetr=<callback url, percent-encoded>`, with the node's
+//! input as the body (none for no input), `Content-Type: application/json` when the body parses
+//! as JSON (else `text/plain; charset=utf-8`), then the action's own headers, which override
+//! these, and `Idempotency-Key: <nodeId>:<attempt>` and `X-Aetr-Run: <runId>`.
+//!
+//! Errors never show the URL's query: it holds the callback token.
+
+use std::time::Duration;
+
+use aetr_engine::machine::Retry;
+use aetr_engine::step::{ApiAction, Mode};
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Client, Response, StatusCode};
+use url::Url;
+use uuid::Uuid;
+
+/// How much of an error answer's body a node's error quotes.
+const QUOTED_BYTES: usize = 300;
+
+/// One attempt's POST.
+#[derive(Debug)]
+pub struct Call<'a> {
+    pub action: &'a ApiAction,
+    pub input: Option<&'a str>,
+    pub callback_url: &'a str,
+    pub run: Uuid,
+    pub node_id: Uuid,
+    pub attempt: u32,
+}
+
+/// How a POST went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A 2xx to a callback action: the service will call back.
+    Accepted { status: u16 },
+    /// A 2xx to a sync action: its body is the result.
+    Result { status: u16, body: Option<String> },
+    /// Not sent, not answered, or not a 2xx.
+    Failed { error: String, retry: Retry, status: Option<u16> },
+}
+
+/// The URL to POST to: the action's URL, its query kept as it is, with `aetr` added.
+pub fn target(action_url: &str, callback_url: &str) -> Result<Url, String> {
+    let mut url =
+        Url::parse(action_url).map_err(|e| format!("the action's URL is invalid: {e}"))?;
+    let aetr: String = url::form_urlencoded::byte_serialize(callback_url.as_bytes()).collect();
+    let query = match url.query() {
+        Some(own) if !own.is_empty() => format!("{own}&aetr={aetr}"),
+        _ => format!("aetr={aetr}"),
+    };
+    url.set_query(Some(&query));
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// Sends the POST and reads its answer. `max_body`: the largest sync result accepted.
+pub async fn post(http: &Client, call: &Call<'_>, max_body: usize) -> Answer {
+    let shown = shown_url(&call.action.url);
+    let url = match target(&call.action.url, call.callback_url) {
+        Ok(url) => url,
+        Err(error) => return Answer::Failed { error, retry: Retry::Never, status: None },
+    };
+    let body = call.input.unwrap_or_default().to_owned();
+    let content_type = if serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok() {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    let mut request = http
+        .post(url)
+        .timeout(Duration::from_secs(u64::from(call.action.effective_timeout_seconds())))
+        .header(CONTENT_TYPE, content_type);
+    for (name, value) in &call.action.headers {
+        // Names and values were checked when the step was saved.
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str()))
+        {
+            request = request.header(name, value);
+        }
+    }
+    let request = request
+        .header("Idempotency-Key", format!("{}:{}", call.node_id, call.attempt))
+        .header("X-Aetr-Run", call.run.to_string())
+        .body(body);
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            let why = if e.is_timeout() {
+                format!(
+                    "no answer within {} s (timeoutSeconds)",
+                    call.action.effective_timeout_seconds()
+                )
+            } else {
+                root_cause(&e)
+            };
+            return Answer::Failed {
+                error: format!("POST {shown} failed: {why}"),
+                retry: Retry::After(None),
+                status: None,
+            };
+        }
+    };
+    let status = response.status();
+    if status.is_success() {
+        if call.action.effective_mode() == Mode::Callback {
+            return Answer::Accepted { status: status.as_u16() };
+        }
+        return match read_body(response, max_body).await {
+            Ok(body) if body.is_empty() => Answer::Result { status: status.as_u16(), body: None },
+            Ok(body) => match String::from_utf8(body) {
+                Ok(text) => Answer::Result { status: status.as_u16(), body: Some(text) },
+                Err(_) => Answer::Failed {
+                    error: format!("POST {shown} answered {status} with a body that is not UTF-8"),
+                    retry: Retry::Never,
+                    status: Some(status.as_u16()),
+                },
+            },
+            Err((why, _)) => Answer::Failed {
+                error: format!("POST {shown} answered {status}, but {why}"),
+                retry: if why.starts_with("its body is larger") {
+                    Retry::Never
+                } else {
+                    Retry::After(None)
+                },
+                status: Some(status.as_u16()),
+            },
+        };
+    }
+    let retry = retry_of(&response);
+    let quoted = match read_body(response, QUOTED_BYTES).await {
+        Ok(body) | Err((_, body)) if !body.is_empty() => {
+            format!(": {}", String::from_utf8_lossy(&body).trim())
+        }
+        _ => String::new(),
+    };
+    Answer::Failed {
+        error: format!("POST {shown} answered {status}{quoted}"),
+        retry,
+        status: Some(status.as_u16()),
+    }
+}
+
+/// Whether a non-2xx answer may be retried: a 5xx or a 429 (after its `Retry-After`, in
+/// seconds, if it gives one); a 3xx or another 4xx fails at once.
+fn retry_of(response: &Response) -> Retry {
+    let status = response.status();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| s.saturating_mul(1000));
+        Retry::After(after)
+    } else if status.is_server_error() {
+        Retry::After(None)
+    } else {
+        Retry::Never
+    }
+}
+
+/// Reads a body of at most `limit` bytes. Past the limit: an error, with what was read.
+async fn read_body(mut response: Response, limit: usize) -> Result<Vec<u8>, (String, Vec<u8>)> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    let room = limit - body.len();
+                    body.extend_from_slice(&chunk[..room]);
+                    let why = format!("its body is larger than the limit of {limit} bytes");
+                    return Err((why, body));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err((format!("its body could not be read: {}", root_cause(&e)), body))
+            }
+        }
+    }
+}
+
+/// The innermost cause of an error: reqwest's own message names the URL, with its query.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
+/// The URL as errors show it: without its query.
+fn shown_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callback_url_is_one_percent_encoded_value_after_the_urls_own_query() {
+        let callback = "http://aetr:9999/api/v1/runs/complete?token=a-b_c";
+        let url = target("http://svc/x?b=1&a=%2F+2", callback).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            url.as_str(),
+            "http://svc/x?b=1&a=%2F+2&aetr=http%3A%2F%2Faetr%3A9999%2Fapi%2Fv1%2Fruns%2Fcomplete%3Ftoken%3Da-b_c"
+        );
+        let url = target("https://svc/x#frag", callback).unwrap_or_else(|e| panic!("{e}"));
+        assert!(url.as_str().starts_with("https://svc/x?aetr=http%3A%2F%2F"), "{url}");
+        assert_eq!(shown_url("https://svc/x?secret=1#f"), "https://svc/x");
+    }
+}

@@ -1,0 +1,72 @@
+//! Sending one attempt's POST, and reporting how it went.
+
+use std::sync::Arc;
+
+use aetr_engine::machine::Event;
+use aetr_engine::{Action, NodeIdx, StepBody};
+use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
+
+use super::request::{self, Answer, Call};
+use crate::runs::node_id::node_id;
+use crate::runs::{Fence, RunSnapshot, Shared};
+use crate::store::nodes::Accepted;
+
+/// An attempt to send, under the lease its node holds at `epoch`, in one of the POST slots.
+#[derive(Debug)]
+pub(crate) struct SendJob {
+    pub run: Uuid,
+    pub idx: NodeIdx,
+    pub attempt: u32,
+    pub epoch: i64,
+    pub input: Option<String>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+impl Shared {
+    /// POSTs an attempt (its node is recorded as `Executing` already) and reports the answer:
+    /// an accepted POST releases the node's lease; a sync result or a failure is an event,
+    /// fenced on the lease. If nothing can be recorded, the lease runs out and the same
+    /// attempt is sent again, by this server or another.
+    pub(crate) async fn send(self: Arc<Self>, snap: Arc<RunSnapshot>, job: SendJob) {
+        let SendJob { run, idx, attempt, epoch, input, permit } = job;
+        let StepBody::Action { action: Action::Api(action) } = &snap.snapshot.node(idx).body else {
+            tracing::error!(%run, node = idx, "a node that is not an api action was to be sent");
+            return;
+        };
+        let callback_url = self.callback_url(run, idx, attempt);
+        let call = Call {
+            action,
+            input: input.as_deref(),
+            callback_url: &callback_url,
+            run,
+            node_id: node_id(run, idx),
+            attempt,
+        };
+        let answer = request::post(&self.http, &call, self.settings.max_result_bytes).await;
+        drop(permit);
+        let fence = Some(Fence { idx, epoch });
+        let reported = match answer {
+            Answer::Accepted { status } => {
+                let accepted = Accepted { run, idx, attempt, epoch, http_status: status };
+                if self.accepted.send(accepted).is_err() {
+                    tracing::warn!(%run, node = idx, "an accepted POST could not be recorded");
+                }
+                return;
+            }
+            Answer::Result { status, body } => {
+                let event = Event::Result { node: idx, attempt, result: body };
+                self.submit(run, event, fence, Some(status)).await
+            }
+            Answer::Failed { error, retry, status } => {
+                tracing::info!(%run, node = idx, attempt, %error, "a POST failed");
+                let event = Event::PostFailed { node: idx, attempt, error, retry };
+                self.submit(run, event, fence, status).await
+            }
+        };
+        if let Err(e) = reported {
+            tracing::warn!(%run, node = idx, attempt, error = %e,
+                "cannot record a POST's outcome; the attempt will be sent again");
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `/api/v1/runs/complete` and `/api/v1/runs/fail`: services report an attempt's result or
+//! failure. The token is the credential: it is checked (in constant time) before anything
+//! else, and an unknown or forged one is a 404.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use aetr_engine::machine::{Event, Reply};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::http::query::Query;
+use crate::http::{body, ApiError, ErrorBody};
+
+/// What a callback body is called in a 413.
+const CALLBACK: &str = "a callback (AETR_MAX_CALLBACK_BYTES)";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(resource("/runs/complete").post(complete))
+        .service(resource("/runs/fail").post(fail));
+}
+
+/// The answer to a callback that was taken: `{}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Taken {}
+
+/// A service's result for an attempt. The body is the result, raw; an empty body is no result.
+#[utoipa::path(post, path = "/api/v1/runs/complete", tag = "callbacks",
+    params(("token" = String, Query, description = "The token from the `aetr` callback URL.")),
+    request_body(content = String, description = "The result, as raw text (UTF-8).", content_type = "*/*"),
+    responses(
+        (status = 200, description = "Taken.", body = Taken),
+        (status = 400, description = "The body is not UTF-8; the token stays usable.", body = ErrorBody),
+        (status = 404, description = "An unknown or forged token.", body = ErrorBody),
+        (status = 409, description = "A repeat, a superseded attempt, a callback after the node's deadline, or a cancelled run.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+    ))]
+pub async fn complete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    callback(&state, &req, payload, |node, attempt, text| Event::Result {
+        node,
+        attempt,
+        result: (!text.is_empty()).then_some(text),
+    })
+    .await
+}
+
+/// A service's failure for an attempt. The body is the error message.
+#[utoipa::path(post, path = "/api/v1/runs/fail", tag = "callbacks",
+    params(("token" = String, Query, description = "The token from the `aetr` callback URL.")),
+    request_body(content = String, description = "The error message, as raw text (UTF-8).", content_type = "*/*"),
+    responses(
+        (status = 200, description = "Taken.", body = Taken),
+        (status = 400, description = "The body is not UTF-8; the token stays usable.", body = ErrorBody),
+        (status = 404, description = "An unknown or forged token.", body = ErrorBody),
+        (status = 409, description = "A repeat, a superseded attempt, a callback after the node's deadline, or a cancelled run.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+    ))]
+pub async fn fail(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    callback(&state, &req, payload, |node, attempt, text| Event::Failure {
+        node,
+        attempt,
+        error: if text.is_empty() {
+            "the service reported a failure, with no message".into()
+        } else {
+            text
+        },
+    })
+    .await
+}
+
+async fn callback(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    event: impl FnOnce(u32, u32, String) -> Event,
+) -> Result<HttpResponse, ApiError> {
+    let token = Query::of(req).get("token").map(str::to_owned).unwrap_or_default();
+    let claim = state
+        .runs
+        .key()
+        .verify(&token)
+        .ok_or_else(|| ApiError::NotFound("unknown callback token".into()))?;
+    let bytes = body::read(payload, state.max_callback_bytes, CALLBACK).await?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|e| ApiError::invalid("", format!("the body is not UTF-8 text: {e}")))?;
+    let reply = state.runs.apply(claim.run, event(claim.node, claim.attempt, text)).await?;
+    let conflict = |why: &str| Err(ApiError::Conflict(why.to_owned()));
+    match reply {
+        Reply::Done => Ok(HttpResponse::Ok().json(Taken {})),
+        Reply::Repeat => conflict("this attempt's callback was already taken"),
+        Reply::Superseded => conflict(
+            "this attempt was superseded by a newer one (after a callback timeout or a retry of the run); its callback is not taken",
+        ),
+        Reply::NotWaiting => conflict(
+            "the node is not waiting for this callback: it was cancelled, has failed, or timed out",
+        ),
+        Reply::Conflict(why) => conflict(why),
+        other => Err(ApiError::Internal(anyhow::anyhow!("a callback was answered {other:?}"))),
+    }
+}

@@ -1,0 +1,359 @@
+//! `/api/v1/runs`: start runs, read them as trees of nodes, cancel and retry them.
+
+pub mod view;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use aetr_engine::machine::{Event, Reply, State};
+use aetr_engine::parse::run_input;
+use aetr_engine::{FieldError, FieldErrors, NodeIdx};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::steps::IdBody;
+use crate::app::AppState;
+use crate::http::query::Query;
+use crate::http::{body, ApiError, ErrorBody};
+use crate::runs::node_id::node_idx;
+use crate::runs::{RunSnapshot, StartRun};
+use crate::store::{attempts, views};
+use view::{NodeDetail, RunNode, RunSummary};
+
+/// What a run's input is called in a 413.
+const INPUT: &str = "a run's input (AETR_MAX_INPUT_BYTES)";
+/// The longest idempotency key.
+const MAX_KEY_CHARS: usize = 255;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use super::resource;
+    cfg.service(resource("/runs").get(list))
+        .service(resource("/runs/step/{stepId}").post(start))
+        .service(resource("/runs/{id}").get(get_run))
+        .service(resource("/runs/{id}/nodes/{nodeId}").get(get_node))
+        .service(resource("/runs/{id}/nodes/{nodeId}/children").get(children))
+        .service(resource("/runs/{id}/cancel").post(cancel))
+        .service(resource("/runs/{id}/retry").post(retry));
+}
+
+/// The body of `POST /runs/step/{stepId}`.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct StartBody {
+    /// Any JSON: a string is passed on raw, anything else as its JSON text; null (or absent)
+    /// is no input.
+    input: Option<Value>,
+    /// Starting again with the same key returns the first run (200) instead of making one.
+    idempotency_key: Option<String>,
+}
+
+/// A run's state after an operator's action.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunState {
+    id: Uuid,
+    #[schema(value_type = crate::routes::docs::StateDoc)]
+    state: &'static str,
+}
+
+/// Starts a run of a step tree: snapshots the tree, and makes the run and its first dispatches
+/// in one transaction.
+#[utoipa::path(post, path = "/api/v1/runs/step/{stepId}", tag = "runs",
+    params(("stepId" = Uuid, Path, description = "The root step.")),
+    request_body(content = StartBody, description = "`{input, idempotencyKey?}`; an empty body is no input."),
+    responses(
+        (status = 201, description = "Started.", body = IdBody,
+         headers(("Location" = String, description = "The run's URL."))),
+        (status = 200, description = "A run with this idempotencyKey was started before: that run.", body = IdBody),
+        (status = 400, description = "A malformed body.", body = ErrorBody),
+        (status = 404, description = "No such step.", body = ErrorBody),
+        (status = 409, description = "The idempotencyKey was used for a run of another step.", body = ErrorBody),
+        (status = 413, description = "The body is too large.", body = ErrorBody),
+        (status = 422, description = "The tree is over a limit.", body = ErrorBody),
+    ))]
+pub async fn start(
+    state: web::Data<AppState>,
+    step_id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let step_id = Uuid::try_parse(&step_id)
+        .map_err(|_| crate::definitions::not_found(format!("{:?}", step_id.as_str())))?;
+    let bytes = body::read(payload, state.max_input_bytes, INPUT).await?;
+    let (input, idempotency_key) = parse_start(&bytes)?;
+    let started = state.runs.start(StartRun { step_id, input, idempotency_key }).await?;
+    let mut response = if started.created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(response
+        .insert_header((header::LOCATION, format!("/api/v1/runs/{}", started.id)))
+        .json(IdBody { id: started.id }))
+}
+
+fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok((None, None));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))?;
+    let Value::Object(fields) = value else {
+        return Err(ApiError::invalid(
+            "",
+            "expected an object: {\"input\": ..., \"idempotencyKey\": ...}",
+        ));
+    };
+    let mut errors = Vec::new();
+    for name in fields.keys().filter(|k| !["input", "idempotencyKey"].contains(&k.as_str())) {
+        errors.push(FieldError::invalid(
+            name,
+            "unknown field; a run's body has input and idempotencyKey",
+        ));
+    }
+    let key = match fields.get("idempotencyKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) if !k.is_empty() && k.chars().count() <= MAX_KEY_CHARS => {
+            Some(k.clone())
+        }
+        Some(_) => {
+            errors.push(FieldError::invalid(
+                "idempotencyKey",
+                format!("expected a string of 1 to {MAX_KEY_CHARS} characters"),
+            ));
+            None
+        }
+    };
+    if let Some(errors) = FieldErrors::from_vec(errors) {
+        return Err(errors.into());
+    }
+    Ok((fields.get("input").and_then(run_input), key))
+}
+
+/// A page of runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
+    params(
+        ("state" = Option<String>, Query, description = "Only runs in this state: Pending, Executing, Complete, Error or Cancelled."),
+        ("stepId" = Option<Uuid>, Query, description = "Only runs of this root step."),
+        ("limit" = Option<u32>, Query, description = "Runs per page: 1 to 1000, 50 by default."),
+        ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of runs.", body = [RunSummary],
+         headers(("Link" = String, description = "`<url>; rel=\"next\"` when another page follows."))),
+        (status = 400, description = "A bad filter, `limit` or `after`.", body = ErrorBody),
+    ))]
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let query = Query::of(&req);
+    let page = query.page()?;
+    let mut errors = Vec::new();
+    let run_state = query.non_empty("state").and_then(|raw| {
+        let parsed = State::parse(raw);
+        if parsed.is_none() {
+            errors.push(FieldError::invalid(
+                "state",
+                format!("unknown state {raw:?}; expected Pending, Executing, Complete, Error or Cancelled"),
+            ));
+        }
+        parsed
+    });
+    let step = query.non_empty("stepId").and_then(|raw| {
+        let parsed = Uuid::try_parse(raw).ok();
+        if parsed.is_none() {
+            errors.push(FieldError::invalid(
+                "stepId",
+                format!("expected a step's id, found {raw:?}"),
+            ));
+        }
+        parsed
+    });
+    if let Some(errors) = FieldErrors::from_vec(errors) {
+        return Err(errors.into());
+    }
+    let client = state.pool.get().await?;
+    let rows = views::runs(&client, run_state, step, page.after, page.fetch()).await?;
+    let (rows, link) = page.finish(rows, |r| r.id, &query, &req);
+    let runs: Vec<RunSummary> = rows.into_iter().map(view::summary).collect();
+    Ok(super::steps::with_link(HttpResponse::Ok(), link).json(runs))
+}
+
+/// A run as a tree of nodes: the whole tree, or cut `depth` levels below the root.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(
+        ("id" = Uuid, Path, description = "The run's id."),
+        ("depth" = Option<u32>, Query, description = "How many levels below the root to include; the nodes at the last level carry `childCount` and `counts` but no `children`."),
+    ),
+    responses(
+        (status = 200, description = "The run's root node, with its children.", body = RunNode),
+        (status = 400, description = "A bad `depth`.", body = ErrorBody),
+        (status = 404, description = "No such run.", body = ErrorBody),
+    ))]
+pub async fn get_run(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (run, snap) = run_of(&state, &id).await?;
+    let depth = match Query::of(&req).non_empty("depth") {
+        None => None,
+        Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
+            ApiError::invalid("depth", format!("expected a whole number of levels, found {raw:?}"))
+        })?),
+    };
+    let client = state.pool.get().await?;
+    let rows = views::nodes_to_depth(&client, run, depth).await?;
+    let last_level: Vec<NodeIdx> = match depth {
+        Some(d) => rows
+            .iter()
+            .filter(|r| {
+                let node = snap.snapshot.node(r.idx);
+                node.depth == d && !node.children.is_empty()
+            })
+            .map(|r| r.idx)
+            .collect(),
+        None => Vec::new(),
+    };
+    let deeper = view::counts_by_parent(&views::child_counts(&client, run, &last_level).await?);
+    let failed = views::failed_node(&client, run).await?;
+    let tree = view::tree(run, &snap, &rows, depth, &deeper, failed).ok_or_else(|| no_run(run))?;
+    Ok(HttpResponse::Ok().json(tree))
+}
+
+/// One node, with its attempts and its snapshot's action, mapper and reducer.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/nodes/{nodeId}", tag = "runs",
+    params(
+        ("id" = Uuid, Path, description = "The run's id."),
+        ("nodeId" = Uuid, Path, description = "The node's id."),
+    ),
+    responses(
+        (status = 200, description = "The node.", body = NodeDetail),
+        (status = 404, description = "No such run or node.", body = ErrorBody),
+    ))]
+pub async fn get_node(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (run, snap) = run_of(&state, &path.0).await?;
+    let idx = node_of(run, &snap, &path.1)?;
+    let client = state.pool.get().await?;
+    let row = views::node(&client, run, idx).await?.ok_or_else(|| no_node(&path.1))?;
+    let attempts = attempts::of_node(&client, run, idx).await?;
+    let counts = view::counts_by_parent(&views::child_counts(&client, run, &[idx]).await?)
+        .remove(&idx)
+        .unwrap_or_default();
+    Ok(HttpResponse::Ok().json(view::detail(run, &snap, row, attempts, counts)))
+}
+
+/// A page of a node's children, in order.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/nodes/{nodeId}/children", tag = "runs",
+    params(
+        ("id" = Uuid, Path, description = "The run's id."),
+        ("nodeId" = Uuid, Path, description = "The parent node's id."),
+        ("limit" = Option<u32>, Query, description = "Children per page: 1 to 1000, 50 by default."),
+        ("after" = Option<Uuid>, Query, description = "The last node id of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "A page of children, each with the counts of its own children.", body = [RunNode],
+         headers(("Link" = String, description = "`<url>; rel=\"next\"` when another page follows."))),
+        (status = 400, description = "A bad `limit` or `after`.", body = ErrorBody),
+        (status = 404, description = "No such run or node.", body = ErrorBody),
+    ))]
+pub async fn children(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (run, snap) = run_of(&state, &path.0).await?;
+    let idx = node_of(run, &snap, &path.1)?;
+    let query = Query::of(&req);
+    let page = query.page()?;
+    let after = match page.after {
+        None => None,
+        Some(id) => Some(node_idx(run, id, snap.snapshot.len()).ok_or_else(|| {
+            ApiError::invalid("after", format!("{id} is not a node of run {run}"))
+        })?),
+    };
+    let client = state.pool.get().await?;
+    let rows = views::children(&client, run, idx, after, page.fetch()).await?;
+    let (rows, link) =
+        page.finish(rows, |r| crate::runs::node_id::node_id(run, r.idx), &query, &req);
+    let parents: Vec<NodeIdx> = rows.iter().map(|r| r.idx).collect();
+    let counts = view::counts_by_parent(&views::child_counts(&client, run, &parents).await?);
+    let nodes: Vec<RunNode> =
+        rows.iter().map(|r| view::leaf(run, &snap, r, counts.get(&r.idx))).collect();
+    Ok(super::steps::with_link(HttpResponse::Ok(), link).json(nodes))
+}
+
+/// Cancels a run: it and its unfinished nodes become `Cancelled`, and later callbacks get 409.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "Cancelled.", body = RunState),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run has already finished.", body = ErrorBody),
+    ))]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    operate(&state, &id, Event::Cancel, State::Cancelled).await
+}
+
+/// Resumes a failed run from the nodes that failed: failed actions are sent again as a new
+/// attempt, a failed mapper or reducer runs again, and completed nodes keep their results.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs",
+    params(("id" = Uuid, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "Resumed.", body = RunState),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is not in Error.", body = ErrorBody),
+    ))]
+pub async fn retry(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    // The nodes to resume from are found under the run's lock.
+    operate(&state, &id, Event::Redrive { nodes: Vec::new() }, State::Executing).await
+}
+
+async fn operate(
+    state: &AppState,
+    id: &str,
+    event: Event,
+    after: State,
+) -> Result<HttpResponse, ApiError> {
+    let run = run_id(id)?;
+    match state.runs.apply(run, event).await? {
+        Reply::Done => Ok(HttpResponse::Ok().json(RunState { id: run, state: after.as_str() })),
+        Reply::Conflict(why) => Err(ApiError::Conflict(why.to_owned())),
+        other => {
+            Err(ApiError::Internal(anyhow::anyhow!("a run-wide event was answered {other:?}")))
+        }
+    }
+}
+
+/// The run of a path, and its snapshot.
+async fn run_of(
+    state: &AppState,
+    raw: &str,
+) -> Result<(Uuid, std::sync::Arc<RunSnapshot>), ApiError> {
+    let run = run_id(raw)?;
+    let snap = state.runs.snapshot(run).await?.ok_or_else(|| no_run(run))?;
+    Ok((run, snap))
+}
+
+/// A node of a run, from its id in a path.
+fn node_of(run: Uuid, snap: &RunSnapshot, raw: &str) -> Result<NodeIdx, ApiError> {
+    Uuid::try_parse(raw)
+        .ok()
+        .and_then(|id| node_idx(run, id, snap.snapshot.len()))
+        .ok_or_else(|| no_node(raw))
+}
+
+fn run_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("no run with id {raw:?}")))
+}
+
+fn no_run(run: Uuid) -> ApiError {
+    ApiError::NotFound(format!("no run with id {run}"))
+}
+
+fn no_node(raw: &str) -> ApiError {
+    ApiError::NotFound(format!("no node with id {raw:?} in this run"))
+}

@@ -1,0 +1,242 @@
+//! The JSON shapes of runs and their nodes, as design.md gives them, built from stored rows and
+//! the run's snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aetr_engine::{Action, Mapper, NodeIdx, Reducer};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::routes::docs::{ActionDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc};
+use crate::runs::node_id::node_id;
+use crate::runs::RunSnapshot;
+use crate::store::attempts::Attempt;
+use crate::store::views::{ChildCount, NodeRow, RunRow};
+
+/// The step a node was made from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRef {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = StepTypeDoc)]
+    pub step_type: String,
+}
+
+/// What every view of a node shows. Times are epoch milliseconds; `input`, `result` and `error`
+/// are the raw text, or null.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBase {
+    pub id: Uuid,
+    /// The run's id (which is also its root node's id).
+    pub root: Uuid,
+    pub parent: Option<Uuid>,
+    #[schema(value_type = StateDoc)]
+    pub state: &'static str,
+    pub input: Option<String>,
+    /// The node's own result (before the mapper on its link to its parent).
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub step_tree: StepRef,
+    pub created_at: i64,
+    /// When it started: an action when it was first sent.
+    pub executed_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+/// A node of a run's tree.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunNode {
+    #[serde(flatten)]
+    pub base: NodeBase,
+    /// The attempts made at an action, counted across retries and redrives.
+    pub attempts: u32,
+    pub child_count: usize,
+    /// How many of its children are in each state.
+    #[schema(value_type = BTreeMap<String, u32>)]
+    pub counts: BTreeMap<&'static str, u32>,
+    /// Its children, in order; absent where the tree was cut at `depth` (see `childCount`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub children: Option<Vec<RunNode>>,
+    /// On the root of a failed run: the node whose failure failed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_node: Option<Uuid>,
+}
+
+/// One node in full: its attempts, and its snapshot's action, mapper and reducer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDetail {
+    #[serde(flatten)]
+    pub base: NodeBase,
+    /// The result after the mapper on its link: what it passed on.
+    pub output: Option<String>,
+    /// Each attempt at an action: when it was sent and how it ended.
+    pub attempts: Vec<Attempt>,
+    pub child_count: usize,
+    #[schema(value_type = BTreeMap<String, u32>)]
+    pub counts: BTreeMap<&'static str, u32>,
+    #[schema(value_type = Option<ActionDoc>)]
+    pub action: Option<Action>,
+    /// The mapper on the link from its parent.
+    #[schema(value_type = Option<MapperDoc>)]
+    pub mapper: Option<Mapper>,
+    #[schema(value_type = Option<ReducerDoc>)]
+    pub reducer: Option<Reducer>,
+}
+
+/// A run in a list: its root node, without its children.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    #[serde(flatten)]
+    pub base: NodeBase,
+    pub attempts: u32,
+    /// Nodes in its tree, with reuse expanded.
+    pub node_count: u32,
+    /// When it failed: the node whose failure failed it.
+    pub failed_node: Option<Uuid>,
+}
+
+pub fn base(run: Uuid, snap: &RunSnapshot, row: &NodeRow) -> NodeBase {
+    let node = snap.snapshot.node(row.idx);
+    NodeBase {
+        id: node_id(run, row.idx),
+        root: run,
+        parent: node.parent.map(|p| node_id(run, p)),
+        state: row.phase.state().as_str(),
+        input: row.input.clone(),
+        result: row.result.clone(),
+        error: row.error.clone(),
+        step_tree: StepRef {
+            id: node.step_id,
+            name: node.name.clone(),
+            step_type: node.step_type().as_str().to_owned(),
+        },
+        created_at: snap.created_at,
+        executed_at: row.started_at,
+        completed_at: row.completed_at,
+    }
+}
+
+/// Counts of states, per parent.
+pub fn counts_by_parent(counts: &[ChildCount]) -> HashMap<NodeIdx, BTreeMap<&'static str, u32>> {
+    let mut out: HashMap<NodeIdx, BTreeMap<&'static str, u32>> = HashMap::new();
+    for c in counts {
+        *out.entry(c.parent).or_default().entry(c.state.as_str()).or_default() += c.count;
+    }
+    out
+}
+
+/// A run's tree from its rows (in idx order), down to `depth` levels. `deeper`: the counts of
+/// the children of the nodes at the last level.
+pub fn tree(
+    run: Uuid,
+    snap: &RunSnapshot,
+    rows: &[NodeRow],
+    depth: Option<u32>,
+    deeper: &HashMap<NodeIdx, BTreeMap<&'static str, u32>>,
+    failed_node: Option<NodeIdx>,
+) -> Option<RunNode> {
+    let by_idx: HashMap<NodeIdx, &NodeRow> = rows.iter().map(|r| (r.idx, r)).collect();
+    let mut root = build(run, snap, &by_idx, 0, 0, depth, deeper)?;
+    root.failed_node = failed_node.map(|n| node_id(run, n));
+    Some(root)
+}
+
+fn build(
+    run: Uuid,
+    snap: &RunSnapshot,
+    rows: &HashMap<NodeIdx, &NodeRow>,
+    idx: NodeIdx,
+    level: u32,
+    depth: Option<u32>,
+    deeper: &HashMap<NodeIdx, BTreeMap<&'static str, u32>>,
+) -> Option<RunNode> {
+    let row = rows.get(&idx)?;
+    let child_idxs = &snap.snapshot.node(idx).children;
+    let (children, counts) = if depth.is_none_or(|d| level < d) {
+        let children: Vec<RunNode> = child_idxs
+            .iter()
+            .filter_map(|&c| build(run, snap, rows, c, level + 1, depth, deeper))
+            .collect();
+        let mut counts = BTreeMap::new();
+        for child in &children {
+            *counts.entry(child.base.state).or_default() += 1;
+        }
+        (Some(children), counts)
+    } else {
+        (None, deeper.get(&idx).cloned().unwrap_or_default())
+    };
+    Some(RunNode {
+        base: base(run, snap, row),
+        attempts: row.attempt,
+        child_count: child_idxs.len(),
+        counts,
+        children,
+        failed_node: None,
+    })
+}
+
+/// A node of a page of children: no children of its own, but their counts.
+pub fn leaf(
+    run: Uuid,
+    snap: &RunSnapshot,
+    row: &NodeRow,
+    counts: Option<&BTreeMap<&'static str, u32>>,
+) -> RunNode {
+    RunNode {
+        base: base(run, snap, row),
+        attempts: row.attempt,
+        child_count: snap.snapshot.node(row.idx).children.len(),
+        counts: counts.cloned().unwrap_or_default(),
+        children: None,
+        failed_node: None,
+    }
+}
+
+pub fn detail(
+    run: Uuid,
+    snap: &RunSnapshot,
+    row: NodeRow,
+    attempts: Vec<Attempt>,
+    counts: BTreeMap<&'static str, u32>,
+) -> NodeDetail {
+    let node = snap.snapshot.node(row.idx);
+    NodeDetail {
+        base: base(run, snap, &row),
+        output: row.output,
+        attempts,
+        child_count: node.children.len(),
+        counts,
+        action: node.body.action().cloned(),
+        mapper: node.mapper.clone(),
+        reducer: node.body.reducer().cloned(),
+    }
+}
+
+pub fn summary(row: RunRow) -> RunSummary {
+    let run = row.id;
+    RunSummary {
+        base: NodeBase {
+            id: run,
+            root: run,
+            parent: None,
+            state: row.root.phase.state().as_str(),
+            input: row.root.input,
+            result: row.root.result,
+            error: row.root.error,
+            step_tree: StepRef { id: row.step_id, name: row.step_name, step_type: row.step_type },
+            created_at: row.created_at,
+            executed_at: row.root.started_at,
+            completed_at: row.root.completed_at,
+        },
+        attempts: row.root.attempt,
+        node_count: row.node_count,
+        failed_node: row.failed_node.map(|n| node_id(run, n)),
+    }
+}

@@ -1,0 +1,154 @@
+//! Applying a batch of one run's events in one transaction.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use aetr_engine::machine::{self, Event, Nodes, Reply};
+use aetr_engine::NodeIdx;
+use anyhow::{Context, Result};
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use super::launch::Launch;
+use super::mailbox::Job;
+use super::plan::Plan;
+use super::{RunError, Shared};
+use crate::store::nodes::Stored;
+use crate::store::time::now_ms;
+use crate::store::{attempts, nodes, runs};
+
+/// How many times a batch is tried when PostgreSQL aborts it for a deadlock or a
+/// serialization failure.
+const TRIES: usize = 3;
+
+/// The channel that wakes dispatchers (of every server) when work waits in the database.
+pub const WORK_CHANNEL: &str = "aetr_work";
+
+impl Shared {
+    /// Applies a batch, answers its events once it is committed, and starts the work it made.
+    pub(crate) async fn apply_batch(self: &Arc<Self>, run: Uuid, jobs: Vec<Job>) {
+        let mut tries = 0;
+        let outcome = loop {
+            tries += 1;
+            match self.try_batch(run, &jobs).await {
+                Err(e) if tries < TRIES && is_transient(&e) => {
+                    tracing::debug!(%run, error = format!("{e:#}"), "a batch is tried again");
+                }
+                outcome => break outcome,
+            }
+        };
+        match outcome {
+            Ok((replies, launch)) => {
+                for (job, reply) in jobs.into_iter().zip(replies) {
+                    let _ = job.reply.send(Ok(reply));
+                }
+                launch.start(self);
+            }
+            Err(e) => {
+                let error = RunError::of(&e);
+                if let RunError::Internal(_) = error {
+                    tracing::error!(%run, error = format!("{e:#}"), "a batch of events failed");
+                }
+                for job in jobs {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    async fn try_batch(&self, run: Uuid, jobs: &[Job]) -> Result<(Vec<Reply>, Launch)> {
+        let mut client = self.pool.get().await?;
+        let snap = self.snapshots.get(&client, run).await?.ok_or(RunError::NoSuchRun(run))?;
+        let snapshot = &snap.snapshot;
+        let tx = client.transaction().await?;
+        let mut events: Vec<Event> = jobs.iter().map(|j| j.event.clone()).collect();
+        if let [Event::Redrive { nodes: targets }] = &mut events[..] {
+            // The nodes to resume from are read under the root's lock, so that none changes
+            // before the redrive applies.
+            nodes::lock(&tx, run, &[0]).await?;
+            *targets = nodes::redrivable(&tx, run).await?;
+        }
+        let mut involved = BTreeSet::new();
+        for event in &events {
+            involved.extend(machine::involved(snapshot, event)?);
+        }
+        let involved: Vec<NodeIdx> = involved.into_iter().collect();
+        let loaded: HashMap<NodeIdx, Stored> =
+            nodes::lock(&tx, run, &involved).await?.into_iter().map(|s| (s.idx, s)).collect();
+        let mut state = Nodes::new();
+        for stored in loaded.values() {
+            state.load(stored.idx, stored.state.clone());
+        }
+
+        let now = now_ms();
+        let mut plan = Plan::new(now);
+        let mut replies = Vec::with_capacity(jobs.len());
+        for (job, event) in jobs.iter().zip(events) {
+            if let Some(fence) = job.fence {
+                if loaded.get(&fence.idx).map(|s| s.epoch) != Some(fence.epoch) {
+                    replies.push(Reply::Ignored);
+                    continue;
+                }
+            }
+            let outcome = machine::apply(snapshot, &mut state, event.clone(), &self.ctx(now))
+                .with_context(|| format!("run {run}: applying {}", describe(&event)))?;
+            plan.record(snapshot, &event, &outcome, job.fence.is_some(), job.http_status);
+            plan.take(self, snapshot, &mut state, &outcome.work)?;
+            replies.push(outcome.reply);
+        }
+
+        let epochs: HashMap<NodeIdx, i64> =
+            nodes::write(&tx, run, &plan.writes(&state, &loaded)).await?.into_iter().collect();
+        attempts::insert(&tx, run, &plan.sent, now).await?;
+        attempts::finish(&tx, run, &plan.ended).await?;
+        if plan.cancel {
+            nodes::cancel_unfinished(&tx, run, now).await?;
+        }
+        if state.changed().any(|(idx, _)| idx == 0) {
+            let root = state.get(0).context("the root is loaded")?;
+            runs::set_state(&tx, run, root.state(), plan.failed_node, root.completed_at).await?;
+        }
+        if plan.deferred {
+            tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
+        }
+        tx.commit().await?;
+        if plan.deferred {
+            self.wake.notify_one();
+        }
+        let launch = Launch::of(plan, &state, &epochs, run, snap);
+        Ok((replies, launch))
+    }
+}
+
+/// A deadlock or serialization failure: the batch may simply be tried again.
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code).is_some_and(
+        |c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE,
+    )
+}
+
+/// An event, for an error message (without its data).
+fn describe(event: &Event) -> String {
+    match event {
+        Event::Start { .. } => "the start".into(),
+        Event::Dispatched { node, attempt } => {
+            format!("the dispatch of node {node}, attempt {attempt}")
+        }
+        Event::Result { node, attempt, .. } => {
+            format!("the result of node {node}, attempt {attempt}")
+        }
+        Event::Failure { node, attempt, .. } => {
+            format!("the failure of node {node}, attempt {attempt}")
+        }
+        Event::PostFailed { node, attempt, .. } => {
+            format!("the failed POST of node {node}, attempt {attempt}")
+        }
+        Event::Timeout { node, attempt } => {
+            format!("the timeout of node {node}, attempt {attempt}")
+        }
+        Event::Mapped { node, .. } => format!("the mapper of node {node}"),
+        Event::Reduced { node, .. } => format!("the reducer of node {node}"),
+        Event::Cancel => "a cancel".into(),
+        Event::Redrive { .. } => "a redrive".into(),
+    }
+}

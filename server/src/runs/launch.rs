@@ -1,0 +1,143 @@
+//! Starting the work that committed events made: POSTs and scripts, each under the lease that
+//! its node took in the transaction, and each reporting back as a fenced event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aetr_engine::machine::{Event, Nodes, Phase};
+use aetr_engine::{NodeIdx, Reducer};
+use uuid::Uuid;
+
+use super::plan::Plan;
+use super::{Fence, RunSnapshot, Shared};
+use crate::dispatch::SendJob;
+use crate::scripts::OwnedCall;
+use crate::store::nodes;
+
+/// A mapper or reducer to run, under the lease its node holds at `epoch`.
+#[derive(Debug)]
+pub(crate) struct ScriptJob {
+    pub run: Uuid,
+    pub idx: NodeIdx,
+    pub epoch: i64,
+    pub kind: ScriptKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum ScriptKind {
+    /// The node's mapper, on its result.
+    Map { data: Option<String> },
+    /// The node's reducer, on its children's outputs (read when it runs).
+    Reduce,
+}
+
+impl ScriptKind {
+    /// The script that a node in `phase` waits for.
+    pub fn of(phase: Phase, result: Option<String>) -> Option<ScriptKind> {
+        match phase {
+            Phase::Received => Some(ScriptKind::Map { data: result }),
+            Phase::Reducing => Some(ScriptKind::Reduce),
+            _ => None,
+        }
+    }
+}
+
+/// The work of a committed batch.
+#[derive(Debug)]
+pub(crate) struct Launch {
+    snap: Arc<RunSnapshot>,
+    sends: Vec<SendJob>,
+    scripts: Vec<ScriptJob>,
+}
+
+impl Launch {
+    /// The plan's work, with the node states and lease epochs that the transaction wrote.
+    pub fn of(
+        plan: Plan,
+        state: &Nodes,
+        epochs: &HashMap<NodeIdx, i64>,
+        run: Uuid,
+        snap: Arc<RunSnapshot>,
+    ) -> Launch {
+        let epoch = |idx: NodeIdx| epochs.get(&idx).copied().unwrap_or_default();
+        let sends = plan
+            .sends
+            .into_iter()
+            .map(|(idx, attempt, permit)| SendJob {
+                run,
+                idx,
+                attempt,
+                epoch: epoch(idx),
+                input: state.get(idx).and_then(|s| s.input.clone()),
+                permit,
+            })
+            .collect();
+        let scripts = plan
+            .scripts
+            .into_iter()
+            .filter_map(|idx| {
+                let st = state.get(idx)?;
+                let kind = ScriptKind::of(st.phase, st.result.clone())?;
+                Some(ScriptJob { run, idx, epoch: epoch(idx), kind })
+            })
+            .collect();
+        Launch { snap, sends, scripts }
+    }
+
+    pub fn start(self, shared: &Arc<Shared>) {
+        for job in self.sends {
+            let (shared, snap) = (Arc::clone(shared), Arc::clone(&self.snap));
+            shared.clone().spawn(async move { shared.send(snap, job).await });
+        }
+        for job in self.scripts {
+            let (shared, snap) = (Arc::clone(shared), Arc::clone(&self.snap));
+            shared.clone().spawn(async move { shared.run_script(snap, job).await });
+        }
+    }
+}
+
+impl Shared {
+    /// Runs a node's mapper or reducer and reports its outcome. If it cannot report, the node's
+    /// lease runs out and a dispatcher runs the script again.
+    pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
+        let node = snap.snapshot.node(job.idx);
+        let event = match job.kind {
+            ScriptKind::Map { data } => {
+                let outcome = match node.mapper_script() {
+                    Some(js) => self.scripts.call(js.to_owned(), OwnedCall::Map(data)).await,
+                    None => Ok(data),
+                };
+                Event::Mapped { node: job.idx, outcome }
+            }
+            ScriptKind::Reduce => {
+                let outputs = match self.children_outputs(job.run, job.idx).await {
+                    Ok(outputs) => outputs,
+                    Err(e) => {
+                        tracing::warn!(run = %job.run, node = job.idx, error = format!("{e:#}"),
+                            "cannot read a reducer's inputs; it will be tried again");
+                        return;
+                    }
+                };
+                let outcome = match node.body.reducer().cloned().unwrap_or_default() {
+                    Reducer::Js { js } => self.scripts.call(js, OwnedCall::Reduce(outputs)).await,
+                    builtin => Ok(builtin.apply_builtin(&outputs).flatten()),
+                };
+                Event::Reduced { node: job.idx, outcome }
+            }
+        };
+        let fence = Fence { idx: job.idx, epoch: job.epoch };
+        if let Err(e) = self.submit(job.run, event, Some(fence), None).await {
+            tracing::warn!(run = %job.run, node = job.idx, error = %e,
+                "cannot record a script's outcome; it will be run again");
+        }
+    }
+
+    async fn children_outputs(
+        &self,
+        run: Uuid,
+        idx: NodeIdx,
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        let client = self.pool.get().await?;
+        nodes::children_outputs(&client, run, idx).await
+    }
+}

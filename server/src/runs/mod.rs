@@ -1,0 +1,230 @@
+//! Runs: the imperative shell around the engine's state machine.
+//!
+//! An event (a callback, a POST's outcome, a script's result, a claimed timer) goes to its run's
+//! [`mailbox`]. One task per run and server applies the run's queued events in batches, each
+//! batch in one transaction ([`batch`]): it locks the nodes the events involve (the root first),
+//! applies them with the engine, writes what changed, and commits. Only then are the events
+//! answered and the work they made started ([`launch`]): POSTs to services and scripts, which
+//! run outside any transaction and report back as new events.
+//!
+//! Work that is due at once is taken in the same transaction (the node is recorded as
+//! `Executing`, with a lease, before its POST is sent); the rest waits in the database for the
+//! [`crate::dispatch`]er, which claims it when it is due, and takes over work whose lease ran
+//! out because its server died.
+
+mod batch;
+mod launch;
+mod mailbox;
+pub mod node_id;
+mod plan;
+mod snapshots;
+mod start;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aetr_engine::machine::{Ctx, Event, Reply};
+use aetr_engine::{Limits, NodeIdx};
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::scripts::ScriptPool;
+use crate::store::nodes::Accepted;
+pub(crate) use batch::WORK_CHANNEL;
+pub(crate) use launch::{ScriptJob, ScriptKind};
+pub use mailbox::Fence;
+use mailbox::Mailboxes;
+pub use snapshots::RunSnapshot;
+use snapshots::Snapshots;
+pub use start::{StartRun, Started};
+use token::TokenKey;
+
+/// What runs need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The base of callback URLs: `<public_url>/api/v1/runs/complete?token=...`.
+    pub public_url: String,
+    /// The callback timeout of actions that set none. `None`: wait for ever.
+    pub default_callback_timeout_seconds: Option<u64>,
+    pub limits: Limits,
+    /// The largest callback body, and the largest answer of a sync action.
+    pub max_result_bytes: usize,
+    /// How many POSTs may be in flight at once.
+    pub dispatch_concurrency: usize,
+    /// How often the dispatcher looks for due work when nothing wakes it.
+    pub poll_interval: Duration,
+}
+
+/// The runs of this server: start them, feed them events, read their snapshots. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Everything that the shell's tasks share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub pool: Pool,
+    pub settings: Settings,
+    pub key: TokenKey,
+    pub snapshots: Snapshots,
+    mailboxes: Mailboxes,
+    pub scripts: ScriptPool,
+    /// One permit per POST in flight.
+    pub permits: Arc<Semaphore>,
+    pub http: reqwest::Client,
+    /// Wakes the dispatcher: work waits in the database.
+    pub wake: Notify,
+    /// POSTs that services accepted, recorded in batches.
+    pub accepted: mpsc::UnboundedSender<Accepted>,
+    /// Every task that the shell starts, so that a shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the server stops: take no new work.
+    pub stopping: CancellationToken,
+    /// The runtime that the shell's tasks run on (HTTP handlers run on others).
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// Why an event could not be applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    #[error("no run with id {0}")]
+    NoSuchRun(Uuid),
+    /// The database cannot be reached now.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug, or corrupt state: logged where it happened.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RunError {
+    fn of(e: &anyhow::Error) -> RunError {
+        if let Some(RunError::NoSuchRun(id)) = e.downcast_ref::<RunError>() {
+            return RunError::NoSuchRun(*id);
+        }
+        if crate::http::error::is_unavailable(e) {
+            RunError::Unavailable(format!("{e:#}"))
+        } else {
+            RunError::Internal(format!("{e:#}"))
+        }
+    }
+}
+
+impl Runs {
+    /// The runs of a server that uses `pool`, and the receiving end of its accepted POSTs, for
+    /// the dispatcher to record. Call from the runtime that the shell's tasks are to run on.
+    pub fn new(
+        pool: Pool,
+        settings: Settings,
+        key: Vec<u8>,
+        scripts: ScriptPool,
+    ) -> anyhow::Result<(Runs, mpsc::UnboundedReceiver<Accepted>)> {
+        // Redirects are not followed: a service's 3xx fails the node. System proxies are
+        // ignored: actions are usually internal services.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(settings.dispatch_concurrency)
+            .user_agent(concat!("aetr/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let (accepted, received) = mpsc::unbounded_channel();
+        let shared = Shared {
+            pool,
+            permits: Arc::new(Semaphore::new(settings.dispatch_concurrency)),
+            settings,
+            key: TokenKey::new(key),
+            snapshots: Snapshots::default(),
+            mailboxes: Mailboxes::default(),
+            scripts,
+            http,
+            wake: Notify::new(),
+            accepted,
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        Ok((Runs { shared: Arc::new(shared) }, received))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    pub fn key(&self) -> &TokenKey {
+        &self.shared.key
+    }
+
+    /// A run's snapshot, from memory or the database. `None`: no such run.
+    pub async fn snapshot(&self, run: Uuid) -> Result<Option<Arc<RunSnapshot>>, RunError> {
+        self.shared.snapshot(run).await
+    }
+
+    /// Applies an event from outside (a callback, a cancel, a redrive) and answers once its
+    /// change is committed. A redrive's nodes are found under the run's lock: send it with none.
+    pub async fn apply(&self, run: Uuid, event: Event) -> Result<Reply, RunError> {
+        self.shared.submit(run, event, None, None).await
+    }
+
+    /// Stops taking new work, and waits (up to `deadline`) for the work in hand: POSTs in
+    /// flight, scripts, and the events they report.
+    pub async fn stop(&self, deadline: Duration) {
+        self.shared.stopping.cancel();
+        self.shared.tasks.close();
+        if tokio::time::timeout(deadline, self.shared.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                tasks = self.shared.tasks.len(),
+                "work was still in hand at the shutdown deadline; its leases will expire and \
+                 another server (or this one, restarted) will take it over"
+            );
+        }
+    }
+}
+
+impl Shared {
+    /// The engine's view of the outside world, now.
+    fn ctx(&self, now: i64) -> Ctx {
+        Ctx {
+            now,
+            jitter: rand::random::<f64>(),
+            default_callback_timeout_seconds: self.settings.default_callback_timeout_seconds,
+        }
+    }
+
+    /// A run's snapshot, from memory or the database. `None`: no such run.
+    pub async fn snapshot(&self, run: Uuid) -> Result<Option<Arc<RunSnapshot>>, RunError> {
+        let found = async {
+            let client = self.pool.get().await?;
+            self.snapshots.get(&client, run).await
+        };
+        found.await.map_err(|e| RunError::of(&e))
+    }
+
+    /// Runs a task of the shell on the shell's runtime, tracked for shutdown.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn_on(task, &self.runtime);
+    }
+
+    /// Applies an event through the run's mailbox. `fence`: the event reports on work whose
+    /// lease the reporter held at that epoch; it is ignored if the lease changed hands.
+    pub async fn submit(
+        self: &Arc<Self>,
+        run: Uuid,
+        event: Event,
+        fence: Option<Fence>,
+        http_status: Option<u16>,
+    ) -> Result<Reply, RunError> {
+        self.mailboxes.submit(self, run, event, fence, http_status).await
+    }
+
+    /// The URL a service calls back for this attempt.
+    pub fn callback_url(&self, run: Uuid, node: NodeIdx, attempt: u32) -> String {
+        let token = self.key.issue(token::Claim { run, node, attempt });
+        format!("{}/api/v1/runs/complete?token={token}", self.settings.public_url)
+    }
+}

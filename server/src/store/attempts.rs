@@ -1,0 +1,119 @@
+//! Attempts at actions: when each was sent, and how it ended.
+
+use aetr_engine::NodeIdx;
+use anyhow::Result;
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::time::{from_system, opt_from_system, to_system};
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Executing,
+    Complete,
+    Error,
+    TimedOut,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Executing => "Executing",
+            Status::Complete => "Complete",
+            Status::Error => "Error",
+            Status::TimedOut => "TimedOut",
+            Status::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// The end of an attempt.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub idx: NodeIdx,
+    pub n: u32,
+    pub status: Status,
+    pub error: Option<String>,
+    pub http_status: Option<u16>,
+    pub at: i64,
+}
+
+/// Records attempts as sent at `at`. An attempt sent again (after its sender died) keeps its
+/// first record.
+pub async fn insert(
+    client: &impl GenericClient,
+    run: Uuid,
+    sent: &[(NodeIdx, u32)],
+    at: i64,
+) -> Result<()> {
+    const SQL: &str = "INSERT INTO attempts (run_id, idx, n, dispatched_at, status)
+        SELECT $1, u.idx, u.n, $4, 'Executing' FROM unnest($2::int[], $3::int[]) AS u(idx, n)
+        ON CONFLICT DO NOTHING";
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let idxs: Vec<i32> = sent.iter().map(|s| s.0 as i32).collect();
+    let ns: Vec<i32> = sent.iter().map(|s| s.1 as i32).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&run, &idxs, &ns, &to_system(at)]).await?;
+    Ok(())
+}
+
+/// Records how attempts ended.
+pub async fn finish(client: &impl GenericClient, run: Uuid, ended: &[Ended]) -> Result<()> {
+    const SQL: &str = "UPDATE attempts a
+        SET status = u.status, error = u.error,
+            http_status = coalesce(u.http_status, a.http_status), finished_at = u.at
+        FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::int[], $7::timestamptz[])
+            AS u(idx, n, status, error, http_status, at)
+        WHERE a.run_id = $1 AND a.idx = u.idx AND a.n = u.n";
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let idxs: Vec<i32> = ended.iter().map(|e| e.idx as i32).collect();
+    let ns: Vec<i32> = ended.iter().map(|e| e.n as i32).collect();
+    let statuses: Vec<&str> = ended.iter().map(|e| e.status.as_str()).collect();
+    let errors: Vec<Option<&str>> = ended.iter().map(|e| e.error.as_deref()).collect();
+    let http: Vec<Option<i32>> = ended.iter().map(|e| e.http_status.map(i32::from)).collect();
+    let ats: Vec<std::time::SystemTime> = ended.iter().map(|e| to_system(e.at)).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&run, &idxs, &ns, &statuses, &errors, &http, &ats]).await?;
+    Ok(())
+}
+
+/// One attempt, as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub n: u32,
+    /// When it was sent, in epoch milliseconds.
+    pub dispatched_at: i64,
+    /// Executing, Complete, Error, TimedOut or Cancelled.
+    pub status: String,
+    pub error: Option<String>,
+    /// The HTTP status of the POST's answer, when there was one.
+    pub http_status: Option<u16>,
+    pub finished_at: Option<i64>,
+}
+
+/// A node's attempts, first to last.
+pub async fn of_node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Result<Vec<Attempt>> {
+    const SQL: &str = "SELECT n, dispatched_at, status, error, http_status, finished_at
+        FROM attempts WHERE run_id = $1 AND idx = $2 ORDER BY n";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &i32::try_from(idx)?]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Attempt {
+                n: r.try_get::<_, i32>(0)? as u32,
+                dispatched_at: from_system(r.try_get(1)?),
+                status: r.try_get(2)?,
+                error: r.try_get(3)?,
+                http_status: r.try_get::<_, Option<i32>>(4)?.map(|s| s as u16),
+                finished_at: opt_from_system(r.try_get(5)?),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,460 @@
+//! Run nodes as the state machine sees them: loading the nodes an event involves (locked),
+//! writing the ones it changed, and the dispatcher's claims on due work.
+//!
+//! Lock order: a transaction locks a run's nodes in ascending `idx`, so the root first; every
+//! event involves the root, which serialises a run's events. Statements that lock nodes of
+//! several runs (the accepted POSTs, a cancel) lock in `(run_id, idx)` order, so that no two
+//! transactions wait on each other in a cycle.
+
+use std::time::SystemTime;
+
+use aetr_engine::machine::{Fault, NodeState, Phase};
+use aetr_engine::{NodeIdx, Snapshot};
+use anyhow::{anyhow, bail, Context, Result};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::types::Json;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::time::{opt_from_system, opt_to_system, to_system};
+
+/// A node's state as stored, with its lease's epoch.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub idx: NodeIdx,
+    pub state: NodeState,
+    pub epoch: i64,
+}
+
+/// The columns that [`state_of`] reads.
+macro_rules! state_columns {
+    () => {
+        "idx, phase, input, result, output, error, fault, attempt, round_from, live_from, \
+         remaining, due_at, started_at, completed_at, lease_epoch"
+    };
+}
+
+/// Locks and loads nodes `idxs` of a run, in idx order (the lock order).
+pub async fn lock(client: &impl GenericClient, run: Uuid, idxs: &[NodeIdx]) -> Result<Vec<Stored>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        state_columns!(),
+        " FROM run_nodes WHERE run_id = $1 AND idx = ANY($2) ORDER BY idx FOR UPDATE"
+    );
+    let idxs = to_i32s(idxs)?;
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &idxs]).await?;
+    rows.iter().map(stored_of).collect()
+}
+
+/// The nodes that a redrive resumes from: failed, held, and parked. Their phases cannot change
+/// while the caller holds the root's lock.
+pub async fn redrivable(client: &impl GenericClient, run: Uuid) -> Result<Vec<NodeIdx>> {
+    const SQL: &str = "SELECT idx FROM run_nodes
+        WHERE run_id = $1 AND phase IN ('Error', 'Held', 'Ready') ORDER BY idx";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run]).await?;
+    rows.iter().map(|r| Ok(r.try_get::<_, i32>(0)? as NodeIdx)).collect()
+}
+
+/// A node to write, and what becomes of its lease.
+#[derive(Debug)]
+pub struct Write<'a> {
+    pub idx: NodeIdx,
+    pub state: &'a NodeState,
+    /// Its state as loaded, or `None` for a node that the event started: such a node must
+    /// still be `Waiting`, or the write fails.
+    pub before: Option<&'a NodeState>,
+    /// The lease's end, or `None` to release it.
+    pub lease_until: Option<i64>,
+    /// A new holder: the epoch grows.
+    pub new_holder: bool,
+}
+
+/// Writes changed nodes. Returns each node's lease epoch after the write. Large texts that did
+/// not change are not sent again.
+pub async fn write(
+    client: &impl GenericClient,
+    run: Uuid,
+    writes: &[Write<'_>],
+) -> Result<Vec<(NodeIdx, i64)>> {
+    const SQL: &str = "UPDATE run_nodes n SET
+            phase = u.phase,
+            input = CASE WHEN u.keep & 1 = 0 THEN u.input ELSE n.input END,
+            result = CASE WHEN u.keep & 2 = 0 THEN u.result ELSE n.result END,
+            output = CASE WHEN u.keep & 4 = 0 THEN u.output ELSE n.output END,
+            error = CASE WHEN u.keep & 8 = 0 THEN u.error ELSE n.error END,
+            fault = u.fault, attempt = u.attempt, round_from = u.round_from,
+            live_from = u.live_from, remaining = u.remaining, due_at = u.due_at,
+            started_at = u.started_at, completed_at = u.completed_at,
+            lease_until = u.lease_until, lease_epoch = n.lease_epoch + u.bump
+        FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
+                    $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[], $13::int[],
+                    $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                    $17::timestamptz[], $18::int[], $19::bool[])
+            AS u(idx, phase, keep, input, result, output, error, fault, attempt, round_from,
+                 live_from, remaining, due_at, started_at, completed_at, lease_until, bump, fresh)
+        WHERE n.run_id = $1 AND n.idx = u.idx AND (NOT u.fresh OR n.phase = 'Waiting')
+        RETURNING n.idx, n.lease_epoch";
+    if writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut c = Columns::default();
+    for w in writes {
+        let s = w.state;
+        let keep = |bit: i32, now: &Option<String>, then: Option<&Option<String>>| {
+            if then == Some(now) {
+                bit
+            } else {
+                0
+            }
+        };
+        let b = w.before;
+        let keep = keep(1, &s.input, b.map(|b| &b.input))
+            | keep(2, &s.result, b.map(|b| &b.result))
+            | keep(4, &s.output, b.map(|b| &b.output))
+            | keep(8, &s.error, b.map(|b| &b.error));
+        let text = |bit: i32, t: &Option<String>| if keep & bit == 0 { t.clone() } else { None };
+        c.idx.push(i32::try_from(w.idx)?);
+        c.phase.push(s.phase.as_str());
+        c.keep.push(keep);
+        c.input.push(text(1, &s.input));
+        c.result.push(text(2, &s.result));
+        c.output.push(text(4, &s.output));
+        c.error.push(text(8, &s.error));
+        c.fault.push(s.fault.map(Json));
+        c.attempt.push(i32::try_from(s.attempt)?);
+        c.round_from.push(i32::try_from(s.round_from)?);
+        c.live_from.push(i32::try_from(s.live_from)?);
+        c.remaining.push(i32::try_from(s.remaining)?);
+        c.due_at.push(opt_to_system(s.due_at));
+        c.started_at.push(opt_to_system(s.started_at));
+        c.completed_at.push(opt_to_system(s.completed_at));
+        c.lease_until.push(opt_to_system(w.lease_until));
+        c.bump.push(i32::from(w.new_holder));
+        c.fresh.push(w.before.is_none());
+    }
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &run,
+                &c.idx,
+                &c.phase,
+                &c.keep,
+                &c.input,
+                &c.result,
+                &c.output,
+                &c.error,
+                &c.fault,
+                &c.attempt,
+                &c.round_from,
+                &c.live_from,
+                &c.remaining,
+                &c.due_at,
+                &c.started_at,
+                &c.completed_at,
+                &c.lease_until,
+                &c.bump,
+                &c.fresh,
+            ],
+        )
+        .await?;
+    if rows.len() != writes.len() {
+        bail!(
+            "run {run}: {} of {} node writes matched; a node that was started was not Waiting",
+            rows.len(),
+            writes.len()
+        );
+    }
+    rows.iter().map(|r| Ok((r.try_get::<_, i32>(0)? as NodeIdx, r.try_get(1)?))).collect()
+}
+
+/// The arrays of a [`write`].
+#[derive(Default)]
+struct Columns {
+    idx: Vec<i32>,
+    phase: Vec<&'static str>,
+    keep: Vec<i32>,
+    input: Vec<Option<String>>,
+    result: Vec<Option<String>>,
+    output: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+    fault: Vec<Option<Json<Fault>>>,
+    attempt: Vec<i32>,
+    round_from: Vec<i32>,
+    live_from: Vec<i32>,
+    remaining: Vec<i32>,
+    due_at: Vec<Option<SystemTime>>,
+    started_at: Vec<Option<SystemTime>>,
+    completed_at: Vec<Option<SystemTime>>,
+    lease_until: Vec<Option<SystemTime>>,
+    bump: Vec<i32>,
+    fresh: Vec<bool>,
+}
+
+/// Inserts every node of a new run. `states` holds the nodes that the start changed (the rest
+/// are `Waiting`), with the lease that each of them takes (epoch 1), if any.
+pub async fn insert_all(
+    client: &impl GenericClient,
+    run: Uuid,
+    snapshot: &Snapshot,
+    started: &[(NodeIdx, &NodeState, Option<i64>)],
+) -> Result<Vec<(NodeIdx, i64)>> {
+    const WAITING: &str = "INSERT INTO run_nodes (run_id, idx, parent_idx, position, depth, phase)
+        SELECT $1, u.idx, u.parent_idx, u.position, u.depth, 'Waiting'
+        FROM unnest($2::int[], $3::int[], $4::int[], $5::int[])
+            AS u(idx, parent_idx, position, depth)";
+    let mut is_started = vec![false; snapshot.len()];
+    for (idx, _, _) in started {
+        is_started[*idx as usize] = true;
+    }
+    let (mut idx, mut parent, mut position, mut depth) = (vec![], vec![], vec![], vec![]);
+    for (i, node) in snapshot.nodes().iter().enumerate() {
+        let i = i32::try_from(i)?;
+        if is_started[i as usize] {
+            continue;
+        }
+        idx.push(i);
+        parent.push(node.parent.map(|p| p as i32));
+        position.push(node.position as i32);
+        depth.push(node.depth as i32);
+    }
+    if !idx.is_empty() {
+        let statement = client.prepare_cached(WAITING).await?;
+        client.execute(&statement, &[&run, &idx, &parent, &position, &depth]).await?;
+    }
+    if started.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The started nodes: inserted as Waiting, then written like any change, so that one
+    // statement knows how a node's state is stored.
+    let (mut idx, mut parent, mut position, mut depth) = (vec![], vec![], vec![], vec![]);
+    for (i, _, _) in started {
+        let node = snapshot.node(*i);
+        idx.push(*i as i32);
+        parent.push(node.parent.map(|p| p as i32));
+        position.push(node.position as i32);
+        depth.push(node.depth as i32);
+    }
+    let statement = client.prepare_cached(WAITING).await?;
+    client.execute(&statement, &[&run, &idx, &parent, &position, &depth]).await?;
+    let writes: Vec<Write<'_>> = started
+        .iter()
+        .map(|(idx, state, lease)| Write {
+            idx: *idx,
+            state,
+            before: None,
+            lease_until: *lease,
+            new_holder: lease.is_some(),
+        })
+        .collect();
+    write(client, run, &writes).await
+}
+
+/// Makes every unfinished node of a run `Cancelled`, and its unfinished attempts too.
+pub async fn cancel_unfinished(client: &impl GenericClient, run: Uuid, now: i64) -> Result<()> {
+    const NODES: &str = "UPDATE run_nodes n
+        SET phase = 'Cancelled', completed_at = $2, due_at = NULL, lease_until = NULL
+        FROM (SELECT idx FROM run_nodes
+              WHERE run_id = $1
+                AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing')
+              ORDER BY idx FOR UPDATE) u
+        WHERE n.run_id = $1 AND n.idx = u.idx";
+    const ATTEMPTS: &str = "UPDATE attempts SET status = 'Cancelled', finished_at = $2
+        WHERE run_id = $1 AND status = 'Executing'";
+    let now = to_system(now);
+    let statement = client.prepare_cached(NODES).await?;
+    client.execute(&statement, &[&run, &now]).await?;
+    let statement = client.prepare_cached(ATTEMPTS).await?;
+    client.execute(&statement, &[&run, &now]).await?;
+    Ok(())
+}
+
+/// What a claim found to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// An action that is due: send it.
+    Dispatch,
+    /// A POST whose outcome was never recorded (its sender died): send the same attempt again.
+    Resend,
+    /// A mapper or reducer whose runner died: run it again.
+    Script,
+    /// The callback deadline passed.
+    Timeout,
+}
+
+/// A node claimed by a dispatcher, which holds its lease at `epoch`.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub run: Uuid,
+    pub idx: NodeIdx,
+    pub kind: ClaimKind,
+    pub phase: Phase,
+    pub attempt: u32,
+    pub epoch: i64,
+    /// A dispatch's input.
+    pub input: Option<String>,
+    /// A mapper's data.
+    pub result: Option<String>,
+}
+
+/// Claims due work in one statement: up to `sends` actions to send (due ones, and POSTs whose
+/// sender's lease expired), and up to `others` scripts and callback deadlines. Each claimed
+/// node is leased until `lease_until`, with a new epoch. Rows that another transaction holds
+/// are skipped.
+pub async fn claim(
+    client: &impl GenericClient,
+    now: i64,
+    sends: i64,
+    others: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>> {
+    const SQL: &str = "WITH due AS (
+            SELECT run_id, idx, 'dispatch' AS kind FROM run_nodes
+            WHERE phase = 'Ready' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+        ), resend AS (
+            SELECT run_id, idx, 'resend' AS kind FROM run_nodes
+            WHERE lease_until < $1 AND phase = 'Executing'
+            ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+        ), scripts AS (
+            SELECT run_id, idx, 'script' AS kind FROM run_nodes
+            WHERE lease_until < $1 AND phase IN ('Received', 'Reducing')
+            ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
+        ), overdue AS (
+            SELECT run_id, idx, 'timeout' AS kind FROM run_nodes
+            WHERE phase = 'Executing' AND due_at <= $1 AND lease_until IS NULL
+            ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            SELECT * FROM due UNION ALL SELECT * FROM resend
+            UNION ALL SELECT * FROM scripts UNION ALL SELECT * FROM overdue
+        )
+        UPDATE run_nodes n SET lease_until = $4, lease_epoch = n.lease_epoch + 1
+        FROM claimed c WHERE n.run_id = c.run_id AND n.idx = c.idx
+        RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch,
+                  CASE WHEN c.kind IN ('dispatch', 'resend') THEN n.input END AS input,
+                  CASE WHEN n.phase = 'Received' THEN n.result END AS result";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client
+        .query(&statement, &[&to_system(now), &sends, &others, &to_system(lease_until)])
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let kind = match row.try_get::<_, &str>("kind")? {
+                "dispatch" => ClaimKind::Dispatch,
+                "resend" => ClaimKind::Resend,
+                "script" => ClaimKind::Script,
+                _ => ClaimKind::Timeout,
+            };
+            Ok(Claimed {
+                run: row.try_get("run_id")?,
+                idx: row.try_get::<_, i32>("idx")? as NodeIdx,
+                kind,
+                phase: phase_of(row.try_get("phase")?)?,
+                attempt: row.try_get::<_, i32>("attempt")? as u32,
+                epoch: row.try_get("lease_epoch")?,
+                input: row.try_get("input")?,
+                result: row.try_get("result")?,
+            })
+        })
+        .collect()
+}
+
+/// When work next comes due (a Ready node, a lease, a callback deadline), if any is known.
+pub async fn next_due(client: &impl GenericClient) -> Result<Option<i64>> {
+    const SQL: &str = "SELECT least(
+            (SELECT min(due_at) FROM run_nodes
+             WHERE phase = 'Ready' AND due_at IS NOT NULL AND lease_until IS NULL),
+            (SELECT min(lease_until) FROM run_nodes WHERE lease_until IS NOT NULL),
+            (SELECT min(due_at) FROM run_nodes
+             WHERE phase = 'Executing' AND due_at IS NOT NULL AND lease_until IS NULL))";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_one(&statement, &[]).await?;
+    Ok(opt_from_system(row.try_get(0)?))
+}
+
+/// The outputs of a node's children, in child order: what its reducer combines.
+pub async fn children_outputs(
+    client: &impl GenericClient,
+    run: Uuid,
+    idx: NodeIdx,
+) -> Result<Vec<Option<String>>> {
+    const SQL: &str =
+        "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2 ORDER BY idx";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &i32::try_from(idx)?]).await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// A POST that a service accepted (2xx): its node now waits for the callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    pub run: Uuid,
+    pub idx: NodeIdx,
+    pub attempt: u32,
+    pub epoch: i64,
+    pub http_status: u16,
+}
+
+/// Records accepted POSTs: each node's lease is released (so that it is not sent again), if
+/// its sender still holds it, and the attempt's HTTP status is kept.
+pub async fn accept(client: &impl GenericClient, accepted: &[Accepted]) -> Result<()> {
+    const SQL: &str = "WITH u AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::bigint[], $5::int[])
+                AS u(run_id, idx, n, epoch, status)
+        ), held AS (
+            SELECT n.run_id, n.idx, u.n, u.status FROM run_nodes n
+            JOIN u ON n.run_id = u.run_id AND n.idx = u.idx AND n.lease_epoch = u.epoch
+            WHERE n.phase = 'Executing'
+            ORDER BY n.run_id, n.idx FOR UPDATE OF n
+        ), released AS (
+            UPDATE run_nodes n SET lease_until = NULL
+            FROM held h WHERE n.run_id = h.run_id AND n.idx = h.idx
+        )
+        UPDATE attempts a SET http_status = h.status
+        FROM held h WHERE a.run_id = h.run_id AND a.idx = h.idx AND a.n = h.n";
+    let runs: Vec<Uuid> = accepted.iter().map(|a| a.run).collect();
+    let idxs: Vec<i32> = accepted.iter().map(|a| a.idx as i32).collect();
+    let attempts: Vec<i32> = accepted.iter().map(|a| a.attempt as i32).collect();
+    let epochs: Vec<i64> = accepted.iter().map(|a| a.epoch).collect();
+    let statuses: Vec<i32> = accepted.iter().map(|a| i32::from(a.http_status)).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&runs, &idxs, &attempts, &epochs, &statuses]).await?;
+    Ok(())
+}
+
+pub fn phase_of(s: &str) -> Result<Phase> {
+    Phase::parse(s).ok_or_else(|| anyhow!("unknown node phase {s:?}"))
+}
+
+fn stored_of(row: &Row) -> Result<Stored> {
+    let idx = row.try_get::<_, i32>("idx")? as NodeIdx;
+    let state = state_of(row).with_context(|| format!("node {idx} cannot be read"))?;
+    Ok(Stored { idx, state, epoch: row.try_get("lease_epoch")? })
+}
+
+/// A node's state from the columns of `state_columns!`.
+pub fn state_of(row: &Row) -> Result<NodeState> {
+    let count = |name: &str| -> Result<u32> { Ok(u32::try_from(row.try_get::<_, i32>(name)?)?) };
+    Ok(NodeState {
+        phase: phase_of(row.try_get("phase")?)?,
+        input: row.try_get("input")?,
+        result: row.try_get("result")?,
+        output: row.try_get("output")?,
+        error: row.try_get("error")?,
+        fault: row.try_get::<_, Option<Json<Fault>>>("fault")?.map(|f| f.0),
+        attempt: count("attempt")?,
+        round_from: count("round_from")?,
+        live_from: count("live_from")?,
+        remaining: count("remaining")?,
+        due_at: opt_from_system(row.try_get("due_at")?),
+        started_at: opt_from_system(row.try_get("started_at")?),
+        completed_at: opt_from_system(row.try_get("completed_at")?),
+    })
+}
+
+fn to_i32s(idxs: &[NodeIdx]) -> Result<Vec<i32>> {
+    idxs.iter().map(|&i| Ok(i32::try_from(i)?)).collect()
+}

@@ -1,0 +1,184 @@
+//! Reading runs for the API: nodes down to a depth, one node, a page of children, a page of runs.
+
+use aetr_engine::machine::{Phase, State};
+use aetr_engine::NodeIdx;
+use anyhow::Result;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::nodes::phase_of;
+use super::time::{from_system, opt_from_system};
+
+/// A node's state as the API shows it.
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub idx: NodeIdx,
+    pub phase: Phase,
+    pub input: Option<String>,
+    pub result: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub attempt: u32,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+/// The columns that [`node_of`] reads.
+macro_rules! node_columns {
+    () => {
+        "n.idx, n.phase, n.input, n.result, n.output, n.error, n.attempt, n.started_at, \
+         n.completed_at"
+    };
+}
+
+/// How many children of each parent are in each state.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildCount {
+    pub parent: NodeIdx,
+    pub state: State,
+    pub count: u32,
+}
+
+/// A run's nodes down to `depth` levels below the root (all of them for `None`), in idx order.
+pub async fn nodes_to_depth(
+    client: &impl GenericClient,
+    run: Uuid,
+    depth: Option<u32>,
+) -> Result<Vec<NodeRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        node_columns!(),
+        " FROM run_nodes n WHERE n.run_id = $1 AND ($2::int IS NULL OR n.depth <= $2)
+          ORDER BY n.idx"
+    );
+    let depth = depth.map(|d| d.min(i32::MAX as u32) as i32);
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &depth]).await?;
+    rows.iter().map(node_of).collect()
+}
+
+/// One node.
+pub async fn node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Result<Option<NodeRow>> {
+    const SQL: &str =
+        concat!("SELECT ", node_columns!(), " FROM run_nodes n WHERE n.run_id = $1 AND n.idx = $2");
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&run, &(idx as i32)]).await?;
+    row.as_ref().map(node_of).transpose()
+}
+
+/// A page of a node's children, after child `after` (by idx).
+pub async fn children(
+    client: &impl GenericClient,
+    run: Uuid,
+    parent: NodeIdx,
+    after: Option<NodeIdx>,
+    limit: i64,
+) -> Result<Vec<NodeRow>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        node_columns!(),
+        " FROM run_nodes n WHERE n.run_id = $1 AND n.parent_idx = $2 AND n.idx > $3
+          ORDER BY n.idx LIMIT $4"
+    );
+    let after = after.map_or(-1, |a| a as i32);
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &(parent as i32), &after, &limit]).await?;
+    rows.iter().map(node_of).collect()
+}
+
+/// The states of the children of `parents`.
+pub async fn child_counts(
+    client: &impl GenericClient,
+    run: Uuid,
+    parents: &[NodeIdx],
+) -> Result<Vec<ChildCount>> {
+    const SQL: &str = "SELECT parent_idx, phase, count(*) FROM run_nodes
+        WHERE run_id = $1 AND parent_idx = ANY($2) GROUP BY parent_idx, phase";
+    if parents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parents: Vec<i32> = parents.iter().map(|&p| p as i32).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &parents]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ChildCount {
+                parent: r.try_get::<_, i32>(0)? as NodeIdx,
+                state: phase_of(r.try_get(1)?)?.state(),
+                count: r.try_get::<_, i64>(2)? as u32,
+            })
+        })
+        .collect()
+}
+
+/// A run, as its list shows it: its own row and its root node.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub step_id: Uuid,
+    pub step_name: String,
+    pub step_type: String,
+    pub created_at: i64,
+    pub node_count: u32,
+    pub failed_node: Option<NodeIdx>,
+    pub root: NodeRow,
+}
+
+/// A page of runs, newest first, filtered by state and root step.
+pub async fn runs(
+    client: &impl GenericClient,
+    state: Option<State>,
+    step: Option<Uuid>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RunRow>> {
+    const SQL: &str = concat!(
+        "SELECT r.id, r.step_id, r.step_name, r.step_type, r.created_at, r.node_count,
+                r.failed_node, ",
+        node_columns!(),
+        " FROM runs r JOIN run_nodes n ON n.run_id = r.id AND n.idx = 0
+          WHERE ($1::text IS NULL OR r.state = $1) AND ($2::uuid IS NULL OR r.step_id = $2)
+            AND ($3::uuid IS NULL OR r.id < $3)
+          ORDER BY r.id DESC LIMIT $4"
+    );
+    let state = state.map(State::as_str);
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&state, &step, &before, &limit]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RunRow {
+                id: r.try_get("id")?,
+                step_id: r.try_get("step_id")?,
+                step_name: r.try_get("step_name")?,
+                step_type: r.try_get("step_type")?,
+                created_at: from_system(r.try_get("created_at")?),
+                node_count: r.try_get::<_, i32>("node_count")? as u32,
+                failed_node: r.try_get::<_, Option<i32>>("failed_node")?.map(|n| n as NodeIdx),
+                root: node_of(r)?,
+            })
+        })
+        .collect()
+}
+
+/// The node that failed a run, if it failed.
+pub async fn failed_node(client: &impl GenericClient, run: Uuid) -> Result<Option<NodeIdx>> {
+    const SQL: &str = "SELECT failed_node FROM runs WHERE id = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&run]).await?;
+    Ok(row.and_then(|r| r.get::<_, Option<i32>>(0)).map(|n| n as NodeIdx))
+}
+
+fn node_of(row: &Row) -> Result<NodeRow> {
+    Ok(NodeRow {
+        idx: row.try_get::<_, i32>("idx")? as NodeIdx,
+        phase: phase_of(row.try_get("phase")?)?,
+        input: row.try_get("input")?,
+        result: row.try_get("result")?,
+        output: row.try_get("output")?,
+        error: row.try_get("error")?,
+        attempt: row.try_get::<_, i32>("attempt")? as u32,
+        started_at: opt_from_system(row.try_get("started_at")?),
+        completed_at: opt_from_system(row.try_get("completed_at")?),
+    })
+}
