@@ -33,7 +33,12 @@ async fn bench_a_1000_step_chain_and_a_2000_leaf_parallel_tree() {
     let svc = echo_service().await;
 
     let steps: Vec<Value> = (0..1000)
-        .map(|i| mapped(api(&format!("s{i}"), &svc.at("/echo")), "function apply(d) { return String(Number(d) + 1); }"))
+        .map(|i| {
+            mapped(
+                api(&format!("s{i}"), &svc.at("/echo")),
+                "function apply(d) { return String(Number(d) + 1); }",
+            )
+        })
         .collect();
     let (secs, done) = time_run(&app, &seq("chain", steps), json!(0)).await;
     assert_eq!(done["result"], "1000");
@@ -41,8 +46,15 @@ async fn bench_a_1000_step_chain_and_a_2000_leaf_parallel_tree() {
     println!("1,000-step sequential chain (a JS mapper on each): {secs:.2} s ({per_step_ms:.2} ms a step)");
 
     let leaves: Vec<Value> = (0..2000).map(|i| api(&format!("l{i}"), &svc.at("/echo"))).collect();
-    let (secs, done) =
-        time_run(&app, &par_js("wide", "function apply(rs) { return rs.length; }", leaves), json!("x")).await;
+    let (secs, done) = time_run(
+        &app,
+        &par_js("wide", "function apply(rs) { return rs.length; }", leaves),
+        json!("x"),
+    )
+    .await;
     assert_eq!(done["result"], "2000");
-    println!("2,000-leaf parallel tree (a JS reducer): {secs:.2} s ({:.0} actions/s)", 2000.0 / secs);
+    println!(
+        "2,000-leaf parallel tree (a JS reducer): {secs:.2} s ({:.0} actions/s)",
+        2000.0 / secs
+    );
 }

@@ -19,6 +19,15 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/steps/{id}/slim", &["get"]),
         ("/api/v1/steps/{id}/children", &["post"]),
         ("/api/v1/steps/{id}/parents", &["get"]),
+        ("/api/v1/runs", &["get"]),
+        ("/api/v1/runs/step/{stepId}", &["post"]),
+        ("/api/v1/runs/{id}", &["get"]),
+        ("/api/v1/runs/{id}/nodes/{nodeId}", &["get"]),
+        ("/api/v1/runs/{id}/nodes/{nodeId}/children", &["get"]),
+        ("/api/v1/runs/{id}/cancel", &["post"]),
+        ("/api/v1/runs/{id}/retry", &["post"]),
+        ("/api/v1/runs/complete", &["post"]),
+        ("/api/v1/runs/fail", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ] {
@@ -27,7 +36,7 @@ async fn the_openapi_document_describes_every_endpoint() {
             assert!(documented.get(*method).is_some(), "{method} {path} is not documented");
         }
     }
-    // The schemas that the steps API refers to are all defined.
+    // The schemas that the API refers to are all defined.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     let mut refs = Vec::new();
     collect_refs(&doc, &mut refs);
@@ -35,7 +44,21 @@ async fn the_openapi_document_describes_every_endpoint() {
         let name = r.strip_prefix("#/components/schemas/").unwrap();
         assert!(schemas.contains_key(name), "{r} is not defined");
     }
-    for name in ["FatStep", "SlimStep", "StepSummary", "Action", "Reducer", "Mapper", "ErrorBody"] {
+    for name in [
+        "FatStep",
+        "SlimStep",
+        "StepSummary",
+        "Action",
+        "Reducer",
+        "Mapper",
+        "ErrorBody",
+        "RunNode",
+        "NodeDetail",
+        "RunSummary",
+        "Attempt",
+        "State",
+        "StartBody",
+    ] {
         assert!(schemas.contains_key(name), "no schema {name}");
     }
 }

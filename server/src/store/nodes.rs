@@ -34,15 +34,18 @@ macro_rules! state_columns {
     };
 }
 
+/// Locks and loads a run's nodes (`$2`, an array of idx) in idx order. Public for the tests
+/// that check its plan.
+pub const LOCK_SQL: &str = concat!(
+    "SELECT ",
+    state_columns!(),
+    " FROM run_nodes WHERE run_id = $1 AND idx = ANY($2) ORDER BY idx FOR UPDATE"
+);
+
 /// Locks and loads nodes `idxs` of a run, in idx order (the lock order).
 pub async fn lock(client: &impl GenericClient, run: Uuid, idxs: &[NodeIdx]) -> Result<Vec<Stored>> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        state_columns!(),
-        " FROM run_nodes WHERE run_id = $1 AND idx = ANY($2) ORDER BY idx FOR UPDATE"
-    );
     let idxs = to_i32s(idxs)?;
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(LOCK_SQL).await?;
     let rows = client.query(&statement, &[&run, &idxs]).await?;
     rows.iter().map(stored_of).collect()
 }
@@ -300,6 +303,33 @@ pub struct Claimed {
     pub result: Option<String>,
 }
 
+/// The dispatcher's claim (see [`claim`]). Public for the tests that check its plan.
+pub const CLAIM_SQL: &str = "WITH due AS (
+        SELECT run_id, idx, 'dispatch' AS kind FROM run_nodes
+        WHERE phase = 'Ready' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+        ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ), resend AS (
+        SELECT run_id, idx, 'resend' AS kind FROM run_nodes
+        WHERE lease_until < $1 AND phase = 'Executing'
+        ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
+    ), scripts AS (
+        SELECT run_id, idx, 'script' AS kind FROM run_nodes
+        WHERE lease_until < $1 AND phase IN ('Received', 'Reducing')
+        ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
+    ), overdue AS (
+        SELECT run_id, idx, 'timeout' AS kind FROM run_nodes
+        WHERE phase = 'Executing' AND due_at <= $1 AND lease_until IS NULL
+        ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        SELECT * FROM due UNION ALL SELECT * FROM resend
+        UNION ALL SELECT * FROM scripts UNION ALL SELECT * FROM overdue
+    )
+    UPDATE run_nodes n SET lease_until = $4, lease_epoch = n.lease_epoch + 1
+    FROM claimed c WHERE n.run_id = c.run_id AND n.idx = c.idx
+    RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch,
+              CASE WHEN c.kind IN ('dispatch', 'resend') THEN n.input END AS input,
+              CASE WHEN n.phase = 'Received' THEN n.result END AS result";
+
 /// Claims due work in one statement: up to `sends` actions to send (due ones, and POSTs whose
 /// sender's lease expired), and up to `others` scripts and callback deadlines. Each claimed
 /// node is leased until `lease_until`, with a new epoch. Rows that another transaction holds
@@ -311,32 +341,7 @@ pub async fn claim(
     others: i64,
     lease_until: i64,
 ) -> Result<Vec<Claimed>> {
-    const SQL: &str = "WITH due AS (
-            SELECT run_id, idx, 'dispatch' AS kind FROM run_nodes
-            WHERE phase = 'Ready' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
-            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
-        ), resend AS (
-            SELECT run_id, idx, 'resend' AS kind FROM run_nodes
-            WHERE lease_until < $1 AND phase = 'Executing'
-            ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
-        ), scripts AS (
-            SELECT run_id, idx, 'script' AS kind FROM run_nodes
-            WHERE lease_until < $1 AND phase IN ('Received', 'Reducing')
-            ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
-        ), overdue AS (
-            SELECT run_id, idx, 'timeout' AS kind FROM run_nodes
-            WHERE phase = 'Executing' AND due_at <= $1 AND lease_until IS NULL
-            ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED
-        ), claimed AS (
-            SELECT * FROM due UNION ALL SELECT * FROM resend
-            UNION ALL SELECT * FROM scripts UNION ALL SELECT * FROM overdue
-        )
-        UPDATE run_nodes n SET lease_until = $4, lease_epoch = n.lease_epoch + 1
-        FROM claimed c WHERE n.run_id = c.run_id AND n.idx = c.idx
-        RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch,
-                  CASE WHEN c.kind IN ('dispatch', 'resend') THEN n.input END AS input,
-                  CASE WHEN n.phase = 'Received' THEN n.result END AS result";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(CLAIM_SQL).await?;
     let rows = client
         .query(&statement, &[&to_system(now), &sends, &others, &to_system(lease_until)])
         .await?;
@@ -362,15 +367,17 @@ pub async fn claim(
         .collect()
 }
 
+/// When work next comes due (see [`next_due`]). Public for the tests that check its plan.
+pub const NEXT_DUE_SQL: &str = "SELECT least(
+        (SELECT min(due_at) FROM run_nodes
+         WHERE phase = 'Ready' AND due_at IS NOT NULL AND lease_until IS NULL),
+        (SELECT min(lease_until) FROM run_nodes WHERE lease_until IS NOT NULL),
+        (SELECT min(due_at) FROM run_nodes
+         WHERE phase = 'Executing' AND due_at IS NOT NULL AND lease_until IS NULL))";
+
 /// When work next comes due (a Ready node, a lease, a callback deadline), if any is known.
 pub async fn next_due(client: &impl GenericClient) -> Result<Option<i64>> {
-    const SQL: &str = "SELECT least(
-            (SELECT min(due_at) FROM run_nodes
-             WHERE phase = 'Ready' AND due_at IS NOT NULL AND lease_until IS NULL),
-            (SELECT min(lease_until) FROM run_nodes WHERE lease_until IS NOT NULL),
-            (SELECT min(due_at) FROM run_nodes
-             WHERE phase = 'Executing' AND due_at IS NOT NULL AND lease_until IS NULL))";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(NEXT_DUE_SQL).await?;
     let row = client.query_one(&statement, &[]).await?;
     Ok(opt_from_system(row.try_get(0)?))
 }

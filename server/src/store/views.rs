@@ -67,6 +67,14 @@ pub async fn node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Resul
     row.as_ref().map(node_of).transpose()
 }
 
+/// A page of a node's children (see [`children`]). Public for the tests that check its plan.
+pub const CHILDREN_SQL: &str = concat!(
+    "SELECT ",
+    node_columns!(),
+    " FROM run_nodes n WHERE n.run_id = $1 AND n.parent_idx = $2 AND n.idx > $3
+      ORDER BY n.idx LIMIT $4"
+);
+
 /// A page of a node's children, after child `after` (by idx).
 pub async fn children(
     client: &impl GenericClient,
@@ -75,14 +83,8 @@ pub async fn children(
     after: Option<NodeIdx>,
     limit: i64,
 ) -> Result<Vec<NodeRow>> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        node_columns!(),
-        " FROM run_nodes n WHERE n.run_id = $1 AND n.parent_idx = $2 AND n.idx > $3
-          ORDER BY n.idx LIMIT $4"
-    );
     let after = after.map_or(-1, |a| a as i32);
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(CHILDREN_SQL).await?;
     let rows = client.query(&statement, &[&run, &(parent as i32), &after, &limit]).await?;
     rows.iter().map(node_of).collect()
 }
@@ -125,6 +127,17 @@ pub struct RunRow {
     pub root: NodeRow,
 }
 
+/// A page of runs (see [`runs`]). Public for the tests that check its plan.
+pub const RUNS_SQL: &str = concat!(
+    "SELECT r.id, r.step_id, r.step_name, r.step_type, r.created_at, r.node_count,
+            r.failed_node, ",
+    node_columns!(),
+    " FROM runs r JOIN run_nodes n ON n.run_id = r.id AND n.idx = 0
+      WHERE ($1::text IS NULL OR r.state = $1) AND ($2::uuid IS NULL OR r.step_id = $2)
+        AND ($3::uuid IS NULL OR r.id < $3)
+      ORDER BY r.id DESC LIMIT $4"
+);
+
 /// A page of runs, newest first, filtered by state and root step.
 pub async fn runs(
     client: &impl GenericClient,
@@ -133,17 +146,8 @@ pub async fn runs(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<RunRow>> {
-    const SQL: &str = concat!(
-        "SELECT r.id, r.step_id, r.step_name, r.step_type, r.created_at, r.node_count,
-                r.failed_node, ",
-        node_columns!(),
-        " FROM runs r JOIN run_nodes n ON n.run_id = r.id AND n.idx = 0
-          WHERE ($1::text IS NULL OR r.state = $1) AND ($2::uuid IS NULL OR r.step_id = $2)
-            AND ($3::uuid IS NULL OR r.id < $3)
-          ORDER BY r.id DESC LIMIT $4"
-    );
     let state = state.map(State::as_str);
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(RUNS_SQL).await?;
     let rows = client.query(&statement, &[&state, &step, &before, &limit]).await?;
     rows.iter()
         .map(|r| {

@@ -128,3 +128,17 @@ async fn a_5xx_is_sent_again_as_a_new_attempt_and_a_connection_error_fails_after
     assert!(error.ends_with("(after 3 attempts)"), "{error}");
     assert_eq!(failed["attempts"], 3);
 }
+
+#[tokio::test]
+async fn a_callback_that_never_comes_fails_the_node_at_its_deadline() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    let tree = api_with("quiet", &svc.at("/quiet"), json!({"callbackTimeoutSeconds": 1}));
+    let run = app.start_run(app.put_tree(&tree).await, json!(null)).await;
+    let post = svc.next().await;
+    let failed = app.wait_run(run, "Error").await;
+    assert_eq!(failed["error"], "no callback within 1 s (attempt 1)");
+    let node = app.get(&format!("/api/v1/runs/{run}/nodes/{run}")).await.expect(200).body;
+    assert_eq!(node["attempts"][0]["status"], "TimedOut");
+    app.post_raw(&post.callback, "late").await.expect(409);
+}

@@ -6,6 +6,7 @@ mod concurrency;
 mod contract;
 mod operator;
 mod parallel;
+mod plans;
 mod reads;
 mod sequential;
 

@@ -67,6 +67,14 @@ impl TestApp {
         self.server.as_ref().expect("the server runs until the app is dropped")
     }
 
+    /// A connection to the app's database, for tests that look under the API.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let name = self.database.as_deref().expect("the app has its database");
+        aetr_server::db::connect(&postgres().config(name))
+            .await
+            .expect("connect to the test database")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server().base_url)
     }
