@@ -57,6 +57,22 @@ pub enum Event {
     Redrive { nodes: Vec<NodeIdx> },
 }
 
+impl Event {
+    /// The node that the event is about; `None` for an event of the whole run.
+    pub fn node(&self) -> Option<NodeIdx> {
+        match self {
+            Event::Dispatched { node, .. }
+            | Event::Result { node, .. }
+            | Event::Failure { node, .. }
+            | Event::PostFailed { node, .. }
+            | Event::Timeout { node, .. }
+            | Event::Mapped { node, .. }
+            | Event::Reduced { node, .. } => Some(*node),
+            Event::Start { .. } | Event::Cancel | Event::Redrive { .. } => None,
+        }
+    }
+}
+
 /// Whether a failed POST may be tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -162,15 +178,9 @@ pub fn involved(snapshot: &Snapshot, event: &Event) -> Result<Vec<NodeIdx>, Mach
         out.dedup();
         Ok(out)
     };
-    match event {
-        Event::Start { .. } | Event::Cancel => Ok(vec![0]),
-        Event::Redrive { nodes } => with_ancestors(&[&[0], &nodes[..]].concat()),
-        Event::Dispatched { node, .. }
-        | Event::Result { node, .. }
-        | Event::Failure { node, .. }
-        | Event::PostFailed { node, .. }
-        | Event::Timeout { node, .. }
-        | Event::Mapped { node, .. }
-        | Event::Reduced { node, .. } => with_ancestors(&[*node]),
+    match (event, event.node()) {
+        (Event::Redrive { nodes }, _) => with_ancestors(&[&[0], &nodes[..]].concat()),
+        (_, Some(node)) => with_ancestors(&[node]),
+        (_, None) => Ok(vec![0]),
     }
 }

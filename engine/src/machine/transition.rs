@@ -33,7 +33,7 @@ type Step<T = ()> = Result<T, MachineError>;
 
 impl<'a> Machine<'a> {
     fn event(&mut self, event: Event) -> Step<Reply> {
-        if let Some(node) = event_node(&event) {
+        if let Some(node) = event.node() {
             self.snap.get(node).ok_or(MachineError::NoSuchNode(node))?;
         }
         match event {
@@ -458,17 +458,4 @@ fn clear_failure(st: &mut super::NodeState) {
     st.error = None;
     st.fault = None;
     st.completed_at = None;
-}
-
-fn event_node(event: &Event) -> Option<NodeIdx> {
-    match event {
-        Event::Dispatched { node, .. }
-        | Event::Result { node, .. }
-        | Event::Failure { node, .. }
-        | Event::PostFailed { node, .. }
-        | Event::Timeout { node, .. }
-        | Event::Mapped { node, .. }
-        | Event::Reduced { node, .. } => Some(*node),
-        _ => None,
-    }
 }

@@ -61,15 +61,20 @@ impl Shared {
         let snap = self.snapshots.get(&client, run).await?.ok_or(RunError::NoSuchRun(run))?;
         let snapshot = &snap.snapshot;
         let tx = client.transaction().await?;
-        let mut events: Vec<Event> = jobs.iter().map(|j| j.event.clone()).collect();
-        if let [Event::Redrive { nodes: targets }] = &mut events[..] {
-            // The nodes to resume from are read under the root's lock, so that none changes
-            // before the redrive applies.
+        // A redrive resumes from the nodes that failed, read under the root's lock, so that
+        // none changes before it applies. (A redrive is alone in its batch.)
+        let mut redrive = None;
+        if let [Job { event: Event::Redrive { .. }, .. }] = jobs {
             nodes::lock(&tx, run, &[0]).await?;
-            *targets = nodes::redrivable(&tx, run).await?;
+            redrive = Some(Event::Redrive { nodes: nodes::redrivable(&tx, run).await? });
         }
+        let event_of = |job: &Job| match (&job.event, &redrive) {
+            (Event::Redrive { .. }, Some(resolved)) => resolved.clone(),
+            (event, _) => event.clone(),
+        };
         let mut involved = BTreeSet::new();
-        for event in &events {
+        for job in jobs {
+            let event = redrive.as_ref().unwrap_or(&job.event);
             involved.extend(machine::involved(snapshot, event)?);
         }
         let involved: Vec<NodeIdx> = involved.into_iter().collect();
@@ -83,16 +88,16 @@ impl Shared {
         let now = now_ms();
         let mut plan = Plan::new(now);
         let mut replies = Vec::with_capacity(jobs.len());
-        for (job, event) in jobs.iter().zip(events) {
+        for job in jobs {
             if let Some(fence) = job.fence {
                 if loaded.get(&fence.idx).map(|s| s.epoch) != Some(fence.epoch) {
                     replies.push(Reply::Ignored);
                     continue;
                 }
             }
-            let outcome = machine::apply(snapshot, &mut state, event.clone(), &self.ctx(now))
-                .with_context(|| format!("run {run}: applying {}", describe(&event)))?;
-            plan.record(snapshot, &event, &outcome, job.fence.is_some(), job.http_status);
+            let outcome = machine::apply(snapshot, &mut state, event_of(job), &self.ctx(now))
+                .with_context(|| format!("run {run}: applying {}", describe(&job.event)))?;
+            plan.record(snapshot, &job.event, &outcome, job.fence.is_some(), job.http_status);
             plan.take(self, snapshot, &mut state, &outcome.work)?;
             replies.push(outcome.reply);
         }

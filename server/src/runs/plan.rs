@@ -105,7 +105,7 @@ impl Plan {
             _ => {}
         }
         if fenced {
-            if let Some(node) = event_node(event) {
+            if let Some(node) = event.node() {
                 self.released.insert(node);
             }
         }
@@ -199,18 +199,5 @@ impl Plan {
         let lease = self.leases.entry(idx).or_insert(Lease { until, new_holder });
         lease.until = until;
         lease.new_holder |= new_holder;
-    }
-}
-
-fn event_node(event: &Event) -> Option<NodeIdx> {
-    match event {
-        Event::Dispatched { node, .. }
-        | Event::Result { node, .. }
-        | Event::Failure { node, .. }
-        | Event::PostFailed { node, .. }
-        | Event::Timeout { node, .. }
-        | Event::Mapped { node, .. }
-        | Event::Reduced { node, .. } => Some(*node),
-        Event::Start { .. } | Event::Cancel | Event::Redrive { .. } => None,
     }
 }
