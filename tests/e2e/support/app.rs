@@ -161,19 +161,29 @@ impl TestApp {
         self.get(&format!("/api/v1/runs/{id}")).await.expect(200).body
     }
 
-    /// Waits until the run is in `state`, and returns it. Fails at once if it ends in another
-    /// terminal state.
+    /// Waits until the run is in `state`, and returns its whole tree. Fails at once if it ends
+    /// in another terminal state.
     pub async fn wait_run(&self, id: Uuid, state: &str) -> Value {
-        let deadline = std::time::Instant::now() + RUN_DEADLINE;
+        self.wait_root(id, state).await;
+        self.run(id).await
+    }
+
+    /// Waits until the run is in `state`, polling its root alone, and returns the root.
+    pub async fn wait_root(&self, id: Uuid, state: &str) -> Value {
+        self.wait_root_for(id, state, RUN_DEADLINE).await
+    }
+
+    pub async fn wait_root_for(&self, id: Uuid, state: &str, wait: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + wait;
         loop {
-            let run = self.run(id).await;
-            let now = run["state"].as_str().unwrap_or_default().to_owned();
+            let root = self.get(&format!("/api/v1/runs/{id}?depth=0")).await.expect(200).body;
+            let now = root["state"].as_str().unwrap_or_default().to_owned();
             if now == state {
-                return run;
+                return root;
             }
             let terminal = ["Complete", "Error", "Cancelled"].contains(&now.as_str());
-            assert!(!terminal, "run {id} ended {now}, not {state}: {run:#}");
-            assert!(std::time::Instant::now() < deadline, "run {id} is still {now}: {run:#}");
+            assert!(!terminal, "run {id} ended {now}, not {state}: {:#}", self.run(id).await);
+            assert!(std::time::Instant::now() < deadline, "run {id} is still {now}: {root:#}");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
