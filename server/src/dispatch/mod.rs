@@ -25,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 use crate::runs::{Fence, Runs, ScriptJob, ScriptKind, Shared};
 use crate::store::nodes::{self, Accepted, ClaimKind, Claimed};
 use crate::store::time::now_ms;
-pub use request::{target, Answer};
 pub(crate) use send::SendJob;
 
 /// The most actions claimed at once for sending (fewer when fewer POST slots are free).

@@ -110,7 +110,8 @@ impl Shared {
                 Event::Mapped { node: job.idx, outcome }
             }
             ScriptKind::Reduce => {
-                let outputs = match self.children_outputs(job.run, job.idx).await {
+                let reducer = node.body.reducer().cloned().unwrap_or_default();
+                let outputs = match self.reducer_inputs(job.run, job.idx, &reducer).await {
                     Ok(outputs) => outputs,
                     Err(e) => {
                         tracing::warn!(run = %job.run, node = job.idx, error = format!("{e:#}"),
@@ -118,7 +119,7 @@ impl Shared {
                         return;
                     }
                 };
-                let outcome = match node.body.reducer().cloned().unwrap_or_default() {
+                let outcome = match reducer {
                     Reducer::Js { js } => self.scripts.call(js, OwnedCall::Reduce(outputs)).await,
                     builtin => Ok(builtin.apply_builtin(&outputs).flatten()),
                 };
@@ -132,12 +133,19 @@ impl Shared {
         }
     }
 
-    async fn children_outputs(
+    /// What a reducer combines: its children's outputs in child order. The built-in `last`
+    /// needs only the last one, and `no-op` none, so a wide node's children are not all read.
+    async fn reducer_inputs(
         &self,
         run: Uuid,
         idx: NodeIdx,
+        reducer: &Reducer,
     ) -> anyhow::Result<Vec<Option<String>>> {
         let client = self.pool.get().await?;
-        nodes::children_outputs(&client, run, idx).await
+        match reducer {
+            Reducer::Js { .. } => nodes::children_outputs(&client, run, idx).await,
+            Reducer::Last => Ok(vec![nodes::last_child_output(&client, run, idx).await?]),
+            Reducer::NoOp => Ok(Vec::new()),
+        }
     }
 }

@@ -152,10 +152,6 @@ impl Runs {
         Ok((Runs { shared: Arc::new(shared) }, received))
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.shared.settings
-    }
-
     pub fn key(&self) -> &TokenKey {
         &self.shared.key
     }

@@ -197,8 +197,9 @@ struct Columns {
     fresh: Vec<bool>,
 }
 
-/// Inserts every node of a new run. `states` holds the nodes that the start changed (the rest
-/// are `Waiting`), with the lease that each of them takes (epoch 1), if any.
+/// Inserts every node of a new run as `Waiting`, then writes the nodes that the start changed
+/// (`started`, with the lease each takes, if any) like any change, so that one statement knows
+/// how a node's state is stored. Returns the started nodes' lease epochs.
 pub async fn insert_all(
     client: &impl GenericClient,
     run: Uuid,
@@ -209,38 +210,11 @@ pub async fn insert_all(
         SELECT $1, u.idx, u.parent_idx, u.position, u.depth, 'Waiting'
         FROM unnest($2::int[], $3::int[], $4::int[], $5::int[])
             AS u(idx, parent_idx, position, depth)";
-    let mut is_started = vec![false; snapshot.len()];
-    for (idx, _, _) in started {
-        is_started[*idx as usize] = true;
-    }
-    let (mut idx, mut parent, mut position, mut depth) = (vec![], vec![], vec![], vec![]);
-    for (i, node) in snapshot.nodes().iter().enumerate() {
-        let i = i32::try_from(i)?;
-        if is_started[i as usize] {
-            continue;
-        }
-        idx.push(i);
-        parent.push(node.parent.map(|p| p as i32));
-        position.push(node.position as i32);
-        depth.push(node.depth as i32);
-    }
-    if !idx.is_empty() {
-        let statement = client.prepare_cached(WAITING).await?;
-        client.execute(&statement, &[&run, &idx, &parent, &position, &depth]).await?;
-    }
-    if started.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The started nodes: inserted as Waiting, then written like any change, so that one
-    // statement knows how a node's state is stored.
-    let (mut idx, mut parent, mut position, mut depth) = (vec![], vec![], vec![], vec![]);
-    for (i, _, _) in started {
-        let node = snapshot.node(*i);
-        idx.push(*i as i32);
-        parent.push(node.parent.map(|p| p as i32));
-        position.push(node.position as i32);
-        depth.push(node.depth as i32);
-    }
+    let nodes = snapshot.nodes();
+    let idx: Vec<i32> = (0..nodes.len()).map(i32::try_from).collect::<Result<_, _>>()?;
+    let parent: Vec<Option<i32>> = nodes.iter().map(|n| n.parent.map(|p| p as i32)).collect();
+    let position: Vec<i32> = nodes.iter().map(|n| n.position as i32).collect();
+    let depth: Vec<i32> = nodes.iter().map(|n| n.depth as i32).collect();
     let statement = client.prepare_cached(WAITING).await?;
     client.execute(&statement, &[&run, &idx, &parent, &position, &depth]).await?;
     let writes: Vec<Write<'_>> = started
@@ -393,6 +367,19 @@ pub async fn children_outputs(
     let statement = client.prepare_cached(SQL).await?;
     let rows = client.query(&statement, &[&run, &i32::try_from(idx)?]).await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// The output of a node's last child: all that the `last` reducer needs.
+pub async fn last_child_output(
+    client: &impl GenericClient,
+    run: Uuid,
+    idx: NodeIdx,
+) -> Result<Option<String>> {
+    const SQL: &str = "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2
+        ORDER BY idx DESC LIMIT 1";
+    let statement = client.prepare_cached(SQL).await?;
+    let row = client.query_opt(&statement, &[&run, &i32::try_from(idx)?]).await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
 }
 
 /// A POST that a service accepted (2xx): its node now waits for the callback.

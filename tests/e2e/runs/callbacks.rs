@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{api, par, seq};
+use super::{a_beside_b_then_c, api, seq};
 use crate::support::{Respond, TestApp, TestService};
 
 #[tokio::test]
@@ -54,13 +54,7 @@ async fn a_repeat_is_409_and_unknown_or_forged_tokens_are_404() {
 async fn a_fail_callback_fails_the_node_and_the_run_and_later_callbacks_do_not_revive_it() {
     let app = TestApp::spawn().await;
     let svc = TestService::start().await;
-    let tree = par(
-        "p",
-        vec![
-            api("a", &svc.at("/a")),
-            seq("s", vec![api("b", &svc.at("/b")), api("c", &svc.at("/c"))]),
-        ],
-    );
+    let tree = a_beside_b_then_c(&svc);
     let run = app.start_run(app.put_tree(&tree).await, json!(null)).await;
     let mut got = svc.take(2).await;
     got.sort_by(|x, y| x.path.cmp(&y.path));

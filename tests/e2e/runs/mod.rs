@@ -12,6 +12,8 @@ mod sequential;
 
 use serde_json::{json, Value};
 
+use crate::support::TestService;
+
 /// An Action step calling `url`.
 pub fn api(name: &str, url: &str) -> Value {
     json!({"name": name, "stepType": "Action", "action": {"type": "api", "url": url}})
@@ -50,4 +52,15 @@ pub fn par_js(name: &str, js: &str, children: Vec<Value>) -> Value {
 pub fn mapped(mut step: Value, js: &str) -> Value {
     step["mapper"] = json!({"type": "js", "js": js});
     step
+}
+
+/// `Parallel[a, Sequential[b, c]]`, each action at its own path of `svc`.
+pub fn a_beside_b_then_c(svc: &TestService) -> Value {
+    par(
+        "p",
+        vec![
+            api("a", &svc.at("/a")),
+            seq("s", vec![api("b", &svc.at("/b")), api("c", &svc.at("/c"))]),
+        ],
+    )
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{api, par, seq};
+use super::{a_beside_b_then_c, api, seq};
 use crate::support::{TestApp, TestService};
 
 #[tokio::test]
@@ -44,13 +44,7 @@ async fn an_idempotency_key_starts_one_run() {
 async fn cancel_stops_a_run_and_its_callbacks_are_refused() {
     let app = TestApp::spawn().await;
     let svc = TestService::start().await;
-    let tree = par(
-        "p",
-        vec![
-            api("a", &svc.at("/a")),
-            seq("s", vec![api("b", &svc.at("/b")), api("c", &svc.at("/c"))]),
-        ],
-    );
+    let tree = a_beside_b_then_c(&svc);
     let run = app.start_run(app.put_tree(&tree).await, json!(null)).await;
     let got = svc.take(2).await;
     let cancelled = app.post(&format!("/api/v1/runs/{run}/cancel"), &json!({})).await.expect(200);
