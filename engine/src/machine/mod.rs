@@ -22,7 +22,7 @@ mod state;
 mod transition;
 
 pub use memory::MemoryRun;
-pub use nodes::Nodes;
+pub use nodes::{Nodes, StateChange};
 pub use state::{Fault, NodeState, Phase, State};
 pub use transition::apply;
 
@@ -50,6 +50,12 @@ pub enum Event {
     Mapped { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
     /// The node's reducer ran ([`Work::Reduce`]).
     Reduced { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
+    /// An operator settles an action by hand: its result, or its failure. Every attempt made so
+    /// far is superseded, so later callbacks get 409.
+    Settle { node: NodeIdx, outcome: Result<Option<String>, String> },
+    /// An operator sends an action again now, as a new attempt that supersedes the others and
+    /// starts a new round of the retry policy.
+    Redispatch { node: NodeIdx },
     /// Cancel the run.
     Cancel,
     /// Resume a failed run from the nodes that failed. `nodes` are all the run's nodes in
@@ -67,7 +73,9 @@ impl Event {
             | Event::PostFailed { node, .. }
             | Event::Timeout { node, .. }
             | Event::Mapped { node, .. }
-            | Event::Reduced { node, .. } => Some(*node),
+            | Event::Reduced { node, .. }
+            | Event::Settle { node, .. }
+            | Event::Redispatch { node } => Some(*node),
             Event::Start { .. } | Event::Cancel | Event::Redrive { .. } => None,
         }
     }
@@ -98,6 +106,8 @@ pub enum Reply {
     Superseded,
     /// A callback for a node that is not waiting for one: cancelled, failed, or not sent (409).
     NotWaiting,
+    /// A callback after its attempt's callback deadline (409). The deadline is applied at once.
+    Late,
     /// The event no longer applies (a stale POST outcome, timer or script result).
     Ignored,
     /// A run-level event that the run's state does not allow (409).
@@ -140,6 +150,8 @@ pub struct Outcome {
     pub reply: Reply,
     pub work: Vec<Work>,
     pub run: Option<RunChange>,
+    /// The nodes whose state (as users see it) the event changed, in node order.
+    pub changes: Vec<StateChange>,
 }
 
 /// What the machine needs from the outside world.

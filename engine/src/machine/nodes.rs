@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{MachineError, NodeState, Phase};
+use super::{MachineError, NodeState, Phase, State};
 use crate::snapshot::NodeIdx;
 
 /// The state of the nodes loaded for an event, and which of them it changed.
@@ -10,6 +10,16 @@ use crate::snapshot::NodeIdx;
 pub struct Nodes {
     loaded: HashMap<NodeIdx, NodeState>,
     changed: BTreeSet<NodeIdx>,
+    /// The state that each node written by the current event had before it.
+    before: HashMap<NodeIdx, State>,
+}
+
+/// A node's state as users see it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    pub node: NodeIdx,
+    pub from: State,
+    pub to: State,
 }
 
 impl Nodes {
@@ -36,6 +46,25 @@ impl Nodes {
         self.changed.clear();
     }
 
+    /// Starts an event: the changes it makes are counted from here.
+    pub(crate) fn begin_event(&mut self) {
+        self.before.clear();
+    }
+
+    /// How the current event changed the states of nodes, in node order.
+    pub(crate) fn state_changes(&self) -> Vec<StateChange> {
+        let mut changes: Vec<StateChange> = self
+            .before
+            .iter()
+            .filter_map(|(&node, &from)| {
+                let to = self.loaded.get(&node)?.state();
+                (to != from).then_some(StateChange { node, from, to })
+            })
+            .collect();
+        changes.sort_unstable_by_key(|c| c.node);
+        changes
+    }
+
     pub(crate) fn read(&self, idx: NodeIdx) -> Result<&NodeState, MachineError> {
         self.loaded.get(&idx).ok_or(MachineError::NotLoaded(idx))
     }
@@ -43,6 +72,7 @@ impl Nodes {
     pub(crate) fn write(&mut self, idx: NodeIdx) -> Result<&mut NodeState, MachineError> {
         let state = self.loaded.get_mut(&idx).ok_or(MachineError::NotLoaded(idx))?;
         self.changed.insert(idx);
+        self.before.entry(idx).or_insert(state.phase.state());
         Ok(state)
     }
 
@@ -57,6 +87,7 @@ impl Nodes {
             });
         }
         self.changed.insert(idx);
+        self.before.entry(idx).or_insert(State::Pending);
         Ok(state)
     }
 }

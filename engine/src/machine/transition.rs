@@ -16,9 +16,11 @@ pub fn apply(
     event: Event,
     ctx: &Ctx,
 ) -> Result<Outcome, MachineError> {
+    nodes.begin_event();
     let mut m = Machine { snap: snapshot, nodes, ctx, work: Vec::new(), run: None };
     let reply = m.event(event)?;
-    Ok(Outcome { reply, work: m.work, run: m.run })
+    let changes = m.nodes.state_changes();
+    Ok(Outcome { reply, work: m.work, run: m.run, changes })
 }
 
 struct Machine<'a> {
@@ -47,6 +49,8 @@ impl<'a> Machine<'a> {
             Event::Timeout { node, attempt } => self.timeout(node, attempt),
             Event::Mapped { node, outcome } => self.script_done(node, Phase::Received, outcome),
             Event::Reduced { node, outcome } => self.script_done(node, Phase::Reducing, outcome),
+            Event::Settle { node, outcome } => self.settle_by_hand(node, outcome),
+            Event::Redispatch { node } => self.redispatch(node),
             Event::Cancel => self.cancel(),
             Event::Redrive { nodes } => self.redrive(nodes),
         }
@@ -191,6 +195,14 @@ impl<'a> Machine<'a> {
         if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
             return Ok(Reply::NotWaiting);
         }
+        // The deadline passed before its timer fired: the timeout applies now.
+        if st.phase == Phase::Executing
+            && attempt == st.attempt
+            && st.due_at.is_some_and(|deadline| deadline <= self.ctx.now)
+        {
+            self.timeout(idx, attempt)?;
+            return Ok(Reply::Late);
+        }
         self.nodes.write(idx)?.due_at = None;
         match outcome {
             Ok(result) => self.settle(idx, result)?,
@@ -255,6 +267,83 @@ impl<'a> Machine<'a> {
             )?;
         }
         Ok(Reply::Done)
+    }
+
+    // ---- operators' events ----
+
+    fn settle_by_hand(
+        &mut self,
+        idx: NodeIdx,
+        outcome: Result<Option<String>, String>,
+    ) -> Step<Reply> {
+        if let Err(refused) = self.api_action_or_conflict(idx) {
+            return Ok(refused);
+        }
+        let st = self.nodes.read(idx)?;
+        let settles = match (&outcome, st.phase) {
+            (_, Phase::Ready | Phase::Executing) => true,
+            // A failed action of a failed run may be completed, for a redrive to pass it on.
+            (Ok(_), Phase::Error) => st.fault == Some(Fault::Action),
+            _ => false,
+        };
+        if !settles {
+            return Ok(Reply::Conflict(
+                "only an action that is Pending or Executing (or, to complete it, failed) can be \
+                 settled by hand",
+            ));
+        }
+        let st = self.nodes.write(idx)?;
+        if st.phase == Phase::Error {
+            // The run stays failed at this node until it is retried.
+            st.phase = Phase::Executing;
+            clear_failure(st);
+        }
+        st.live_from = st.attempt + 1;
+        st.due_at = None;
+        match outcome {
+            Ok(result) => self.settle(idx, result)?,
+            Err(error) => self.fail(idx, error, Fault::Action)?,
+        }
+        Ok(Reply::Done)
+    }
+
+    fn redispatch(&mut self, idx: NodeIdx) -> Step<Reply> {
+        if let Err(refused) = self.api_action_or_conflict(idx) {
+            return Ok(refused);
+        }
+        if self.halted()? {
+            return Ok(Reply::Conflict("the run has stopped; retry the run instead"));
+        }
+        let st = self.nodes.read(idx)?;
+        match st.phase {
+            // Not sent yet (a retry's backoff): send it now.
+            Phase::Ready => {
+                let (attempt, live_from) = (st.attempt, st.live_from);
+                self.nodes.write(idx)?.round_from = attempt;
+                self.schedule(idx, attempt, live_from, self.ctx.now)?;
+            }
+            Phase::Executing => {
+                let next = st.attempt + 1;
+                self.nodes.write(idx)?.round_from = next;
+                self.schedule(idx, next, next, self.ctx.now)?;
+            }
+            _ => {
+                return Ok(Reply::Conflict(
+                    "only an action that is Pending or Executing can be dispatched again",
+                ))
+            }
+        }
+        Ok(Reply::Done)
+    }
+
+    /// A node that an operator acts on must be an action that POSTs.
+    fn api_action_or_conflict(&self, idx: NodeIdx) -> Result<(), Reply> {
+        match self.snap.node(idx).body {
+            StepBody::Action { action: Action::Api(_) } => Ok(()),
+            _ => Err(Reply::Conflict(
+                "only an action that calls a service can be settled or dispatched by hand",
+            )),
+        }
     }
 
     fn script_done(

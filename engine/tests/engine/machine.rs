@@ -1,6 +1,8 @@
 //! The run state machine, rule by rule.
 
-use aetr_engine::machine::{Event, Fault, Phase, Reply, Retry, RunChange, State, Work};
+use aetr_engine::machine::{
+    Event, Fault, Phase, Reply, Retry, RunChange, State, StateChange, Work,
+};
 use serde_json::json;
 
 use crate::support::*;
@@ -494,4 +496,91 @@ fn a_callback_for_a_wide_parallel_touches_only_its_node_and_the_parent() {
     let (out, _) =
         h.run.apply(Event::Result { node: last.0, attempt: last.1, result: None }).unwrap();
     assert_eq!(out.work, vec![Work::Reduce { node: 0 }]);
+}
+
+#[test]
+fn a_callback_after_its_deadline_is_late_even_before_the_timer_fires() {
+    let mut h = Harness::new(&api("a"));
+    h.start(None);
+    let a = h.dispatch("a");
+    h.run.ctx.now = NOW + 60_000;
+    assert_eq!(h.succeed("a", a, "too late"), Reply::Late);
+    assert_eq!(h.run.root().error.as_deref(), Some("no callback within 60 s (attempt 1)"));
+    assert_eq!(h.succeed("a", a, "again"), Reply::NotWaiting);
+}
+
+#[test]
+fn an_event_reports_the_states_it_changed() {
+    let mut h = Harness::new(&seq("s", vec![api("a"), api("b")]));
+    h.start(None);
+    let (s, a, b) = (h.idx("s"), h.idx("a"), h.idx("b"));
+    let changes = |h: &Harness| h.last.as_ref().unwrap().changes.clone();
+    let change = |node, from, to| StateChange { node, from, to };
+    assert_eq!(changes(&h), vec![change(s, State::Pending, State::Executing)]);
+    let attempt = h.dispatch("a");
+    assert_eq!(changes(&h), vec![change(a, State::Pending, State::Executing)]);
+    h.succeed("a", attempt, "ra");
+    assert_eq!(changes(&h), vec![change(a, State::Executing, State::Complete)]);
+    let attempt = h.dispatch("b");
+    h.fail("b", attempt, "down");
+    assert_eq!(
+        changes(&h),
+        vec![change(s, State::Executing, State::Error), change(b, State::Executing, State::Error)]
+    );
+}
+
+#[test]
+fn an_operator_settles_a_stuck_action_and_its_old_attempt_is_superseded() {
+    let mut h = Harness::new(&seq(
+        "s",
+        vec![with_mapper(api("a"), "function apply(d) { return d + '!'; }"), api("b")],
+    ));
+    h.start(None);
+    let (a, b) = (h.idx("a"), h.idx("b"));
+    assert_eq!(
+        h.send(Event::Settle { node: b, outcome: Ok(None) }),
+        Reply::Conflict(
+            "only an action that is Pending or Executing (or, to complete it, failed) can be \
+             settled by hand"
+        ),
+        "b has not been reached"
+    );
+    assert!(matches!(h.send(Event::Settle { node: 0, outcome: Ok(None) }), Reply::Conflict(_)));
+    let attempt = h.dispatch("a");
+    let by_hand = Event::Settle { node: a, outcome: Ok(Some("by hand".into())) };
+    assert_eq!(h.send(by_hand), Reply::Done);
+    assert_eq!(h.state("a").output.as_deref(), Some("by hand!"), "the mapper runs");
+    assert_eq!(h.succeed("a", attempt, "late"), Reply::Superseded);
+    let attempt = h.dispatch("b");
+    assert_eq!(h.send(Event::Settle { node: b, outcome: Err("gave up".into()) }), Reply::Done);
+    assert_eq!(h.run.root().error.as_deref(), Some("gave up"));
+    assert_eq!(h.succeed("b", attempt, "late"), Reply::Superseded);
+
+    // A failed action is completed by hand, and a redrive passes its result on.
+    assert_eq!(h.send(Event::Settle { node: b, outcome: Ok(Some("fixed".into())) }), Reply::Done);
+    assert_eq!(h.state("b").phase, Phase::Held);
+    assert_eq!(h.run.root().state(), State::Error, "the run stays failed until it is retried");
+    let redrivable: Vec<u32> =
+        (0..3).filter(|&i| matches!(h.run.node(i).phase, Phase::Error | Phase::Held)).collect();
+    assert_eq!(h.send(Event::Redrive { nodes: redrivable }), Reply::Done);
+    assert_eq!(h.run.root().result.as_deref(), Some("fixed"));
+}
+
+#[test]
+fn an_operator_redispatches_a_stuck_action_as_a_new_attempt_with_a_new_round() {
+    let mut h = Harness::new(&api("a"));
+    h.start(None);
+    let node = h.idx("a");
+    let first = h.dispatch("a");
+    assert_eq!(h.send(Event::Redispatch { node }), Reply::Done);
+    assert_eq!(h.state("a").state(), State::Pending);
+    assert_eq!(h.succeed("a", first, "old"), Reply::Superseded);
+    let second = h.dispatch("a");
+    assert_eq!(second, first + 1);
+    assert_eq!(h.state("a").tries_this_round(), 1);
+    assert_eq!(h.succeed("a", second, "ok"), Reply::Done);
+    assert_eq!(
+        h.send(Event::Redispatch { node }),
+        Reply::Conflict("the run has stopped; retry the run instead")
+    );
 }

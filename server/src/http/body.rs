@@ -39,3 +39,10 @@ pub async fn json(payload: web::Payload, limit: usize, what: &str) -> Result<Val
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))
 }
+
+/// Reads a body that must be UTF-8 text (a callback's result, say).
+pub async fn text(payload: web::Payload, limit: usize, what: &str) -> Result<String, ApiError> {
+    let bytes = read(payload, limit, what).await?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|e| ApiError::invalid("", format!("the body is not UTF-8 text: {e}")))
+}

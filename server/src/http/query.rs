@@ -1,5 +1,8 @@
 //! Query strings: pagination (`limit`, `after`) and the `Link` header to the next page.
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 use actix_web::HttpRequest;
 use aetr_engine::FieldError;
 use uuid::Uuid;
@@ -34,8 +37,13 @@ impl Query {
         self.get(name).filter(|v| !v.is_empty())
     }
 
-    /// `limit` and `after`, checked.
+    /// `limit` and `after` (an id), checked.
     pub fn page(&self) -> Result<Page, ApiError> {
+        self.page_by("the id of the last item seen")
+    }
+
+    /// `limit` and `after`, checked; `after` is a `C`, described as `what` in errors.
+    pub fn page_by<C: FromStr + Display + Copy>(&self, what: &str) -> Result<Page<C>, ApiError> {
         let mut errors = Vec::new();
         let limit = match self.non_empty("limit") {
             None => Some(DEFAULT_LIMIT),
@@ -52,12 +60,12 @@ impl Query {
         };
         let after = match self.non_empty("after") {
             None => None,
-            Some(raw) => match Uuid::try_parse(raw) {
-                Ok(id) => Some(id),
+            Some(raw) => match raw.parse::<C>() {
+                Ok(cursor) => Some(cursor),
                 Err(_) => {
                     errors.push(FieldError::invalid(
                         "after",
-                        format!("expected the id of the last item seen, found {raw:?}"),
+                        format!("expected {what}, found {raw:?}"),
                     ));
                     None
                 }
@@ -70,7 +78,7 @@ impl Query {
     }
 
     /// The URL of the next page: this request's, with `after` set to `last`.
-    fn next_url(&self, req: &HttpRequest, last: Uuid) -> String {
+    fn next_url(&self, req: &HttpRequest, last: impl Display) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in self.pairs.iter().filter(|(k, _)| k != "after") {
             query.append_pair(k, v);
@@ -82,12 +90,12 @@ impl Query {
 
 /// One page's bounds.
 #[derive(Debug, Clone, Copy)]
-pub struct Page {
+pub struct Page<C = Uuid> {
     pub limit: u32,
-    pub after: Option<Uuid>,
+    pub after: Option<C>,
 }
 
-impl Page {
+impl<C: Display> Page<C> {
     /// How many rows to fetch: one more than the page, to learn whether another page follows.
     pub fn fetch(&self) -> i64 {
         i64::from(self.limit) + 1
@@ -98,7 +106,7 @@ impl Page {
     pub fn finish<T>(
         &self,
         mut rows: Vec<T>,
-        id: impl Fn(&T) -> Uuid,
+        id: impl Fn(&T) -> C,
         query: &Query,
         req: &HttpRequest,
     ) -> (Vec<T>, Option<String>) {

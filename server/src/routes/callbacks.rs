@@ -10,9 +10,10 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::http::query::Query;
 use crate::http::{body, ApiError, ErrorBody};
+use crate::runs::history;
 
 /// What a callback body is called in a 413.
-const CALLBACK: &str = "a callback (AETR_MAX_CALLBACK_BYTES)";
+pub(crate) const CALLBACK: &str = "a callback (AETR_MAX_CALLBACK_BYTES)";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -88,21 +89,13 @@ async fn callback(
         .key()
         .verify(&token)
         .ok_or_else(|| ApiError::NotFound("unknown callback token".into()))?;
-    let bytes = body::read(payload, state.max_callback_bytes, CALLBACK).await?;
-    let text = String::from_utf8(bytes.to_vec())
-        .map_err(|e| ApiError::invalid("", format!("the body is not UTF-8 text: {e}")))?;
+    let text = body::text(payload, state.max_callback_bytes, CALLBACK).await?;
     let reply = state.runs.apply(claim.run, event(claim.node, claim.attempt, text)).await?;
-    let conflict = |why: &str| Err(ApiError::Conflict(why.to_owned()));
-    match reply {
-        Reply::Done => Ok(HttpResponse::Ok().json(Taken {})),
-        Reply::Repeat => conflict("this attempt's callback was already taken"),
-        Reply::Superseded => conflict(
-            "this attempt was superseded by a newer one (after a callback timeout or a retry of the run); its callback is not taken",
-        ),
-        Reply::NotWaiting => conflict(
-            "the node is not waiting for this callback: it was cancelled, has failed, or timed out",
-        ),
-        Reply::Conflict(why) => conflict(why),
-        other => Err(ApiError::Internal(anyhow::anyhow!("a callback was answered {other:?}"))),
+    if reply == Reply::Done {
+        return Ok(HttpResponse::Ok().json(Taken {}));
+    }
+    match history::refusal(reply) {
+        Some(why) => Err(ApiError::Conflict(why.to_owned())),
+        None => Err(ApiError::Internal(anyhow::anyhow!("a callback was answered {reply:?}"))),
     }
 }

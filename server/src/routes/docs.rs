@@ -16,7 +16,8 @@ use super::{callbacks, health, runs, steps};
         steps::list, steps::create, steps::put_tree, steps::put_slim, steps::get_tree,
         steps::get_slim, steps::set_children, steps::parents, steps::delete,
         runs::start, runs::list, runs::get_run, runs::get_node, runs::children, runs::cancel,
-        runs::retry, callbacks::complete, callbacks::fail,
+        runs::retry, runs::by_hand::complete, runs::by_hand::fail, runs::by_hand::redispatch,
+        runs::history::events, callbacks::complete, callbacks::fail,
         health::healthz, health::readyz,
     ),
     tags(

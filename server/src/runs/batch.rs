@@ -15,7 +15,7 @@ use super::plan::Plan;
 use super::{RunError, Shared};
 use crate::store::nodes::Stored;
 use crate::store::time::now_ms;
-use crate::store::{attempts, nodes, runs};
+use crate::store::{attempts, events, nodes, runs};
 
 /// How many times a batch is tried when PostgreSQL aborts it for a deadlock or a
 /// serialization failure.
@@ -106,6 +106,7 @@ impl Shared {
             nodes::write(&tx, run, &plan.writes(&state, &loaded)).await?.into_iter().collect();
         attempts::insert(&tx, run, &plan.sent, now).await?;
         attempts::finish(&tx, run, &plan.ended).await?;
+        events::insert(&tx, run, &plan.history, now).await?;
         if plan.cancel {
             nodes::cancel_unfinished(&tx, run, now).await?;
         }
@@ -153,6 +154,8 @@ fn describe(event: &Event) -> String {
         }
         Event::Mapped { node, .. } => format!("the mapper of node {node}"),
         Event::Reduced { node, .. } => format!("the reducer of node {node}"),
+        Event::Settle { node, .. } => format!("the settling by hand of node {node}"),
+        Event::Redispatch { node } => format!("the redispatch by hand of node {node}"),
         Event::Cancel => "a cancel".into(),
         Event::Redrive { .. } => "a redrive".into(),
     }

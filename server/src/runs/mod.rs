@@ -13,6 +13,7 @@
 //! out because its server died.
 
 mod batch;
+pub mod history;
 mod launch;
 mod mailbox;
 pub mod node_id;

@@ -10,8 +10,9 @@ use aetr_engine::machine::{
 use aetr_engine::{Action, NodeIdx, Snapshot, StepBody};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::Shared;
+use super::{history, Shared};
 use crate::store::attempts::{Ended, Status};
+use crate::store::events::NewEvent;
 use crate::store::nodes::{Stored, Write};
 
 /// How long a POST's sender holds its node beyond the POST's own timeout, before another
@@ -47,6 +48,8 @@ pub(crate) struct Plan {
     pub deferred: bool,
     /// The run failed at this node (`Some(Some(n))`), or was resumed (`Some(None)`).
     pub failed_node: Option<Option<NodeIdx>>,
+    /// What happened, for the run's history.
+    pub history: Vec<NewEvent>,
 }
 
 impl Plan {
@@ -62,6 +65,7 @@ impl Plan {
             cancel: false,
             deferred: false,
             failed_node: None,
+            history: Vec::new(),
         }
     }
 
@@ -75,6 +79,7 @@ impl Plan {
         fenced: bool,
         http_status: Option<u16>,
     ) {
+        self.history.extend(history::entry(event, outcome, http_status));
         let done = outcome.reply == Reply::Done;
         let end = |idx, n, status, error: Option<&str>| Ended {
             idx,
@@ -138,7 +143,8 @@ impl Plan {
                     };
                     let ctx = shared.ctx(self.now);
                     let event = Event::Dispatched { node, attempt };
-                    let outcome = machine::apply(snapshot, nodes, event, &ctx)?;
+                    let outcome = machine::apply(snapshot, nodes, event.clone(), &ctx)?;
+                    self.history.extend(history::entry(&event, &outcome, None));
                     if outcome.reply == Reply::Send {
                         self.take_post(snapshot, node, attempt, true);
                         self.sends.push((node, attempt, permit));

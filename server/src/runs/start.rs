@@ -12,7 +12,7 @@ use super::{RunSnapshot, Runs, WORK_CHANNEL};
 use crate::definitions::not_found;
 use crate::http::ApiError;
 use crate::store::time::now_ms;
-use crate::store::{attempts, nodes, runs, steps};
+use crate::store::{attempts, events, nodes, runs, steps};
 
 /// `POST /runs/step/{stepId}`'s request.
 #[derive(Debug)]
@@ -83,6 +83,7 @@ impl Runs {
         }
         let epochs = nodes::insert_all(&tx, id, &snapshot, &started).await?;
         attempts::insert(&tx, id, &plan.sent, now).await?;
+        events::insert(&tx, id, &plan.history, now).await?;
         if plan.deferred {
             tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
         }

@@ -2,6 +2,7 @@
 //! take `&impl GenericClient`, so that a caller can group them in one transaction.
 
 pub mod attempts;
+pub mod events;
 pub mod nodes;
 pub mod runs;
 pub mod steps;

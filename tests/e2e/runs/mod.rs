@@ -4,6 +4,7 @@
 mod callbacks;
 mod concurrency;
 mod contract;
+mod failures;
 mod operator;
 mod parallel;
 mod plans;

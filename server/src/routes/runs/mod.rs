@@ -1,5 +1,7 @@
 //! `/api/v1/runs`: start runs, read them as trees of nodes, cancel and retry them.
 
+pub mod by_hand;
+pub mod history;
 pub mod view;
 
 use actix_web::http::header;
@@ -33,6 +35,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/runs/{id}").get(get_run))
         .service(resource("/runs/{id}/nodes/{nodeId}").get(get_node))
         .service(resource("/runs/{id}/nodes/{nodeId}/children").get(children))
+        .service(resource("/runs/{id}/nodes/{nodeId}/complete").post(by_hand::complete))
+        .service(resource("/runs/{id}/nodes/{nodeId}/fail").post(by_hand::fail))
+        .service(resource("/runs/{id}/nodes/{nodeId}/redispatch").post(by_hand::redispatch))
+        .service(resource("/runs/{id}/events").get(history::events))
         .service(resource("/runs/{id}/cancel").post(cancel))
         .service(resource("/runs/{id}/retry").post(retry));
 }
@@ -231,13 +237,24 @@ pub async fn get_node(
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &path.0).await?;
     let idx = node_of(run, &snap, &path.1)?;
+    Ok(HttpResponse::Ok().json(node_detail(&state, run, &snap, idx).await?))
+}
+
+/// A node as `GET /runs/{id}/nodes/{nodeId}` shows it.
+async fn node_detail(
+    state: &AppState,
+    run: Uuid,
+    snap: &RunSnapshot,
+    idx: NodeIdx,
+) -> Result<NodeDetail, ApiError> {
     let client = state.pool.get().await?;
-    let row = views::node(&client, run, idx).await?.ok_or_else(|| no_node(&path.1))?;
+    let id = crate::runs::node_id::node_id(run, idx);
+    let row = views::node(&client, run, idx).await?.ok_or_else(|| no_node(&id.to_string()))?;
     let attempts = attempts::of_node(&client, run, idx).await?;
     let counts = view::counts_by_parent(&views::child_counts(&client, run, &[idx]).await?)
         .remove(&idx)
         .unwrap_or_default();
-    Ok(HttpResponse::Ok().json(view::detail(run, &snap, row, attempts, counts)))
+    Ok(view::detail(run, snap, row, attempts, counts))
 }
 
 /// A page of a node's children, in order.
