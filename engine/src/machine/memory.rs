@@ -21,6 +21,12 @@ impl MemoryRun {
         MemoryRun { snapshot, states, ctx }
     }
 
+    /// A run whose nodes are in these states (a redrive on new definitions makes them).
+    pub fn with_states(snapshot: Snapshot, states: Vec<NodeState>, ctx: Ctx) -> Self {
+        assert_eq!(snapshot.len(), states.len(), "one state per node");
+        MemoryRun { snapshot, states, ctx }
+    }
+
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
     }

@@ -18,11 +18,13 @@
 
 mod memory;
 mod nodes;
+mod rebase;
 mod state;
 mod transition;
 
 pub use memory::MemoryRun;
 pub use nodes::{Nodes, StateChange};
+pub use rebase::{rebase, Rebased};
 pub use state::{Fault, NodeState, Phase, State};
 pub use transition::apply;
 

@@ -1,7 +1,11 @@
 //! The transitions of the run state machine. See the module docs of [`crate::machine`].
 
+use std::collections::BTreeSet;
+
+use super::rebase::{Memo, Reuse};
 use super::{
-    Ctx, Event, Fault, MachineError, Nodes, Outcome, Phase, Reply, Retry, RunChange, Work,
+    Ctx, Event, Fault, MachineError, NodeState, Nodes, Outcome, Phase, Reply, Retry, RunChange,
+    Work,
 };
 use crate::script::ScriptError;
 use crate::snapshot::{NodeIdx, Snapshot};
@@ -16,11 +20,24 @@ pub fn apply(
     event: Event,
     ctx: &Ctx,
 ) -> Result<Outcome, MachineError> {
-    nodes.begin_event();
-    let mut m = Machine { snap: snapshot, nodes, ctx, work: Vec::new(), run: None };
+    let mut m = Machine::new(snapshot, nodes, ctx, None);
     let reply = m.event(event)?;
-    let changes = m.nodes.state_changes();
-    Ok(Outcome { reply, work: m.work, run: m.run, changes })
+    Ok(m.outcome(reply))
+}
+
+/// Starts a run's root with `input`, reusing what `memo` allows: a redrive on new definitions.
+/// Also returns the nodes that kept their old state.
+pub(super) fn start_with(
+    snapshot: &Snapshot,
+    nodes: &mut Nodes,
+    input: Option<String>,
+    ctx: &Ctx,
+    memo: &Memo<'_>,
+) -> Result<(Outcome, BTreeSet<NodeIdx>), MachineError> {
+    let mut m = Machine::new(snapshot, nodes, ctx, Some(memo));
+    m.activate(ROOT, input)?;
+    let reused = std::mem::take(&mut m.reused);
+    Ok((m.outcome(Reply::Done), reused))
 }
 
 struct Machine<'a> {
@@ -29,11 +46,30 @@ struct Machine<'a> {
     ctx: &'a Ctx,
     work: Vec<Work>,
     run: Option<RunChange>,
+    /// A redrive on new definitions: what started nodes may reuse.
+    memo: Option<&'a Memo<'a>>,
+    reused: BTreeSet<NodeIdx>,
 }
 
 type Step<T = ()> = Result<T, MachineError>;
 
 impl<'a> Machine<'a> {
+    fn new(
+        snap: &'a Snapshot,
+        nodes: &'a mut Nodes,
+        ctx: &'a Ctx,
+        memo: Option<&'a Memo<'a>>,
+    ) -> Self {
+        nodes.begin_event();
+        let (work, reused) = (Vec::new(), BTreeSet::new());
+        Machine { snap, nodes, ctx, work, run: None, memo, reused }
+    }
+
+    fn outcome(self, reply: Reply) -> Outcome {
+        let changes = self.nodes.state_changes();
+        Outcome { reply, work: self.work, run: self.run, changes }
+    }
+
     fn event(&mut self, event: Event) -> Step<Reply> {
         if let Some(node) = event.node() {
             self.snap.get(node).ok_or(MachineError::NoSuchNode(node))?;
@@ -368,6 +404,11 @@ impl<'a> Machine<'a> {
 
     /// Starts a `Waiting` node with its input, and the nodes below it that start with it.
     fn activate(&mut self, idx: NodeIdx, input: Option<String>) -> Step {
+        if let Some(memo) = self.memo {
+            if let Some(reuse) = memo.reuse(idx, &input) {
+                return self.reuse(memo, idx, reuse);
+            }
+        }
         let snap: &'a Snapshot = self.snap;
         let node = snap.node(idx);
         let now = self.ctx.now;
@@ -406,6 +447,46 @@ impl<'a> Machine<'a> {
                     self.activate(child, input.clone())?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// Starts a node with what it had before a redrive on new definitions: its subtree's states
+    /// and its result, and, unless its mapper is to run again, its output.
+    fn reuse(&mut self, memo: &Memo<'_>, idx: NodeIdx, reuse: Reuse) -> Step {
+        let snap: &'a Snapshot = self.snap;
+        let kept = |memo: &Memo<'_>, new: NodeIdx, st: &NodeState| {
+            let old = memo.paired(new).map(|o| memo.old(o).clone()).ok_or_else(|| {
+                MachineError::Invariant { node: new, what: "reused without a pair".into() }
+            })?;
+            let attempt = st.attempt.max(old.attempt);
+            Ok::<_, MachineError>(NodeState { attempt, live_from: attempt + 1, ..old })
+        };
+        let mut below = snap.node(idx).children.clone();
+        while let Some(d) = below.pop() {
+            let st = self.nodes.write(d)?;
+            *st = kept(memo, d, st)?;
+            self.reused.insert(d);
+            below.extend(&snap.node(d).children);
+        }
+        let st = self.nodes.start(idx)?;
+        *st = kept(memo, idx, st)?;
+        match reuse {
+            Reuse::All(_) => {
+                st.phase = Phase::Complete;
+                self.reused.insert(idx);
+                match idx {
+                    ROOT => self.run = Some(RunChange::Complete { result: st.output.clone() }),
+                    _ => self.pass_to_parent(idx)?,
+                }
+                Ok(())
+            }
+            Reuse::Result(_) => {
+                st.phase = Phase::Executing;
+                clear_failure(st);
+                st.output = None;
+                let result = st.result.clone();
+                self.settle(idx, result)
             }
         }
     }
@@ -543,7 +624,7 @@ impl<'a> Machine<'a> {
     }
 }
 
-fn clear_failure(st: &mut super::NodeState) {
+fn clear_failure(st: &mut NodeState) {
     st.error = None;
     st.fault = None;
     st.completed_at = None;

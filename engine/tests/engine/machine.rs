@@ -584,3 +584,70 @@ fn an_operator_redispatches_a_stuck_action_as_a_new_attempt_with_a_new_round() {
         Reply::Conflict("the run has stopped; retry the run instead")
     );
 }
+
+fn api_at(name: &str, url: &str) -> serde_json::Value {
+    json!({"name": name, "stepType": "Action", "action": {"type": "api", "url": url}})
+}
+
+#[test]
+fn a_redrive_on_new_definitions_keeps_unchanged_completed_nodes() {
+    let tree = |c_url: &str| seq("s", vec![api("a"), api("b"), api_at("c", c_url)]);
+    let mut h = Harness::new(&tree("http://svc.test/old"));
+    h.start(Some("in"));
+    for name in ["a", "b"] {
+        let attempt = h.dispatch(name);
+        h.succeed(name, attempt, &format!("r{name}"));
+    }
+    let c = h.dispatch("c");
+    h.fail("c", c, "bad url");
+
+    let rebased = h.rebase(&tree("http://svc.test/new"));
+    let rerun: Vec<&str> =
+        rebased.rerun.iter().map(|&i| h.run.snapshot().node(i).name.as_str()).collect();
+    assert_eq!(rerun, ["s", "c"]);
+    assert_eq!(h.run.root().state(), State::Executing);
+    assert_eq!(h.state("b").output.as_deref(), Some("rb"), "b keeps its result");
+    assert!(!h.is_due("a") && !h.is_due("b"));
+    assert_eq!(h.succeed("c", c, "old token"), Reply::Superseded);
+    let again = h.dispatch("c");
+    assert_eq!(again, c + 1, "attempts keep counting");
+    assert_eq!(h.state("c").input.as_deref(), Some("rb"));
+    h.succeed("c", again, "rc");
+    assert_eq!(h.run.root().result.as_deref(), Some("rc"));
+}
+
+#[test]
+fn a_redrive_on_new_definitions_reruns_a_changed_mapper_alone_and_whatever_its_output_feeds() {
+    let tree = |js: &str| seq("s", vec![with_mapper(api("a"), js), api("b")]);
+    let mut h = Harness::new(&tree("function apply(d) { throw new Error('oops'); }"));
+    h.start(Some("in"));
+    let a = h.dispatch("a");
+    h.succeed("a", a, "ra");
+    assert_eq!(h.run.root().error.as_deref(), Some("mapper: oops"));
+
+    let rebased = h.rebase(&tree("function apply(d) { return d + '!'; }"));
+    assert!(rebased.rerun.contains(&h.idx("a")), "a's mapper runs again");
+    assert!(!h.is_due("a"), "a is not sent again");
+    assert_eq!(h.state("a").output.as_deref(), Some("ra!"));
+    let b = h.dispatch("b");
+    assert_eq!(h.state("b").input.as_deref(), Some("ra!"));
+    h.succeed("b", b, "rb");
+    assert_eq!(h.run.root().state(), State::Complete);
+}
+
+#[test]
+fn a_redrive_on_new_definitions_pairs_nodes_by_path_and_reruns_what_moved() {
+    let mut h = Harness::new(&par("p", vec![api("a"), api("b")]));
+    h.start(None);
+    let a = h.dispatch("a");
+    h.succeed("a", a, "ra");
+    let b = h.dispatch("b");
+    h.fail("b", b, "down");
+    // A new first child: every child's path now holds another step.
+    let rebased = h.rebase(&par("p", vec![api_at("z", "http://svc.test/z"), api("a"), api("b")]));
+    assert_eq!(rebased.rerun.len(), 4);
+    for name in ["z", "a", "b"] {
+        assert!(h.is_due(name), "{name} runs");
+    }
+    assert_eq!(h.succeed("a", a, "old"), Reply::Superseded, "no old token is taken");
+}

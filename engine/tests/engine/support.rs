@@ -117,6 +117,25 @@ impl Harness {
         }
     }
 
+    /// Redrives the run on a new definition of its tree, as `?definition=latest` does, and
+    /// takes the work that starts.
+    pub fn rebase(&mut self, tree: &Value) -> aetr_engine::machine::Rebased {
+        let new = snapshot_of(tree);
+        let input = self.run.root().input.clone();
+        let rebased = aetr_engine::machine::rebase(
+            self.run.snapshot(),
+            self.run.nodes(),
+            &new,
+            input,
+            &self.run.ctx,
+        )
+        .unwrap();
+        self.run = MemoryRun::with_states(new, rebased.states.clone(), self.run.ctx);
+        self.dispatches.clear();
+        self.take_work(&rebased.outcome.work);
+        rebased
+    }
+
     pub fn start(&mut self, input: Option<&str>) {
         assert_eq!(self.send(Event::Start { input: input.map(str::to_owned) }), Reply::Done);
     }

@@ -170,9 +170,9 @@ impl Shared {
     /// Does one claimed piece of work, reporting through the run's mailbox under the claim's
     /// lease.
     async fn do_claimed(self: Arc<Self>, work: Claimed, permit: Option<OwnedSemaphorePermit>) {
-        let Claimed { run, idx, kind, phase, attempt, epoch, input, result } = work;
+        let Claimed { run, idx, kind, phase, attempt, epoch, rev, input, result } = work;
         let fence = Some(Fence { idx, epoch });
-        let snap = match self.snapshot(run).await {
+        let snap = match self.snapshot_at(run, Some(rev)).await {
             Ok(Some(snap)) => snap,
             Ok(None) => return,
             Err(e) => {

@@ -58,9 +58,11 @@ impl Shared {
 
     async fn try_batch(&self, run: Uuid, jobs: &[Job]) -> Result<(Vec<Reply>, Launch)> {
         let mut client = self.pool.get().await?;
-        let snap = self.snapshots.get(&client, run).await?.ok_or(RunError::NoSuchRun(run))?;
+        let snap = self.snapshots.get(&client, run, None).await?.ok_or(RunError::NoSuchRun(run))?;
         let snapshot = &snap.snapshot;
         let tx = client.transaction().await?;
+        // An event about a node that a redrive on new definitions took away.
+        let gone = |job: &Job| job.event.node().is_some_and(|n| n as usize >= snapshot.len());
         // A redrive resumes from the nodes that failed, read under the root's lock, so that
         // none changes before it applies. (A redrive is alone in its batch.)
         let mut redrive = None;
@@ -72,14 +74,19 @@ impl Shared {
             (Event::Redrive { .. }, Some(resolved)) => resolved.clone(),
             (event, _) => event.clone(),
         };
-        let mut involved = BTreeSet::new();
-        for job in jobs {
+        let mut involved = BTreeSet::from([0]);
+        for job in jobs.iter().filter(|job| !gone(job)) {
             let event = redrive.as_ref().unwrap_or(&job.event);
             involved.extend(machine::involved(snapshot, event)?);
         }
         let involved: Vec<NodeIdx> = involved.into_iter().collect();
         let loaded: HashMap<NodeIdx, Stored> =
             nodes::lock(&tx, run, &involved).await?.into_iter().map(|s| (s.idx, s)).collect();
+        if let Some(root) = loaded.get(&0).filter(|root| root.rev != snap.rev) {
+            // Another server gave the run a new snapshot: read it, and try again.
+            self.snapshots.get(&tx, run, Some(root.rev)).await?;
+            return Err(StaleSnapshot.into());
+        }
         let mut state = Nodes::new();
         for stored in loaded.values() {
             state.load(stored.idx, stored.state.clone());
@@ -89,6 +96,11 @@ impl Shared {
         let mut plan = Plan::new(now);
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs {
+            if gone(job) {
+                let callback = matches!(job.event, Event::Result { .. } | Event::Failure { .. });
+                replies.push(if callback { Reply::Superseded } else { Reply::Ignored });
+                continue;
+            }
             if let Some(fence) = job.fence {
                 if loaded.get(&fence.idx).map(|s| s.epoch) != Some(fence.epoch) {
                     replies.push(Reply::Ignored);
@@ -126,11 +138,20 @@ impl Shared {
     }
 }
 
-/// A deadlock or serialization failure: the batch may simply be tried again.
+/// The run's snapshot changed while the batch read it.
+#[derive(Debug, thiserror::Error)]
+#[error("the run's snapshot changed")]
+struct StaleSnapshot;
+
+/// A deadlock, a serialization failure, or a snapshot that changed: the batch may simply be
+/// tried again.
 fn is_transient(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code).is_some_and(
-        |c| *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE,
-    )
+    e.is::<StaleSnapshot>()
+        || e.downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|c| {
+                *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            })
 }
 
 /// An event, for an error message (without its data).

@@ -18,6 +18,7 @@ mod launch;
 mod mailbox;
 pub mod node_id;
 mod plan;
+mod rebase;
 mod snapshots;
 mod start;
 pub mod token;
@@ -39,6 +40,7 @@ pub(crate) use batch::WORK_CHANNEL;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
 use mailbox::Mailboxes;
+pub use rebase::Rebased;
 pub use snapshots::RunSnapshot;
 use snapshots::Snapshots;
 pub use start::{StartRun, Started};
@@ -159,7 +161,7 @@ impl Runs {
 
     /// A run's snapshot, from memory or the database. `None`: no such run.
     pub async fn snapshot(&self, run: Uuid) -> Result<Option<Arc<RunSnapshot>>, RunError> {
-        self.shared.snapshot(run).await
+        self.shared.snapshot_at(run, None).await
     }
 
     /// Applies an event from outside (a callback, a cancel, a redrive) and answers once its
@@ -193,11 +195,19 @@ impl Shared {
         }
     }
 
-    /// A run's snapshot, from memory or the database. `None`: no such run.
-    pub async fn snapshot(&self, run: Uuid) -> Result<Option<Arc<RunSnapshot>>, RunError> {
+    /// A run's current snapshot, from memory or the database, at revision `rev` if given (that
+    /// of a node row just read). `None`: no such run.
+    pub async fn snapshot_at(
+        &self,
+        run: Uuid,
+        rev: Option<i32>,
+    ) -> Result<Option<Arc<RunSnapshot>>, RunError> {
         let found = async {
             let client = self.pool.get().await?;
-            self.snapshots.get(&client, run).await
+            match rev {
+                Some(_) => self.snapshots.get(&client, run, rev).await,
+                None => self.snapshots.current(&client, run).await,
+            }
         };
         found.await.map_err(|e| RunError::of(&e))
     }

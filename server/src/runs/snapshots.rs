@@ -1,6 +1,7 @@
-//! Runs' snapshots, kept in memory. A snapshot never changes once its run is made, so every
-//! server may keep its own copy: it is read from the database once, and an event then costs
-//! only the rows of the nodes it involves.
+//! Runs' snapshots, kept in memory. A snapshot changes only when a redrive on the latest
+//! definitions gives its run a new one, with a new revision, so every server may keep its own
+//! copy: it is read from the database once, and an event then costs only the rows of the nodes
+//! it involves. Whoever reads a node row also reads its revision, and asks for that one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,8 @@ const BUDGET_NODES: usize = 1_000_000;
 pub struct RunSnapshot {
     pub snapshot: Snapshot,
     pub created_at: i64,
+    /// Its revision: 0, then one more for each redrive on the latest definitions.
+    pub rev: i32,
 }
 
 #[derive(Debug, Default)]
@@ -36,21 +39,35 @@ struct Cache {
 }
 
 impl Snapshots {
-    /// The snapshot of a run; `None` if there is no such run.
+    /// The snapshot of a run, at revision `rev` if one is given (the one in memory may be
+    /// older, or newer than a node row read before a redrive); `None` if there is no such run.
     pub async fn get(
         &self,
         client: &impl GenericClient,
         run: Uuid,
+        rev: Option<i32>,
     ) -> Result<Option<Arc<RunSnapshot>>> {
-        if let Some(found) = self.cached(run) {
+        if let Some(found) = self.cached(run).filter(|s| rev.is_none_or(|rev| s.rev == rev)) {
             return Ok(Some(found));
         }
-        let Some((snapshot, created_at)) = runs::snapshot(client, run).await? else {
+        let Some((snapshot, created_at, rev)) = runs::snapshot(client, run).await? else {
             return Ok(None);
         };
-        let found = Arc::new(RunSnapshot { snapshot, created_at });
+        let found = Arc::new(RunSnapshot { snapshot, created_at, rev });
         self.insert(run, Arc::clone(&found));
         Ok(Some(found))
+    }
+
+    /// The current snapshot of a run, checked against the database's revision.
+    pub async fn current(
+        &self,
+        client: &impl GenericClient,
+        run: Uuid,
+    ) -> Result<Option<Arc<RunSnapshot>>> {
+        match runs::snapshot_rev(client, run).await? {
+            None => Ok(None),
+            Some(rev) => self.get(client, run, Some(rev)).await,
+        }
     }
 
     pub fn insert(&self, run: Uuid, snapshot: Arc<RunSnapshot>) {

@@ -81,7 +81,7 @@ impl Runs {
                 ApiError::Internal(anyhow::anyhow!("the run of idempotency key {key:?} vanished"))
             });
         }
-        let epochs = nodes::insert_all(&tx, id, &snapshot, &started).await?;
+        let epochs = nodes::insert_all(&tx, id, &snapshot, &Default::default(), &started).await?;
         attempts::insert(&tx, id, &plan.sent, now).await?;
         events::insert(&tx, id, &plan.history, now).await?;
         if plan.deferred {
@@ -90,7 +90,7 @@ impl Runs {
         tx.commit().await?;
 
         tracing::info!(run = %id, step = %step_id, nodes = snapshot.len(), "run started");
-        let snap = Arc::new(RunSnapshot { snapshot, created_at: now });
+        let snap = Arc::new(RunSnapshot { snapshot, created_at: now, rev: 0 });
         shared.snapshots.insert(id, Arc::clone(&snap));
         if plan.deferred {
             shared.wake.notify_one();

@@ -117,3 +117,69 @@ pub async fn of_node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Re
         })
         .collect()
 }
+
+/// A run's attempts, held while its nodes are replaced (a redrive on new definitions).
+#[derive(Debug, Default)]
+pub struct Held {
+    idx: Vec<i32>,
+    n: Vec<i32>,
+    dispatched_at: Vec<std::time::SystemTime>,
+    status: Vec<String>,
+    error: Vec<Option<String>>,
+    http_status: Vec<Option<i32>>,
+    finished_at: Vec<Option<std::time::SystemTime>>,
+}
+
+/// Reads all of a run's attempts, to put them back with [`put_back`].
+pub async fn hold_all(client: &impl GenericClient, run: Uuid) -> Result<Held> {
+    const SQL: &str = "SELECT idx, n, dispatched_at, status, error, http_status, finished_at
+        FROM attempts WHERE run_id = $1 ORDER BY idx, n";
+    let statement = client.prepare_cached(SQL).await?;
+    let mut held = Held::default();
+    for r in client.query(&statement, &[&run]).await? {
+        held.idx.push(r.try_get(0)?);
+        held.n.push(r.try_get(1)?);
+        held.dispatched_at.push(r.try_get(2)?);
+        held.status.push(r.try_get(3)?);
+        held.error.push(r.try_get(4)?);
+        held.http_status.push(r.try_get(5)?);
+        held.finished_at.push(r.try_get(6)?);
+    }
+    Ok(held)
+}
+
+/// Puts held attempts back, each on the node that `moved` maps its node to; the attempts of
+/// nodes that map to none are dropped.
+pub async fn put_back(
+    client: &impl GenericClient,
+    run: Uuid,
+    held: Held,
+    moved: impl Fn(NodeIdx) -> Option<NodeIdx>,
+) -> Result<()> {
+    const SQL: &str = "INSERT INTO attempts
+            (run_id, idx, n, dispatched_at, status, error, http_status, finished_at)
+        SELECT $1, u.idx, u.n, u.dispatched_at, u.status, u.error, u.http_status, u.finished_at
+        FROM unnest($2::int[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::int[],
+                    $8::timestamptz[])
+            AS u(idx, n, dispatched_at, status, error, http_status, finished_at)
+        WHERE u.idx IS NOT NULL";
+    let idx: Vec<Option<i32>> =
+        held.idx.iter().map(|&i| moved(i as NodeIdx).map(|to| to as i32)).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &run,
+                &idx,
+                &held.n,
+                &held.dispatched_at,
+                &held.status,
+                &held.error,
+                &held.http_status,
+                &held.finished_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}

@@ -24,13 +24,15 @@ pub struct Stored {
     pub idx: NodeIdx,
     pub state: NodeState,
     pub epoch: i64,
+    /// The revision of the run's snapshot that the node belongs to.
+    pub rev: i32,
 }
 
 /// The columns that [`state_of`] reads.
 macro_rules! state_columns {
     () => {
         "idx, phase, input, result, output, error, fault, attempt, round_from, live_from, \
-         remaining, due_at, started_at, completed_at, lease_epoch"
+         remaining, due_at, started_at, completed_at, lease_epoch, snapshot_rev"
     };
 }
 
@@ -204,10 +206,12 @@ pub async fn insert_all(
     client: &impl GenericClient,
     run: Uuid,
     snapshot: &Snapshot,
+    rev: &Revision,
     started: &[(NodeIdx, &NodeState, Option<i64>)],
 ) -> Result<Vec<(NodeIdx, i64)>> {
-    const WAITING: &str = "INSERT INTO run_nodes (run_id, idx, parent_idx, position, depth, phase)
-        SELECT $1, u.idx, u.parent_idx, u.position, u.depth, 'Waiting'
+    const WAITING: &str = "INSERT INTO run_nodes
+            (run_id, idx, parent_idx, position, depth, phase, lease_epoch, snapshot_rev)
+        SELECT $1, u.idx, u.parent_idx, u.position, u.depth, 'Waiting', $6, $7
         FROM unnest($2::int[], $3::int[], $4::int[], $5::int[])
             AS u(idx, parent_idx, position, depth)";
     let nodes = snapshot.nodes();
@@ -216,7 +220,9 @@ pub async fn insert_all(
     let position: Vec<i32> = nodes.iter().map(|n| n.position as i32).collect();
     let depth: Vec<i32> = nodes.iter().map(|n| n.depth as i32).collect();
     let statement = client.prepare_cached(WAITING).await?;
-    client.execute(&statement, &[&run, &idx, &parent, &position, &depth]).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&run, &idx, &parent, &position, &depth, &rev.first_epoch, &rev.rev];
+    client.execute(&statement, &params).await?;
     let writes: Vec<Write<'_>> = started
         .iter()
         .map(|(idx, state, lease)| Write {
@@ -228,6 +234,33 @@ pub async fn insert_all(
         })
         .collect();
     write(client, run, &writes).await
+}
+
+/// The snapshot revision that new nodes belong to, and the lease epoch they start at: above
+/// every epoch that the run's nodes had before, so that no report on earlier work applies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Revision {
+    pub rev: i32,
+    pub first_epoch: i64,
+}
+
+/// Locks and loads all of a run's nodes, in idx order.
+pub async fn lock_all(client: &impl GenericClient, run: Uuid) -> Result<Vec<Stored>> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        state_columns!(),
+        " FROM run_nodes WHERE run_id = $1 ORDER BY idx FOR UPDATE"
+    );
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run]).await?;
+    rows.iter().map(stored_of).collect()
+}
+
+/// Deletes all of a run's nodes (and so their attempts).
+pub async fn delete_all(client: &impl GenericClient, run: Uuid) -> Result<()> {
+    let statement = client.prepare_cached("DELETE FROM run_nodes WHERE run_id = $1").await?;
+    client.execute(&statement, &[&run]).await?;
+    Ok(())
 }
 
 /// Makes every unfinished node of a run `Cancelled`, and its unfinished attempts too.
@@ -271,6 +304,8 @@ pub struct Claimed {
     pub phase: Phase,
     pub attempt: u32,
     pub epoch: i64,
+    /// The revision of the run's snapshot that the node belongs to.
+    pub rev: i32,
     /// A dispatch's input.
     pub input: Option<String>,
     /// A mapper's data.
@@ -300,7 +335,7 @@ pub const CLAIM_SQL: &str = "WITH due AS (
     )
     UPDATE run_nodes n SET lease_until = $4, lease_epoch = n.lease_epoch + 1
     FROM claimed c WHERE n.run_id = c.run_id AND n.idx = c.idx
-    RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch,
+    RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch, n.snapshot_rev,
               CASE WHEN c.kind IN ('dispatch', 'resend') THEN n.input END AS input,
               CASE WHEN n.phase = 'Received' THEN n.result END AS result";
 
@@ -334,6 +369,7 @@ pub async fn claim(
                 phase: phase_of(row.try_get("phase")?)?,
                 attempt: row.try_get::<_, i32>("attempt")? as u32,
                 epoch: row.try_get("lease_epoch")?,
+                rev: row.try_get("snapshot_rev")?,
                 input: row.try_get("input")?,
                 result: row.try_get("result")?,
             })
@@ -426,7 +462,8 @@ pub fn phase_of(s: &str) -> Result<Phase> {
 fn stored_of(row: &Row) -> Result<Stored> {
     let idx = row.try_get::<_, i32>("idx")? as NodeIdx;
     let state = state_of(row).with_context(|| format!("node {idx} cannot be read"))?;
-    Ok(Stored { idx, state, epoch: row.try_get("lease_epoch")? })
+    let (epoch, rev) = (row.try_get("lease_epoch")?, row.try_get("snapshot_rev")?);
+    Ok(Stored { idx, state, epoch, rev })
 }
 
 /// A node's state from the columns of `state_columns!`.

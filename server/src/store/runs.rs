@@ -61,12 +61,42 @@ pub async fn by_idempotency_key(
 }
 
 /// A run's snapshot and when the run was made.
-pub async fn snapshot(client: &impl GenericClient, id: Uuid) -> Result<Option<(Snapshot, i64)>> {
-    const SQL: &str = "SELECT snapshot, created_at FROM runs WHERE id = $1";
+pub async fn snapshot(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<(Snapshot, i64, i32)>> {
+    const SQL: &str = "SELECT snapshot, created_at, snapshot_rev FROM runs WHERE id = $1";
     let statement = client.prepare_cached(SQL).await?;
     let Some(row) = client.query_opt(&statement, &[&id]).await? else { return Ok(None) };
     let snapshot: Json<Snapshot> = row.try_get(0)?;
-    Ok(Some((snapshot.0, super::time::from_system(row.try_get(1)?))))
+    Ok(Some((snapshot.0, super::time::from_system(row.try_get(1)?), row.try_get(2)?)))
+}
+
+/// The revision of a run's snapshot; `None` if there is no such run.
+pub async fn snapshot_rev(client: &impl GenericClient, id: Uuid) -> Result<Option<i32>> {
+    const SQL: &str = "SELECT snapshot_rev FROM runs WHERE id = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    Ok(client.query_opt(&statement, &[&id]).await?.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Gives a run a new snapshot (a redrive on the latest definitions), resumed.
+pub async fn replace_snapshot(
+    client: &impl GenericClient,
+    id: Uuid,
+    snapshot: &Snapshot,
+    rev: i32,
+    state: State,
+) -> Result<()> {
+    const SQL: &str = "UPDATE runs SET snapshot = $2, node_count = $3, snapshot_rev = $4,
+            step_name = $5, state = $6, failed_node = NULL, completed_at = NULL
+        WHERE id = $1";
+    let statement = client.prepare_cached(SQL).await?;
+    let count = i32::try_from(snapshot.len())?;
+    let name = snapshot.root().name.as_str();
+    client
+        .execute(&statement, &[&id, &Json(snapshot), &count, &rev, &name, &state.as_str()])
+        .await?;
+    Ok(())
 }
 
 /// A run's state, as its root's changed. `failed_node`: the node that failed it (`Some(None)`

@@ -231,3 +231,57 @@ async fn an_operator_fails_or_redispatches_a_stuck_node() {
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn a_redrive_on_the_latest_definition_reruns_only_what_changed_or_failed() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    svc.respond("/c-old", Respond::Status(400));
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+    let tree = |c_path: &str| {
+        let mut s = seq(
+            "s",
+            vec![api("a", &svc.at("/a")), api("b", &svc.at("/b")), api("c", &svc.at(c_path))],
+        );
+        s["id"] = json!(ids[0]);
+        for (k, id) in ids[1..].iter().enumerate() {
+            s["children"][k]["id"] = json!(id);
+        }
+        s
+    };
+    let step = app.put_tree(&tree("/c-old")).await;
+    let run = app.start_run(step, json!("in")).await;
+    for result in ["ra", "rb"] {
+        let request = svc.next().await;
+        app.post_raw(&request.callback, result).await.expect(200);
+    }
+    let old_c = svc.next().await;
+    assert_eq!(old_c.path, "/c-old");
+    app.wait_run(run, "Error").await;
+
+    let retry = format!("/api/v1/runs/{run}/retry");
+    app.post(&format!("{retry}?definition=newest"), &json!({})).await.expect(400);
+    app.put_tree(&tree("/c-new")).await;
+    let redriven = app.post(&format!("{retry}?definition=latest"), &json!({})).await.expect(200);
+    let nodes = app.run(run).await;
+    let id_of = |k: usize| nodes["children"][k]["id"].clone();
+    assert_eq!(redriven.body["state"], "Executing");
+    assert_eq!(redriven.body["rerun"], json!([nodes["id"], id_of(2)]));
+
+    let new_c = svc.next().await;
+    assert_eq!(new_c.path, "/c-new", "a and b are not sent again");
+    assert_eq!(new_c.body, "rb", "c gets b's kept result");
+    app.post_raw(&old_c.callback, "old").await.expect(409);
+    app.post_raw(&new_c.callback, "rc").await.expect(200);
+    let done = app.wait_run(run, "Complete").await;
+    assert_eq!(done["result"], "rc");
+    assert_eq!(done["children"][0]["result"], "ra");
+    let c_attempts = attempts(&app, run, &id_of(2)).await;
+    let statuses: Vec<_> = c_attempts.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["Error", "Complete"], "c keeps its first attempt's record");
+    svc.expect_none(Duration::from_millis(300)).await;
+    let events = history(&app, run).await;
+    let retried = events.iter().find(|e| e["kind"] == "retried").expect("a retried event");
+    assert_eq!(retried["detail"]["definition"], "latest");
+    app.post(&format!("{retry}?definition=latest"), &json!({})).await.expect(409);
+}

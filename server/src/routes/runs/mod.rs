@@ -312,21 +312,56 @@ pub async fn cancel(
     operate(&state, &id, Event::Cancel, State::Cancelled).await
 }
 
+/// A run's state after a redrive on the latest definitions, and the nodes that run again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redriven {
+    id: Uuid,
+    #[schema(value_type = crate::routes::docs::StateDoc)]
+    state: &'static str,
+    /// The ids of the nodes that run again, in pre-order (only with `?definition=latest`; the
+    /// run's other nodes keep their results).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rerun: Option<Vec<Uuid>>,
+}
+
 /// Resumes a failed run from the nodes that failed: failed actions are sent again as a new
 /// attempt, a failed mapper or reducer runs again, and completed nodes keep their results.
+/// With `?definition=latest`, the run is first given a new snapshot of its tree's current
+/// definitions; nodes whose snapshot subtree and input are unchanged keep their results, and
+/// the answer lists the nodes that run again.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs",
-    params(("id" = Uuid, Path, description = "The run's id.")),
+    params(
+        ("id" = Uuid, Path, description = "The run's id."),
+        ("definition" = Option<String>, Query, description = "`snapshot` (the default): the tree the run started with; `latest`: the tree's current definitions."),
+    ),
     responses(
-        (status = 200, description = "Resumed.", body = RunState),
+        (status = 200, description = "Resumed.", body = Redriven),
+        (status = 400, description = "A bad `definition`.", body = ErrorBody),
         (status = 404, description = "No such run.", body = ErrorBody),
-        (status = 409, description = "The run is not in Error.", body = ErrorBody),
+        (status = 409, description = "The run is not in Error, or (with `latest`) its step was deleted.", body = ErrorBody),
+        (status = 422, description = "With `latest`: the current tree is over a limit.", body = ErrorBody),
     ))]
 pub async fn retry(
     state: web::Data<AppState>,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    // The nodes to resume from are found under the run's lock.
-    operate(&state, &id, Event::Redrive { nodes: Vec::new() }, State::Executing).await
+    match Query::of(&req).non_empty("definition") {
+        None | Some("snapshot") => {
+            // The nodes to resume from are found under the run's lock.
+            operate(&state, &id, Event::Redrive { nodes: Vec::new() }, State::Executing).await
+        }
+        Some("latest") => {
+            let run = run_id(&id)?;
+            let rebased = state.runs.redrive_on_latest(run).await?;
+            let state = rebased.state.as_str();
+            Ok(HttpResponse::Ok().json(Redriven { id: run, state, rerun: Some(rebased.rerun) }))
+        }
+        Some(other) => Err(ApiError::invalid(
+            "definition",
+            format!("expected snapshot or latest, found {other:?}"),
+        )),
+    }
 }
 
 async fn operate(

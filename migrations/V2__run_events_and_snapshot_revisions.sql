@@ -16,3 +16,8 @@ CREATE TABLE run_events (
     changes  jsonb NOT NULL DEFAULT '[]',
     PRIMARY KEY (run_id, seq)
 );
+
+-- A redrive on the latest definitions gives a run a new snapshot. Servers keep snapshots in
+-- memory; this revision (on the run, and on each of its nodes) tells them when theirs is stale.
+ALTER TABLE runs ADD COLUMN snapshot_rev integer NOT NULL DEFAULT 0;
+ALTER TABLE run_nodes ADD COLUMN snapshot_rev integer NOT NULL DEFAULT 0;

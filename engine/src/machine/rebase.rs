@@ -1,0 +1,143 @@
+//! A redrive on the latest step definitions (`POST /runs/{id}/retry?definition=latest`).
+//!
+//! The run starts again on a new snapshot, with its first input, but a node whose snapshot
+//! subtree and input are unchanged byte for byte keeps what it had: a completed node keeps its
+//! result and its whole subtree, and is not run again. A node whose subtree is unchanged but
+//! whose mapper changed (or failed) keeps its own result and runs only its mapper.
+//!
+//! Nodes are paired by their path from the root (the k-th child of the paired parent). A new
+//! node takes the attempt count of both the old node at its number and the one at its path, so
+//! that every token handed out before stays superseded (409), and the pair's attempt history
+//! can move with it.
+
+use super::transition::start_with;
+use super::{Ctx, MachineError, NodeState, Nodes, Outcome, Phase};
+use crate::snapshot::{NodeIdx, Snapshot};
+
+/// The run on its new snapshot.
+#[derive(Debug, Clone)]
+pub struct Rebased {
+    /// Every node of the new snapshot, by number.
+    pub states: Vec<NodeState>,
+    /// What starting the new tree asks of the shell.
+    pub outcome: Outcome,
+    /// For each new node, the old node at the same path, if there was one.
+    pub paired: Vec<Option<NodeIdx>>,
+    /// The nodes that run again (all but those that keep their old state), in node order.
+    pub rerun: Vec<NodeIdx>,
+}
+
+/// What a node being started may reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reuse {
+    /// Its result, its output and its whole subtree: it is done.
+    All(NodeIdx),
+    /// Its result and its subtree: its mapper runs again.
+    Result(NodeIdx),
+}
+
+/// What the new snapshot shares with the old run.
+#[derive(Debug)]
+pub(super) struct Memo<'a> {
+    old: &'a [NodeState],
+    paired: Vec<Option<NodeIdx>>,
+    /// The node and its subtree are the same, the link's mapper aside.
+    same_result: Vec<bool>,
+    /// ... and so is the mapper.
+    same_link: Vec<bool>,
+}
+
+impl Memo<'_> {
+    pub(super) fn reuse(&self, idx: NodeIdx, input: &Option<String>) -> Option<Reuse> {
+        let i = idx as usize;
+        let old_idx = self.paired[i]?;
+        let old = &self.old[old_idx as usize];
+        if !self.same_result[i] || old.input != *input || old.started_at.is_none() {
+            return None;
+        }
+        match old.phase {
+            Phase::Complete | Phase::Held if self.same_link[i] => Some(Reuse::All(old_idx)),
+            Phase::Complete | Phase::Held | Phase::Received => Some(Reuse::Result(old_idx)),
+            Phase::Error if old.fault == Some(super::Fault::Mapper) => Some(Reuse::Result(old_idx)),
+            _ => None,
+        }
+    }
+
+    pub(super) fn paired(&self, idx: NodeIdx) -> Option<NodeIdx> {
+        self.paired[idx as usize]
+    }
+
+    pub(super) fn old(&self, idx: NodeIdx) -> &NodeState {
+        &self.old[idx as usize]
+    }
+}
+
+/// Starts the run again on `new`, with `input`, reusing what `old_states` (on `old`) have.
+pub fn rebase(
+    old: &Snapshot,
+    old_states: &[NodeState],
+    new: &Snapshot,
+    input: Option<String>,
+    ctx: &Ctx,
+) -> Result<Rebased, MachineError> {
+    if old_states.len() != old.len() {
+        return Err(MachineError::Invariant {
+            node: 0,
+            what: format!("{} states for {} nodes", old_states.len(), old.len()),
+        });
+    }
+    let paired = pair(old, new);
+    let (same_result, same_link) = compare(old, new, &paired);
+    let memo = Memo { old: old_states, paired, same_result, same_link };
+
+    let mut nodes = Nodes::new();
+    for idx in 0..new.len() as NodeIdx {
+        let attempt = [Some(idx), memo.paired(idx)]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| old_states.get(i as usize))
+            .map(|st| st.attempt)
+            .max()
+            .unwrap_or(0);
+        let fresh = NodeState { attempt, live_from: attempt + 1, ..NodeState::default() };
+        nodes.load(idx, fresh);
+    }
+    let (outcome, reused) = start_with(new, &mut nodes, input, ctx, &memo)?;
+    let states = (0..new.len() as NodeIdx)
+        .map(|idx| nodes.get(idx).cloned().ok_or(MachineError::NotLoaded(idx)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rerun = (0..new.len() as NodeIdx).filter(|idx| !reused.contains(idx)).collect();
+    Ok(Rebased { states, outcome, paired: memo.paired, rerun })
+}
+
+/// Pairs each new node with the old node at the same path.
+fn pair(old: &Snapshot, new: &Snapshot) -> Vec<Option<NodeIdx>> {
+    let mut paired = vec![None; new.len()];
+    paired[0] = Some(0);
+    // Pre-order: a parent is paired before its children.
+    for (idx, node) in new.nodes().iter().enumerate() {
+        let Some(o) = paired[idx] else { continue };
+        for (k, &child) in node.children.iter().enumerate() {
+            paired[child as usize] = old.node(o).children.get(k).copied();
+        }
+    }
+    paired
+}
+
+/// Which new nodes have the same subtree as their pair: without the mapper on their link, and
+/// with it.
+fn compare(old: &Snapshot, new: &Snapshot, paired: &[Option<NodeIdx>]) -> (Vec<bool>, Vec<bool>) {
+    let (mut same_result, mut same_link) = (vec![false; new.len()], vec![false; new.len()]);
+    // Children come after their parent in pre-order, so walk backwards.
+    for idx in (0..new.len()).rev() {
+        let Some(o) = paired[idx] else { continue };
+        let (n, o) = (&new.nodes()[idx], old.node(o));
+        same_result[idx] = n.step_id == o.step_id
+            && n.name == o.name
+            && n.body == o.body
+            && n.children.len() == o.children.len()
+            && n.children.iter().all(|&c| same_link[c as usize]);
+        same_link[idx] = same_result[idx] && n.mapper == o.mapper;
+    }
+    (same_result, same_link)
+}

@@ -1,0 +1,138 @@
+//! A redrive on the latest definitions (`POST /runs/{id}/retry?definition=latest`): the run
+//! gets a new snapshot of its tree, and starts again on it, keeping every node whose snapshot
+//! subtree and input are unchanged (see `aetr_engine::machine::rebase`).
+//!
+//! It runs in one transaction that locks all of the run's nodes, the root first, like every
+//! batch of the run's events. The nodes are written anew, at a new snapshot revision and above
+//! every lease epoch they had, so that reports on earlier work change nothing; the attempts of
+//! each node move with it to its new number.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aetr_engine::graph;
+use aetr_engine::machine::{self, NodeState, Nodes, Phase, State};
+use aetr_engine::NodeIdx;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::launch::Launch;
+use super::node_id::node_id;
+use super::plan::Plan;
+use super::{RunSnapshot, Runs, WORK_CHANNEL};
+use crate::http::ApiError;
+use crate::store::events::NewEvent;
+use crate::store::nodes::Revision;
+use crate::store::time::now_ms;
+use crate::store::{attempts, events, nodes, runs, steps};
+
+/// What a redrive on the latest definitions did.
+#[derive(Debug, Clone)]
+pub struct Rebased {
+    /// The run's state after it.
+    pub state: State,
+    /// The nodes that run again, in node order; all others kept their results.
+    pub rerun: Vec<Uuid>,
+}
+
+impl Runs {
+    pub async fn redrive_on_latest(&self, run: Uuid) -> Result<Rebased, ApiError> {
+        let shared = &self.shared;
+        let mut client = shared.pool.get().await?;
+        let no_run = || ApiError::NotFound(format!("no run with id {run}"));
+        let (old, created_at, rev) = runs::snapshot(&client, run).await?.ok_or_else(no_run)?;
+        let step_id = old.root().step_id;
+        let steps = steps::closure(&client, &[step_id]).await?;
+        if !steps.contains_key(&step_id) {
+            return Err(ApiError::Conflict(format!(
+                "the run's step {step_id} no longer exists; retry the run on its own snapshot \
+                 (without ?definition=latest)"
+            )));
+        }
+        let limits = shared.settings.limits.clone();
+        let new = tokio::task::spawn_blocking(move || graph::snapshot(step_id, &steps, &limits))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
+
+        let now = now_ms();
+        let tx = client.transaction().await?;
+        let old_rows = nodes::lock_all(&tx, run).await?;
+        let root = old_rows.first().ok_or_else(no_run)?;
+        if root.rev != rev {
+            return Err(ApiError::Conflict("the run was retried meanwhile".into()));
+        }
+        if root.state.phase != Phase::Error {
+            return Err(ApiError::Conflict("only a run in Error can be retried".into()));
+        }
+        let old_states: Vec<NodeState> = old_rows.iter().map(|s| s.state.clone()).collect();
+        let input = root.state.input.clone();
+        let ctx = shared.ctx(now);
+        let rebased = machine::rebase(&old, &old_states, &new, input, &ctx)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let mut state = Nodes::new();
+        for (idx, st) in rebased.states.iter().enumerate() {
+            state.load(idx as NodeIdx, st.clone());
+        }
+        let mut plan = Plan::new(now);
+        plan.take(shared, &new, &mut state, &rebased.outcome.work)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let states: Vec<&NodeState> = (0..new.len() as NodeIdx)
+            .map(|idx| state.get(idx).ok_or(machine::MachineError::NotLoaded(idx)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let rerun: Vec<Uuid> = rebased.rerun.iter().map(|&idx| node_id(run, idx)).collect();
+        let changes = rebased
+            .paired
+            .iter()
+            .zip(&states)
+            .enumerate()
+            .filter_map(|(idx, (pair, st))| {
+                let from = pair.map_or(State::Pending, |o| old_states[o as usize].state());
+                (from != st.state()).then_some((idx as NodeIdx, from, st.state()))
+            })
+            .collect();
+        plan.history.insert(
+            0,
+            NewEvent {
+                kind: "retried",
+                idx: None,
+                attempt: None,
+                detail: Some(json!({"definition": "latest", "rerun": rerun})),
+                changes,
+            },
+        );
+
+        let held = attempts::hold_all(&tx, run).await?;
+        nodes::delete_all(&tx, run).await?;
+        let root_state = states[0].state();
+        runs::replace_snapshot(&tx, run, &new, rev + 1, root_state).await?;
+        let first_epoch = old_rows.iter().map(|s| s.epoch).max().unwrap_or(0) + 1;
+        let revision = Revision { rev: rev + 1, first_epoch };
+        let writes: Vec<_> = states
+            .iter()
+            .enumerate()
+            .map(|(idx, st)| (idx as NodeIdx, *st, plan.lease_until(idx as NodeIdx)))
+            .collect();
+        let epochs = nodes::insert_all(&tx, run, &new, &revision, &writes).await?;
+        let moved: HashMap<NodeIdx, NodeIdx> = (0..new.len() as NodeIdx)
+            .filter_map(|idx| Some((rebased.paired[idx as usize]?, idx)))
+            .collect();
+        attempts::put_back(&tx, run, held, |old| moved.get(&old).copied()).await?;
+        attempts::insert(&tx, run, &plan.sent, now).await?;
+        events::insert(&tx, run, &plan.history, now).await?;
+        if plan.deferred {
+            tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
+        }
+        tx.commit().await?;
+
+        tracing::info!(%run, nodes = new.len(), rerun = rerun.len(), "run retried on the latest definitions");
+        let snap = Arc::new(RunSnapshot { snapshot: new, created_at, rev: rev + 1 });
+        shared.snapshots.insert(run, Arc::clone(&snap));
+        if plan.deferred {
+            shared.wake.notify_one();
+        }
+        let epochs = epochs.into_iter().collect();
+        Launch::of(plan, &state, &epochs, run, snap).start(shared);
+        Ok(Rebased { state: root_state, rerun })
+    }
+}
