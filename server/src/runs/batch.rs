@@ -110,12 +110,19 @@ impl Shared {
             let outcome = machine::apply(snapshot, &mut state, event_of(job), &self.ctx(now))
                 .with_context(|| format!("run {run}: applying {}", describe(&job.event)))?;
             plan.record(snapshot, &job.event, &outcome, job.fence.is_some(), job.http_status);
+            if let (Event::Settle { node, .. } | Event::Redispatch { node }, Reply::Done) =
+                (&job.event, outcome.reply)
+            {
+                let live_from = state.get(*node).map_or(0, |st| st.live_from);
+                plan.superseded.push((*node, live_from));
+            }
             plan.take(self, snapshot, &mut state, &outcome.work)?;
             replies.push(outcome.reply);
         }
 
         let epochs: HashMap<NodeIdx, i64> =
             nodes::write(&tx, run, &plan.writes(&state, &loaded)).await?.into_iter().collect();
+        attempts::supersede(&tx, run, &plan.superseded, now).await?;
         attempts::insert(&tx, run, &plan.sent, now).await?;
         attempts::finish(&tx, run, &plan.ended).await?;
         events::insert(&tx, run, &plan.history, now).await?;

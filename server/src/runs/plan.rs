@@ -50,6 +50,8 @@ pub(crate) struct Plan {
     pub failed_node: Option<Option<NodeIdx>>,
     /// What happened, for the run's history.
     pub history: Vec<NewEvent>,
+    /// Nodes whose attempts before the given one an operator's action superseded.
+    pub superseded: Vec<(NodeIdx, u32)>,
 }
 
 impl Plan {
@@ -66,6 +68,7 @@ impl Plan {
             deferred: false,
             failed_node: None,
             history: Vec::new(),
+            superseded: Vec::new(),
         }
     }
 
@@ -104,6 +107,13 @@ impl Plan {
                 self.ended.push(end(*node, *attempt, Status::Error, Some(error)));
             }
             Event::Timeout { node, attempt } if done => {
+                let error = "no callback before the deadline";
+                self.ended.push(end(*node, *attempt, Status::TimedOut, Some(error)));
+            }
+            // A callback after the deadline applied the timeout.
+            Event::Result { node, attempt, .. } | Event::Failure { node, attempt, .. }
+                if outcome.reply == Reply::Late =>
+            {
                 let error = "no callback before the deadline";
                 self.ended.push(end(*node, *attempt, Status::TimedOut, Some(error)));
             }

@@ -118,6 +118,9 @@ impl Runs {
             .filter_map(|idx| Some((rebased.paired[idx as usize]?, idx)))
             .collect();
         attempts::put_back(&tx, run, held, |old| moved.get(&old).copied()).await?;
+        let superseded: Vec<(NodeIdx, u32)> =
+            states.iter().enumerate().map(|(idx, st)| (idx as NodeIdx, st.live_from)).collect();
+        attempts::supersede(&tx, run, &superseded, now).await?;
         attempts::insert(&tx, run, &plan.sent, now).await?;
         events::insert(&tx, run, &plan.history, now).await?;
         if plan.deferred {

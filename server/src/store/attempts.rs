@@ -61,6 +61,28 @@ pub async fn insert(
     Ok(())
 }
 
+/// Records that the attempts of nodes `(idx, below)` numbered below `below` that were still
+/// executing were superseded (by an operator's action or a redrive): they end `Cancelled`.
+pub async fn supersede(
+    client: &impl GenericClient,
+    run: Uuid,
+    nodes: &[(NodeIdx, u32)],
+    at: i64,
+) -> Result<()> {
+    const SQL: &str = "UPDATE attempts a
+        SET status = 'Cancelled', error = 'superseded', finished_at = $4
+        FROM unnest($2::int[], $3::int[]) AS u(idx, below)
+        WHERE a.run_id = $1 AND a.idx = u.idx AND a.n < u.below AND a.status = 'Executing'";
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let idxs: Vec<i32> = nodes.iter().map(|s| s.0 as i32).collect();
+    let below: Vec<i32> = nodes.iter().map(|s| i32::try_from(s.1).unwrap_or(i32::MAX)).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    client.execute(&statement, &[&run, &idxs, &below, &to_system(at)]).await?;
+    Ok(())
+}
+
 /// Records how attempts ended.
 pub async fn finish(client: &impl GenericClient, run: Uuid, ended: &[Ended]) -> Result<()> {
     const SQL: &str = "UPDATE attempts a

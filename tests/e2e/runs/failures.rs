@@ -186,6 +186,7 @@ async fn an_operator_completes_a_stuck_node_by_hand_and_the_run_goes_on() {
     let node = node.expect(200).body;
     assert_eq!(node["state"], "Complete");
     assert_eq!(node["result"], "by hand");
+    assert_eq!(node["attempts"][0]["status"], "Cancelled", "the attempt was superseded");
     let next = svc.next().await;
     assert_eq!(next.path, "/b");
     assert_eq!(next.body, "by hand");
@@ -205,7 +206,9 @@ async fn an_operator_fails_or_redispatches_a_stuck_node() {
     let (run, a, first) = stuck_on_a(&app, &svc).await;
     let path = |action: &str| format!("/api/v1/runs/{run}/nodes/{a}/{action}");
     let node = app.send(reqwest::Method::POST, &path("redispatch"), None).await.expect(200).body;
-    assert_eq!(node["attempts"].as_array().unwrap().len(), 2, "{node}");
+    let statuses: Vec<_> =
+        node["attempts"].as_array().unwrap().iter().map(|a| a["status"].clone()).collect();
+    assert_eq!(statuses, ["Cancelled", "Executing"], "{node}");
     let second = svc.next().await;
     assert_eq!(second.header("idempotency-key"), Some(format!("{a}:2").as_str()));
     assert_eq!(second.body, "in");
@@ -284,4 +287,29 @@ async fn a_redrive_on_the_latest_definition_reruns_only_what_changed_or_failed()
     let retried = events.iter().find(|e| e["kind"] == "retried").expect("a retried event");
     assert_eq!(retried["detail"]["definition"], "latest");
     app.post(&format!("{retry}?definition=latest"), &json!({})).await.expect(409);
+}
+
+#[tokio::test]
+async fn deadlines_and_backoffs_outlive_a_killed_server() {
+    let mut app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    // A 429's Retry-After makes the backoff's length certain.
+    svc.respond("/flaky", Respond::TooMany(2));
+    let quiet = api_with("quiet", &svc.at("/quiet"), json!({"callbackTimeoutSeconds": 2}));
+    let flaky = api_with("flaky", &svc.at("/flaky"), json!({"retry": {"maxAttempts": 2}}));
+    let waits = app.start_run(app.put_tree(&quiet).await, json!(null)).await;
+    svc.next().await;
+    let backs_off = app.start_run(app.put_tree(&flaky).await, json!(null)).await;
+    svc.next().await;
+    svc.respond("/flaky", Respond::Status(202));
+    app.wait_until(backs_off, "the backoff", |run| run["state"] == "Pending").await;
+
+    app.crash_and_restart();
+    let failed = app.wait_run(waits, "Error").await;
+    assert_eq!(failed["error"], "no callback within 2 s (attempt 1)");
+    let second = svc.next().await;
+    assert_eq!(second.path, "/flaky");
+    assert_eq!(second.header("idempotency-key"), Some(format!("{backs_off}:2").as_str()));
+    app.post_raw(&second.callback, "ok").await.expect(200);
+    app.wait_run(backs_off, "Complete").await;
 }

@@ -13,6 +13,8 @@ pub struct TestApp {
     server: Option<ServerProcess>,
     pub http: reqwest::Client,
     database: Option<String>,
+    /// The server's environment, for a restart.
+    env: Vec<(String, String)>,
 }
 
 /// An answer: its status, headers and body (JSON when it parses, else a JSON string).
@@ -60,7 +62,24 @@ impl TestApp {
         let mut all = vec![("DATABASE_URL", url.as_str())];
         all.extend_from_slice(env);
         let server = ServerProcess::start(&all);
-        TestApp { server: Some(server), http: reqwest::Client::new(), database: Some(database) }
+        let env = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TestApp {
+            server: Some(server),
+            http: reqwest::Client::new(),
+            database: Some(database),
+            env,
+        }
+    }
+
+    /// Kills the server (`kill -9`: it does nothing more) and starts another on the same
+    /// database, on another port.
+    pub fn crash_and_restart(&mut self) {
+        let server = self.server.take().expect("a running server");
+        let (status, log) = server.stop_with("KILL");
+        assert!(!status.success(), "killed, not exited:\n{log}");
+        let env: Vec<(&str, &str)> =
+            self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.server = Some(ServerProcess::start(&env));
     }
 
     pub fn server(&self) -> &ServerProcess {
