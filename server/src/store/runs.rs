@@ -88,14 +88,21 @@ pub async fn replace_snapshot(
     state: State,
 ) -> Result<()> {
     const SQL: &str = "UPDATE runs SET snapshot = $2, node_count = $3, snapshot_rev = $4,
-            step_name = $5, state = $6, failed_node = NULL, completed_at = NULL
+            step_name = $5, step_type = $6, state = $7, failed_node = NULL, completed_at = NULL
         WHERE id = $1";
     let statement = client.prepare_cached(SQL).await?;
     let count = i32::try_from(snapshot.len())?;
-    let name = snapshot.root().name.as_str();
-    client
-        .execute(&statement, &[&id, &Json(snapshot), &count, &rev, &name, &state.as_str()])
-        .await?;
+    let root = snapshot.root();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &id,
+        &Json(snapshot),
+        &count,
+        &rev,
+        &root.name,
+        &root.step_type().as_str(),
+        &state.as_str(),
+    ];
+    client.execute(&statement, &params).await?;
     Ok(())
 }
 

@@ -84,6 +84,14 @@ async fn a_service_answering_503_twice_then_202_gets_three_attempts_all_in_the_h
     assert_eq!(events[7]["detail"]["refused"], "this attempt's callback was already taken");
     let times: Vec<i64> = events.iter().map(|e| e["at"].as_i64().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "in order: {times:?}");
+
+    let page = app.get(&format!("/api/v1/runs/{run}/events?limit=3")).await.expect(200);
+    assert_eq!(page.body, json!(events[..3]));
+    let next = format!("/api/v1/runs/{run}/events?limit=3&after={}", events[2]["seq"]);
+    assert_eq!(page.header("link"), Some(format!("<{next}>; rel=\"next\"").as_str()));
+    assert_eq!(app.get(&next).await.expect(200).body, json!(events[3..6]));
+    let bad = app.get(&format!("/api/v1/runs/{run}/events?after=x")).await.expect(400);
+    assert_eq!(bad.errors(), ["after: expected the seq of the last event seen, found \"x\""]);
 }
 
 #[tokio::test]
