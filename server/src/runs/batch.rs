@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aetr_engine::machine::{self, Event, Nodes, Reply};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
+use futures_util::future::try_join4;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -122,20 +123,31 @@ impl Shared {
 
         let epochs: HashMap<NodeIdx, i64> =
             nodes::write(&tx, run, &plan.writes(&state, &loaded)).await?.into_iter().collect();
-        attempts::supersede(&tx, run, &plan.superseded, now).await?;
-        attempts::insert(&tx, run, &plan.sent, now).await?;
-        attempts::finish(&tx, run, &plan.ended).await?;
-        events::insert(&tx, run, &plan.history, now).await?;
-        if plan.cancel {
-            nodes::cancel_unfinished(&tx, run, now).await?;
-        }
-        if state.changed().any(|(idx, _)| idx == 0) {
-            let root = state.get(0).context("the root is loaded")?;
-            runs::set_state(&tx, run, root.state(), plan.failed_node, root.completed_at).await?;
-        }
-        if plan.deferred {
-            tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
-        }
+        // The other writes do not depend on each other: they go down the connection together.
+        let root = state.changed().any(|(idx, _)| idx == 0).then(|| state.get(0)).flatten();
+        let attempts = async {
+            attempts::supersede(&tx, run, &plan.superseded, now).await?;
+            attempts::insert(&tx, run, &plan.sent, now).await?;
+            attempts::finish(&tx, run, &plan.ended).await
+        };
+        let run_state = async {
+            if plan.cancel {
+                nodes::cancel_unfinished(&tx, run, now).await?;
+            }
+            if let Some(root) = root {
+                runs::set_state(&tx, run, root.state(), plan.failed_node, root.completed_at)
+                    .await?;
+            }
+            Ok(())
+        };
+        let notify = async {
+            if plan.deferred {
+                tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
+            }
+            Ok(())
+        };
+        try_join4(attempts, events::insert(&tx, run, &plan.history, now), run_state, notify)
+            .await?;
         tx.commit().await?;
         if plan.deferred {
             self.wake.notify_one();

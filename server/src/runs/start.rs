@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aetr_engine::graph;
 use aetr_engine::machine::{self, Event, NodeState, Nodes};
+use futures_util::future::try_join;
 use uuid::Uuid;
 
 use super::launch::Launch;
@@ -82,8 +83,11 @@ impl Runs {
             });
         }
         let epochs = nodes::insert_all(&tx, id, &snapshot, &Default::default(), &started).await?;
-        attempts::insert(&tx, id, &plan.sent, now).await?;
-        events::insert(&tx, id, &plan.history, now).await?;
+        try_join(
+            attempts::insert(&tx, id, &plan.sent, now),
+            events::insert(&tx, id, &plan.history, now),
+        )
+        .await?;
         if plan.deferred {
             tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
         }
