@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{api, api_with, seq};
+use super::{api, api_with, mapped, seq};
 use crate::support::{Respond, TestApp, TestService};
 
 /// A run's whole history.
@@ -320,4 +320,46 @@ async fn deadlines_and_backoffs_outlive_a_killed_server() {
     assert_eq!(second.header("idempotency-key"), Some(format!("{backs_off}:2").as_str()));
     app.post_raw(&second.callback, "ok").await.expect(200);
     app.wait_run(backs_off, "Complete").await;
+}
+
+#[tokio::test]
+async fn a_fixed_mapper_runs_again_alone_on_the_latest_definition() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let tree = |js: &str| {
+        let mut a = mapped(api("a", &svc.at("/a")), js);
+        a["id"] = json!(ids[1]);
+        let mut b = api("b", &svc.at("/b"));
+        b["id"] = json!(ids[2]);
+        let mut s = seq("s", vec![a, b]);
+        s["id"] = json!(ids[0]);
+        s
+    };
+    let step = app.put_tree(&tree("function apply(d) { return JSON.parse(d).total; }")).await;
+    let run = app.start_run(step, json!(null)).await;
+    let a = svc.next().await;
+    app.post_raw(&a.callback, "not json").await.expect(200);
+    let failed = app.wait_run(run, "Error").await;
+    assert!(failed["error"].as_str().unwrap().starts_with("mapper: "), "{}", failed["error"]);
+
+    // The same snapshot runs the same mapper on the same result: it fails again.
+    app.post(&format!("/api/v1/runs/{run}/retry"), &json!({})).await.expect(200);
+    app.wait_run(run, "Error").await;
+
+    app.put_tree(&tree("function apply(d) { return d.toUpperCase(); }")).await;
+    let retry = format!("/api/v1/runs/{run}/retry?definition=latest");
+    let redriven = app.post(&retry, &json!({})).await.expect(200).body;
+    let children = &failed["children"];
+    assert_eq!(
+        redriven["rerun"],
+        json!([run, children[0]["id"], children[1]["id"]]),
+        "s and b, which never ran, and a, whose mapper runs again"
+    );
+    let b = svc.next().await;
+    assert_eq!(b.path, "/b", "a is not sent again");
+    assert_eq!(b.body, "NOT JSON");
+    app.post_raw(&b.callback, "done").await.expect(200);
+    let done = app.wait_run(run, "Complete").await;
+    assert_eq!(done["children"][0]["attempts"], 1);
 }
