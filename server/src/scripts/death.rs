@@ -41,7 +41,9 @@ impl Death {
         }
         let Some(status) = status else { return Death::Unknown };
         match (status.signal(), status.code()) {
-            (_, Some(EXIT_OUT_OF_MEMORY)) => Death::OutOfMemory { limit_mb },
+            (_, Some(code)) if code == i32::from(EXIT_OUT_OF_MEMORY) => {
+                Death::OutOfMemory { limit_mb }
+            }
             (Some(SIGXCPU), _) => Death::CpuTime,
             (Some(signal), _) => Death::Signal(signal),
             (None, Some(code)) => Death::Exit(code),
@@ -98,7 +100,7 @@ mod tests {
         );
         assert_eq!(Death::of(None, "", 256).to_string(), "the script worker died");
         assert_eq!(
-            Death::of(exited(EXIT_OUT_OF_MEMORY), "", 128),
+            Death::of(exited(EXIT_OUT_OF_MEMORY.into()), "", 128),
             Death::OutOfMemory { limit_mb: 128 }
         );
         assert_eq!(

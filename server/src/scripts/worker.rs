@@ -42,7 +42,7 @@ const EXIT_CANNOT_START: u8 = 2;
 const EXIT_BAD_REQUEST: u8 = 3;
 /// The exit code of a worker that has no memory left to start the thread that parses a new
 /// script.
-pub const EXIT_OUT_OF_MEMORY: i32 = 4;
+pub const EXIT_OUT_OF_MEMORY: u8 = 4;
 
 /// How the runner says that it could not start the thread that parses a new script: in a
 /// worker, only the address space limit makes that fail.
@@ -191,7 +191,7 @@ impl Scripts {
                 // Not the script's fault: this worker's memory is used up. Its death gives the
                 // call another go on a fresh worker (see `super`).
                 eprintln!("aetr script worker: out of memory: {message}");
-                std::process::exit(EXIT_OUT_OF_MEMORY);
+                std::process::exit(i32::from(EXIT_OUT_OF_MEMORY));
             }
             Ok(outcome) => outcome.map_err(clipped),
             Err(_) => {
