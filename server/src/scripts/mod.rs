@@ -21,7 +21,8 @@
 //!   old one exits once it has answered its calls. A worker that dies is replaced.
 //! - Calls are pipelined: each worker holds up to [`supervisor::PIPELINE_DEPTH`] calls, so
 //!   that it never waits for the server between two, and frames are written in batches.
-//! - A worker exits when its standard input closes, so workers never outlive their server.
+//! - A worker exits when its standard input closes (it is retired, or the pool stops), and
+//!   when the server dies, even in the middle of a script: workers never outlive their server.
 //!
 //! The in-process [`aetr_engine::script::BoaRunner`] still checks scripts when trees are
 //! saved, and runs inside each worker.

@@ -2,21 +2,20 @@
 //! it, over its standard input and output (see [`super::protocol`]).
 //!
 //! It sets its own limits first (address space and CPU time), says that it is ready, then
-//! answers requests one by one, in order. Its main thread reads requests; a thread with a large
-//! stack runs them, and writes replies in batches: it flushes them when no request waits. So
-//! the server can send the next requests while a script runs, and pays one write for many
-//! replies.
+//! answers requests one by one, in order, on a thread with a large stack. It writes its replies
+//! in batches: it flushes them only before it would wait for the next request, so requests that
+//! the server sent ahead (pipelined) are answered with one write.
 //!
-//! It exits as soon as its standard input closes, even in the middle of a script: the server
-//! retires it, stops, or has died.
+//! It exits when its standard input closes (the server retires it, or stops), and when the
+//! server dies, even in the middle of a script: its main thread watches its parent.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::os::fd::AsFd;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::time::Duration;
 
 use aetr_engine::script::{BoaRunner, BoaRunnerConfig, ScriptError, ScriptRunner};
 
@@ -29,8 +28,11 @@ use crate::config::WorkerArgs;
 /// limit, so it is not larger than it needs to be.
 const STACK_BYTES: usize = 16 * 1024 * 1024;
 
-/// How much of the replies is gathered before a write, at most.
-const OUTPUT_BUFFER_BYTES: usize = 64 * 1024;
+/// How much of the requests and of the replies is buffered, each way.
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// How often the main thread checks that the server is alive.
+const PARENT_CHECK: Duration = Duration::from_millis(100);
 
 /// The longest error text that a reply carries; longer ones are cut.
 const MAX_ERROR_BYTES: usize = 4096;
@@ -40,6 +42,8 @@ const MAX_ERROR_BYTES: usize = 4096;
 const EXIT_CANNOT_START: u8 = 2;
 /// The exit code of a worker that got a request it cannot read.
 const EXIT_BAD_REQUEST: u8 = 3;
+/// The exit code of a worker whose script thread panicked outside a script.
+const EXIT_PANIC: u8 = 5;
 /// The exit code of a worker that has no memory left to start the thread that parses a new
 /// script.
 pub const EXIT_OUT_OF_MEMORY: u8 = 4;
@@ -49,23 +53,22 @@ pub const EXIT_OUT_OF_MEMORY: u8 = 4;
 const NO_PARSE_THREAD: &str = "cannot check the script: ";
 
 pub fn run(args: &WorkerArgs) -> ExitCode {
-    match start(args) {
-        Ok(requests) => match read_requests(&requests) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("aetr script worker: {e}");
-                ExitCode::from(EXIT_BAD_REQUEST)
-            }
-        },
-        Err(e) => {
-            eprintln!("aetr script worker: {e}");
-            ExitCode::from(EXIT_CANNOT_START)
-        }
+    let parent = std::os::unix::process::parent_id();
+    if let Err(e) = start(args) {
+        eprintln!("aetr script worker: {e}");
+        return ExitCode::from(EXIT_CANNOT_START);
     }
+    // The script thread ends the process when its input closes, but it reads its input only
+    // between scripts. A server that dies while a script runs leaves this worker to a new
+    // parent: this thread sees that, and ends the process.
+    while std::os::unix::process::parent_id() == parent {
+        std::thread::sleep(PARENT_CHECK);
+    }
+    ExitCode::SUCCESS
 }
 
-/// Sets the limits and starts the script thread: the sender is its queue of requests.
-fn start(args: &WorkerArgs) -> io::Result<Sender<Request>> {
+/// Sets the limits and starts the script thread.
+fn start(args: &WorkerArgs) -> io::Result<()> {
     if args.protocol != PROTOCOL_VERSION {
         return Err(io::Error::other(format!(
             "the server speaks protocol {}, and this binary {PROTOCOL_VERSION}",
@@ -73,63 +76,61 @@ fn start(args: &WorkerArgs) -> io::Result<Sender<Request>> {
         )));
     }
     limits::apply(args.memory_mb, args.cpu_seconds)?;
-    // Standard output unbuffered (std's is line-buffered, and binary frames are full of '\n').
+    // Its own handles on standard input and output, buffered here: std's standard output is
+    // line-buffered, and binary frames are full of '\n'.
+    let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
     let output = File::from(io::stdout().as_fd().try_clone_to_owned()?);
     let config = BoaRunnerConfig {
         max_result_bytes: args.max_result_bytes,
         max_parse_stack_bytes: STACK_BYTES,
         ..BoaRunnerConfig::default()
     };
-    let (requests, queue) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("aetr-script".to_owned())
-        .stack_size(STACK_BYTES)
-        .spawn(move || serve(&queue, output, config))?;
-    Ok(requests)
-}
-
-/// Reads requests until standard input closes.
-fn read_requests(requests: &Sender<Request>) -> io::Result<()> {
-    let mut input = io::stdin().lock();
-    while let Some(frame) = protocol::read_frame(&mut input, u32::MAX as usize)? {
-        let request = protocol::decode_request(&frame)?;
-        drop(frame);
-        if requests.send(request).is_err() {
-            // The script thread has stopped: its output is closed.
-            return Ok(());
-        }
-    }
+    std::thread::Builder::new().name("aetr-script".to_owned()).stack_size(STACK_BYTES).spawn(
+        move || {
+            let served =
+                std::panic::catch_unwind(AssertUnwindSafe(|| serve(input, output, config)));
+            std::process::exit(i32::from(served.unwrap_or(EXIT_PANIC)));
+        },
+    )?;
     Ok(())
 }
 
-/// The script thread: answers requests in order, and flushes the replies whenever no request
-/// waits. Ends when its output closes.
-fn serve(queue: &Receiver<Request>, output: File, config: BoaRunnerConfig) {
+/// The script thread: answers requests in order, until its input closes (0) or breaks the
+/// protocol, or its output closes. Returns the process's exit code.
+fn serve(input: File, output: File, config: BoaRunnerConfig) -> u8 {
+    let mut input = BufReader::with_capacity(BUFFER_BYTES, input);
     let mut replies = Replies::new(output);
     let mut scripts = Scripts::new(config);
-    if replies.send(0, Outcome::Ready).and_then(|()| replies.flush()).is_err() {
-        return;
-    }
+    let mut id = 0;
+    let mut outcome = Outcome::Ready;
     loop {
-        let request = match queue.try_recv() {
-            Ok(request) => request,
-            Err(TryRecvError::Empty) => {
-                if replies.flush().is_err() {
-                    return;
-                }
-                match queue.recv() {
-                    Ok(request) => request,
-                    Err(_) => return,
-                }
-            }
-            Err(TryRecvError::Disconnected) => return,
-        };
-        let id = request.id;
-        let outcome = scripts.answer(request);
         if replies.send(id, outcome).is_err() {
-            return;
+            return 0; // The server has gone.
         }
+        if !holds_a_frame(input.buffer()) && replies.flush().is_err() {
+            return 0;
+        }
+        let request = match protocol::read_frame(&mut input, u32::MAX as usize) {
+            Ok(Some(frame)) => protocol::decode_request(&frame),
+            Ok(None) => return 0,
+            Err(e) => Err(e),
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => {
+                eprintln!("aetr script worker: {e}");
+                return EXIT_BAD_REQUEST;
+            }
+        };
+        id = request.id;
+        outcome = scripts.answer(request);
     }
+}
+
+/// Whether `buffered` holds a whole frame: reading it will not wait.
+fn holds_a_frame(buffered: &[u8]) -> bool {
+    let Some(prefix) = buffered.first_chunk::<4>() else { return false };
+    buffered.len() - 4 >= u32::from_le_bytes(*prefix) as usize
 }
 
 /// The reply frames, written through a buffer.
@@ -140,14 +141,14 @@ struct Replies {
 
 impl Replies {
     fn new(output: File) -> Replies {
-        Replies { output: BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, output), frame: Vec::new() }
+        Replies { output: BufWriter::with_capacity(BUFFER_BYTES, output), frame: Vec::new() }
     }
 
     fn send(&mut self, id: u64, outcome: Outcome) -> io::Result<()> {
         self.frame.clear();
         protocol::encode_reply(&Reply { id, cpu: limits::cpu_time(), outcome }, &mut self.frame);
         let written = self.output.write_all(&self.frame);
-        if self.frame.capacity() > OUTPUT_BUFFER_BYTES {
+        if self.frame.capacity() > BUFFER_BYTES {
             // A large result: do not keep its buffer.
             self.frame = Vec::new();
         }
