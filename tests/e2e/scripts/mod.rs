@@ -1,8 +1,8 @@
 //! Mappers and reducers in script worker processes: each bad script fails only its node, and
 //! the server keeps answering while it runs; workers are replaced, retired and stopped.
 
-mod bench;
 mod limits;
+mod overhead;
 mod workers;
 
 use std::time::{Duration, Instant};
