@@ -108,14 +108,15 @@ pub struct ScriptArgs {
     #[arg(long, env = "AETR_SCRIPT_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub script_workers: Option<u32>,
 
-    /// The longest that one mapper or reducer call may run, in milliseconds. A call that runs
-    /// longer has its worker killed (and replaced), and fails its node.
+    /// The longest that one mapper or reducer call may run, in milliseconds (10 to 30,000: a
+    /// script's node holds a 60 s lease). A call that runs longer has its worker killed (and
+    /// replaced), and fails its node.
     #[arg(long, env = "AETR_SCRIPT_TIMEOUT_MS", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(10..=30_000))]
     pub script_timeout_ms: u64,
 
-    /// The address space of each script worker, in MiB: its code, stacks and the scripts'
-    /// memory. A call that needs more fails its node ("out of memory").
+    /// The address space of each script worker, in MiB (at least 128): its code, stacks and
+    /// the scripts' memory. A call that needs more fails its node ("out of memory").
     #[arg(long, env = "AETR_SCRIPT_MEMORY_MB", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(128..=65_536))]
     pub script_memory_mb: u64,
