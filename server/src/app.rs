@@ -19,7 +19,7 @@ use crate::db::{self, Database};
 use crate::dispatch::Dispatcher;
 use crate::routes;
 use crate::runs::{Runs, Settings};
-use crate::scripts::ScriptPool;
+use crate::scripts::{ScriptPool, ScriptSettings};
 use crate::store;
 
 /// What every handler shares.
@@ -77,12 +77,10 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         dispatch_concurrency: args.dispatch_concurrency as usize,
         poll_interval: Duration::from_millis(args.poll_interval_ms),
     };
-    let threads = args.script_workers.map_or_else(
-        || std::thread::available_parallelism().map_or(2, usize::from),
-        |n| n as usize,
-    );
-    let scripts = ScriptPool::start(threads).context("cannot start the script threads")?;
-    let (runs, accepted) = Runs::new(pool.clone(), settings, key, scripts)?;
+    let script_settings = ScriptSettings::of(&args.scripts, args.limits.max_callback_bytes)?;
+    let scripts =
+        ScriptPool::start(script_settings).await.context("cannot start the script workers")?;
+    let (runs, accepted) = Runs::new(pool.clone(), settings, key, scripts.clone())?;
     let dispatcher = Dispatcher::start(&runs, database.config.clone(), accepted);
 
     let state = web::Data::new(AppState {
@@ -130,6 +128,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     // Callbacks are still taken while the work in hand finishes.
     runs.stop(Duration::from_secs(args.shutdown_timeout_seconds)).await;
     dispatcher.stop().await;
+    scripts.stop().await;
     handle.stop(true).await;
     let _ = serving.await;
     tracing::info!("aetr stopped serving");

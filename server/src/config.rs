@@ -23,6 +23,8 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
+// One command is parsed, once: the size of the largest does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serves the REST API (under /api/v1) and the callback endpoint. Applies the database
@@ -40,6 +42,10 @@ pub enum Command {
         #[arg(default_value = "-")]
         file: PathBuf,
     },
+    /// A script worker: runs mappers and reducers for the `aetr server` that started it, over
+    /// its standard input and output. Not for people.
+    #[command(hide = true)]
+    ScriptWorker(WorkerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,9 +78,8 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u64).range(0..=10 * 366 * 24 * 3600))]
     pub callback_timeout_seconds: u64,
 
-    /// How many threads run mappers and reducers (default: the number of cores).
-    #[arg(long, env = "AETR_SCRIPT_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub script_workers: Option<u32>,
+    #[command(flatten)]
+    pub scripts: ScriptArgs,
 
     /// How many POSTs to services may be in flight at once.
     #[arg(long, env = "AETR_DISPATCH_CONCURRENCY", default_value_t = 512,
@@ -93,6 +98,59 @@ pub struct ServerArgs {
     #[arg(long, env = "AETR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_seconds: u64,
+}
+
+/// The script workers: processes that run mappers and reducers, each with its own limits.
+#[derive(Debug, Clone, Args)]
+pub struct ScriptArgs {
+    /// How many script worker processes run mappers and reducers (default: the number of
+    /// cores).
+    #[arg(long, env = "AETR_SCRIPT_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub script_workers: Option<u32>,
+
+    /// The longest that one mapper or reducer call may run, in milliseconds (10 to 30,000: a
+    /// script's node holds a 60 s lease). A call that runs longer has its worker killed (and
+    /// replaced), and fails its node.
+    #[arg(long, env = "AETR_SCRIPT_TIMEOUT_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(10..=30_000))]
+    pub script_timeout_ms: u64,
+
+    /// The address space of each script worker, in MiB (at least 128): its code, stacks and
+    /// the scripts' memory. A call that needs more fails its node ("out of memory").
+    #[arg(long, env = "AETR_SCRIPT_MEMORY_MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(128..=65_536))]
+    pub script_memory_mb: u64,
+
+    /// How many calls a script worker runs before it is replaced by a fresh one.
+    #[arg(long, env = "AETR_SCRIPT_WORKER_CALLS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub script_worker_calls: u64,
+
+    /// How much CPU time, in seconds, a script worker uses before it is replaced by a fresh
+    /// one.
+    #[arg(long, env = "AETR_SCRIPT_WORKER_CPU_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub script_worker_cpu_seconds: u64,
+}
+
+/// What `aetr server` tells each script worker that it starts.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The version of the protocol that the server speaks: a worker refuses any other.
+    #[arg(long)]
+    pub protocol: u32,
+
+    /// The worker's address space limit (RLIMIT_AS), in MiB.
+    #[arg(long)]
+    pub memory_mb: u64,
+
+    /// The worker's CPU time limit (RLIMIT_CPU), in seconds.
+    #[arg(long)]
+    pub cpu_seconds: u64,
+
+    /// The longest result that a call may return, in bytes.
+    #[arg(long)]
+    pub max_result_bytes: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,13 +5,14 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use aetr_server::config::{Cli, Command};
-use aetr_server::{app, check, logging};
+use aetr_server::{app, check, logging, scripts};
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check::run(&file),
+        Command::ScriptWorker(args) => scripts::worker::run(&args),
         Command::Server(args) => {
             logging::init(cli.log_format);
             exit_with(app::serve(args))

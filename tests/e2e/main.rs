@@ -10,4 +10,5 @@ mod embedded;
 mod migrations;
 mod openapi;
 mod runs;
+mod scripts;
 mod steps;

@@ -19,6 +19,7 @@ use boa_engine::module::IdleModuleLoader;
 use boa_engine::object::builtins::JsArray;
 use boa_engine::realm::Realm;
 use boa_engine::script::Script;
+use boa_engine::string::{CodePoint, JsStrVariant};
 use boa_engine::{
     js_string, Context, JsError, JsNativeError, JsObject, JsResult, JsString, JsValue, Source,
 };
@@ -50,6 +51,14 @@ pub struct BoaRunnerConfig {
     pub max_result_bytes: usize,
     /// How many compiled scripts to keep. At least one is always kept.
     pub cache_capacity: usize,
+    /// The most native stack that a new script's parse on its own thread may reserve.
+    ///
+    /// That stack is sized from the source, as an upper bound of what parsing it can need (see
+    /// [`BoaRunner`]), then capped at this. The default caps nothing below the 4 GiB past which
+    /// a source is refused. A process whose address space is limited and whose crash is
+    /// contained (a script worker) sets it lower: a hostile source could then overflow the
+    /// stack and abort the process, and an ordinary one still parses.
+    pub max_parse_stack_bytes: usize,
 }
 
 impl Default for BoaRunnerConfig {
@@ -61,6 +70,7 @@ impl Default for BoaRunnerConfig {
             stack_size_limit: 1024 * 1024,
             max_result_bytes: 16 * 1024 * 1024,
             cache_capacity: 256,
+            max_parse_stack_bytes: usize::try_from(MAX_PARSE_STACK).unwrap_or(usize::MAX),
         }
     }
 }
@@ -216,7 +226,7 @@ impl BoaRunner {
 
     /// Parses, compiles and evaluates `source` in a new realm, and takes its `apply`.
     fn compile(&mut self, source: &str) -> Result<Compiled, ScriptError> {
-        check_source(source)?;
+        check_source(source, self.config.max_parse_stack_bytes)?;
         let Self { context, jobs, .. } = self;
         let realm = context
             .create_realm()
@@ -282,7 +292,7 @@ impl ScriptRunner for BoaRunner {
         if let Some(outcome) = self.checked.get(source) {
             return outcome.clone();
         }
-        let outcome = check_source(source);
+        let outcome = check_source(source, self.config.max_parse_stack_bytes);
         if self.checked.len() >= self.config.cache_capacity.max(1) {
             self.checked.clear();
         }
@@ -305,25 +315,24 @@ impl ScriptRunner for BoaRunner {
         // Turning a thrown value into text may run its `toString`, which may queue jobs too.
         let result = result.map_err(|err| script_error(&err, jobs, context));
         jobs.clear();
-        let text = result?;
-        match text {
-            Some(text) if text.len() > max_result_bytes => Err(ScriptError::Limit(format!(
-                "result is {} bytes, more than the limit of {max_result_bytes}",
-                text.len()
-            ))),
-            text => Ok(text),
-        }
+        let Some(text) = result? else { return Ok(None) };
+        checked_text(&text, max_result_bytes).map(Some).map_err(|bytes| {
+            ScriptError::Limit(format!(
+                "result is {bytes} bytes, more than the limit of {max_result_bytes}"
+            ))
+        })
     }
 }
 
-/// Calls `apply` (in its realm, already entered), settles a returned promise and converts the
-/// result.
+/// Calls `apply` (in its realm, already entered), settles a returned promise and turns the
+/// result into a string: a string as it is, anything else as its JSON text. Its size is checked
+/// by the caller.
 fn run(
     compiled: &Compiled,
     call: ScriptCall<'_>,
     jobs: &CallJobs,
     context: &mut Context,
-) -> JsResult<Option<String>> {
+) -> JsResult<Option<JsString>> {
     let arg = match call {
         ScriptCall::Map { data } => optional_string(data),
         ScriptCall::Reduce { results } => {
@@ -349,11 +358,37 @@ fn run(
     if value.is_null_or_undefined() {
         return Ok(None);
     }
-    if let Some(text) = value.as_string() {
-        return Ok(Some(text.to_std_string_lossy()));
+    match value.as_string() {
+        Some(text) => Ok(Some(text)),
+        None => Ok(compiled.stringify.call(&JsValue::undefined(), &[value], context)?.as_string()),
     }
-    let json = compiled.stringify.call(&JsValue::undefined(), &[value], context)?;
-    Ok(json.as_string().map(|text| text.to_std_string_lossy()))
+}
+
+/// A result as UTF-8, unless it is longer than `max_bytes`: then its length, without copying
+/// it (a script may return a string that the process could not copy).
+fn checked_text(text: &JsString, max_bytes: usize) -> Result<String, usize> {
+    // Each UTF-16 code unit is 1 to 3 bytes of UTF-8 (a surrogate pair is 4 for 2 units).
+    if text.len().saturating_mul(3) > max_bytes {
+        let bytes = utf8_len(text);
+        if bytes > max_bytes {
+            return Err(bytes);
+        }
+    }
+    Ok(text.to_std_string_lossy())
+}
+
+/// The length of a string's lossy UTF-8 form: an unpaired surrogate becomes U+FFFD (3 bytes).
+fn utf8_len(text: &JsString) -> usize {
+    match text.variant() {
+        JsStrVariant::Latin1(bytes) => bytes.len() + bytes.iter().filter(|b| **b >= 0x80).count(),
+        JsStrVariant::Utf16(_) => text
+            .code_points()
+            .map(|point| match point {
+                CodePoint::Unicode(c) => c.len_utf8(),
+                CodePoint::UnpairedSurrogate(_) => 3,
+            })
+            .sum(),
+    }
 }
 
 /// A JavaScript string, or `null`.
@@ -417,12 +452,14 @@ fn thrown_text(value: &JsValue, context: &mut Context) -> String {
 /// boa's parser recurses on nesting and needs far more native stack than a thread usually has
 /// for a hostile source (a few thousand `!` or `(` are enough to overflow 2 MiB, and a stack
 /// overflow aborts the process). So the parse runs on a thread of its own, whose stack is sized
-/// from an upper bound of what the source can need, before any parse on the caller's thread.
-fn check_source(source: &str) -> Result<(), ScriptError> {
+/// from an upper bound of what the source can need (at most `max_stack`), before any parse on
+/// the caller's thread.
+fn check_source(source: &str, max_stack: usize) -> Result<(), ScriptError> {
     check_nesting(source)?;
     let stack = parse_stack_bytes(source).ok_or_else(|| {
         ScriptError::Compile("script is too long or nests too deeply to compile".to_owned())
     })?;
+    let stack = stack.min(max_stack.max(MIN_PARSE_STACK));
     std::thread::scope(|scope| {
         let parse = std::thread::Builder::new()
             .name("aetr-script-check".to_owned())
@@ -457,6 +494,9 @@ fn parse_stack_bytes(source: &str) -> Option<usize> {
 /// The largest stack to reserve for parsing one script. Only the pages a parse touches are
 /// used; the rest is address space.
 const MAX_PARSE_STACK: u64 = 4 << 30;
+
+/// The smallest stack that [`BoaRunnerConfig::max_parse_stack_bytes`] can cap a parse at.
+const MIN_PARSE_STACK: usize = 2 * 1024 * 1024;
 
 /// Parses `source` and looks for a top-level `function apply` (or `async function apply`).
 fn parse_and_find_apply(source: &str) -> Result<(), ScriptError> {

@@ -432,6 +432,44 @@ fn a_result_over_the_size_limit_is_refused() {
 }
 
 #[test]
+fn a_result_is_measured_in_utf8_before_it_is_copied() {
+    let mut runner =
+        BoaRunner::new(BoaRunnerConfig { max_result_bytes: 10, ..BoaRunnerConfig::default() });
+    // Latin-1 (é is 2 bytes), UTF-16 (€ is 3 bytes, an emoji 4) and an unpaired surrogate,
+    // which becomes U+FFFD (3 bytes): each just over the limit, and just under.
+    for (over, under) in [
+        ("'é'.repeat(5) + 'x'", "'é'.repeat(5)"),
+        ("'€'.repeat(3) + 'xx'", "'€'.repeat(3) + 'x'"),
+        ("'\\u{1F600}'.repeat(2) + 'xxx'", "'\\u{1F600}'.repeat(2) + 'xx'"),
+        ("'\\uD800'.repeat(3) + 'xx'", "'\\uD800'.repeat(3) + 'x'"),
+    ] {
+        let source = format!("function apply() {{ return {over}; }}");
+        assert_eq!(
+            limit(map(&mut runner, &source, None)),
+            "result is 11 bytes, more than the limit of 10",
+            "{over}"
+        );
+        let source = format!("function apply() {{ return {under}; }}");
+        assert_eq!(map(&mut runner, &source, None).unwrap().map(|r| r.len()), Some(10), "{under}");
+    }
+    // A result far over the limit is refused by its length alone.
+    let huge = "function apply() { return 'x'.repeat(1000000).repeat(100); }";
+    assert_eq!(
+        limit(map(&mut runner, huge, None)),
+        "result is 100000000 bytes, more than the limit of 10"
+    );
+}
+
+#[test]
+fn a_capped_parse_stack_still_parses_ordinary_scripts() {
+    let config = BoaRunnerConfig { max_parse_stack_bytes: 0, ..BoaRunnerConfig::default() };
+    let mut runner = BoaRunner::new(config);
+    let long = format!("function apply(d) {{ return [{}].length; }}", "1, ".repeat(20_000));
+    runner.check(&long).unwrap();
+    assert_eq!(map(&mut runner, &long, None).unwrap().as_deref(), Some("20000"));
+}
+
+#[test]
 fn the_default_result_limit_is_16_mib() {
     let mut runner = BoaRunner::default();
     assert_eq!(runner.config().max_result_bytes, 16 * 1024 * 1024);
