@@ -108,9 +108,10 @@ pub struct ScriptArgs {
     #[arg(long, env = "AETR_SCRIPT_WORKERS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub script_workers: Option<u32>,
 
-    /// The longest that one mapper or reducer call may run, in milliseconds (10 to 30,000: a
-    /// script's node holds a 60 s lease). A call that runs longer has its worker killed (and
-    /// replaced), and fails its node.
+    /// The longest that one mapper or reducer call may run, in milliseconds (10 to 30,000). A
+    /// call that runs longer has its worker killed (and replaced), and fails its node. A
+    /// script's node is leased for twice this and 10 s: if its server dies, another runs the
+    /// script again after that.
     #[arg(long, env = "AETR_SCRIPT_TIMEOUT_MS", default_value_t = 1_000,
           value_parser = clap::value_parser!(u64).range(10..=30_000))]
     pub script_timeout_ms: u64,

@@ -9,6 +9,7 @@ mod cli;
 mod embedded;
 mod migrations;
 mod openapi;
+mod resilience;
 mod runs;
 mod scripts;
 mod steps;

@@ -18,8 +18,6 @@ use crate::store::nodes::{Stored, Write};
 /// How long a POST's sender holds its node beyond the POST's own timeout, before another
 /// server may send the same attempt again.
 const POST_LEASE_MARGIN_MS: i64 = 30_000;
-/// How long a script's runner holds its node.
-pub const SCRIPT_LEASE_MS: i64 = 60_000;
 
 /// A lease that a node takes in this batch.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +160,9 @@ impl Plan {
                 }
                 Work::Map { node } | Work::Reduce { node } => {
                     self.scripts.push(node);
-                    self.lease(node, self.now + SCRIPT_LEASE_MS, true);
+                    let lease =
+                        i64::try_from(shared.scripts.lease().as_millis()).unwrap_or(i64::MAX);
+                    self.lease(node, self.now.saturating_add(lease), true);
                 }
                 Work::CancelUnfinished => self.cancel = true,
             }

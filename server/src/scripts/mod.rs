@@ -122,10 +122,19 @@ pub struct ScriptPool {
     settings: Arc<ScriptSettings>,
 }
 
+/// How much longer than a call and its retry a script's node is leased to its server.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
 /// A script that each pool runs once as it starts, to check that its workers work.
 const PROBE: &str = "function apply(data) { return data; }";
 
 impl ScriptPool {
+    /// How long a node whose script this pool runs is leased to this server: a call and its
+    /// retry, and a margin. If the server dies, another runs the script again after it.
+    pub fn lease(&self) -> Duration {
+        self.settings.timeout.saturating_mul(2).saturating_add(LEASE_MARGIN)
+    }
+
     /// Starts the workers, and checks that they run a script. Call it from the runtime that
     /// the pool is to run on.
     pub async fn start(settings: ScriptSettings) -> anyhow::Result<ScriptPool> {

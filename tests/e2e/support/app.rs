@@ -71,6 +71,17 @@ impl TestApp {
         }
     }
 
+    /// Another server on the same database and settings (but its own port): a replica.
+    pub fn replica(&self) -> ServerProcess {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != "AETR_BIND")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ServerProcess::start(&env)
+    }
+
     /// Kills the server (`kill -9`: it does nothing more) and starts another on the same
     /// database, on another port.
     pub fn crash_and_restart(&mut self) {
@@ -80,6 +91,8 @@ impl TestApp {
         let env: Vec<(&str, &str)> =
             self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.server = Some(ServerProcess::start(&env));
+        // Pooled connections went to the killed server.
+        self.http = reqwest::Client::new();
     }
 
     pub fn server(&self) -> &ServerProcess {

@@ -21,7 +21,11 @@ impl ServerProcess {
     /// aetr's from the test's environment), and waits until it listens.
     pub fn start(env: &[(&str, &str)]) -> ServerProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aetr"));
-        cmd.args(["server", "--bind", "127.0.0.1:0"]);
+        cmd.arg("server");
+        // A test that restarts a server on the same port (for its callback URLs) sets AETR_BIND.
+        if !env.iter().any(|(key, _)| *key == "AETR_BIND") {
+            cmd.args(["--bind", "127.0.0.1:0"]);
+        }
         for (key, _) in std::env::vars() {
             if key.starts_with("AETR_") || key == "DATABASE_URL" {
                 cmd.env_remove(key);

@@ -158,6 +158,27 @@ impl Drop for TestService {
     }
 }
 
+/// Calls back as the contract asks of services: again after a connection error or a 5xx (for
+/// up to a minute), until aetr answers 200, 404 or 409.
+async fn call_back(http: reqwest::Client, url: String, result: Option<String>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut wait = Duration::from_millis(20);
+    loop {
+        let mut request = http.post(&url);
+        if let Some(result) = &result {
+            request = request.body(result.clone());
+        }
+        match request.send().await {
+            Ok(answer) if !answer.status().is_server_error() => return,
+            _ if std::time::Instant::now() > deadline => return,
+            _ => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
 async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let query = req.query_string().to_owned();
     let callback = url::form_urlencoded::parse(query.as_bytes())
@@ -190,13 +211,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             let result = make(&received);
             let (http, url) = (shared.http.clone(), received.callback.clone());
             let _ = shared.received.send(received);
-            tokio::spawn(async move {
-                let mut request = http.post(url);
-                if let Some(result) = result {
-                    request = request.body(result);
-                }
-                let _ = request.send().await;
-            });
+            tokio::spawn(call_back(http, url, result));
             Respond::Status(202)
         }
         other => {

@@ -1,0 +1,165 @@
+//! Resilience: a server killed with runs in flight, and replicas sharing one database.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::runs::{api_with, mapped, par_js, seq};
+use crate::support::{Received, Respond, TestApp, TestService};
+
+/// A port that is free now, for a server that must keep its address across a restart.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `Sequential[a, Parallel[b, c] (joined with +), d (mapped with !)]`, each action at its path
+/// of `svc`, with a 1 s POST timeout (so that a lost POST is sent again 31 s later).
+fn tree(svc: &TestService) -> Value {
+    let action =
+        |name: &str| api_with(name, &svc.at(&format!("/{name}")), json!({"timeoutSeconds": 1}));
+    seq(
+        "s",
+        vec![
+            action("a"),
+            par_js(
+                "p",
+                "function apply(rs) { return rs.join('+'); }",
+                vec![action("b"), action("c")],
+            ),
+            mapped(action("d"), "function apply(d) { return d + '!'; }"),
+        ],
+    )
+}
+
+/// The result of [`tree`] for `input` when each service answers `<name>(<its input>)`.
+fn expected(input: &str) -> String {
+    format!("d(b(a({input}))+c(a({input})))!")
+}
+
+/// Every action calls back at once with `<name>(<its input>)`, retrying while aetr is away.
+fn echo_services(svc: &TestService) {
+    for name in ["a", "b", "c", "d"] {
+        let echo = Arc::new(|r: &Received| Some(format!("{}({})", &r.path[1..], r.body)));
+        svc.respond(&format!("/{name}"), Respond::CallBack(echo));
+    }
+}
+
+/// All the requests the service got until it has been quiet for a while.
+async fn drain(svc: &TestService) -> Vec<Received> {
+    let mut all = Vec::new();
+    while let Some(r) = svc.next_within(Duration::from_millis(300)).await {
+        all.push(r);
+    }
+    all
+}
+
+/// Each action of each run was sent with one Idempotency-Key only (a repeated POST is the same
+/// attempt), and its outcome is recorded exactly once.
+async fn assert_each_action_done_once(app: &TestApp, received: &[Received]) {
+    let mut keys: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
+    for r in received {
+        let run = r.header("x-aetr-run").unwrap().to_owned();
+        let key = r.header("idempotency-key").unwrap().to_owned();
+        keys.entry((run, r.path.clone())).or_default().insert(key);
+    }
+    for ((run, path), keys) in &keys {
+        assert_eq!(keys.len(), 1, "run {run} {path} was sent as several attempts: {keys:?}");
+    }
+    let db = app.db().await;
+    let rows = db
+        .query(
+            "SELECT run_id, idx, count(*) FILTER (WHERE status = 'Complete'), count(*)
+             FROM attempts GROUP BY run_id, idx",
+            &[],
+        )
+        .await
+        .unwrap();
+    for row in rows {
+        let (run, idx): (Uuid, i32) = (row.get(0), row.get(1));
+        let (complete, all): (i64, i64) = (row.get(2), row.get(3));
+        assert_eq!(
+            (complete, all),
+            (1, 1),
+            "run {run} node {idx}: {all} attempts, {complete} complete"
+        );
+    }
+}
+
+#[tokio::test]
+async fn runs_in_flight_survive_kill_9_with_exact_results_and_one_outcome_per_action() {
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut app = TestApp::spawn_with(&[("AETR_BIND", &bind)]).await;
+    let svc = TestService::start().await;
+    echo_services(&svc);
+    let step = app.put_tree(&tree(&svc)).await;
+    let mut runs = Vec::new();
+    for i in 0..30 {
+        let input = format!("run-{i}");
+        runs.push((app.start_run(step, json!(input)).await, input));
+    }
+    // Kill it while the runs are at different stages: some done, some not started.
+    let mut received = svc.take(40).await;
+    app.crash_and_restart();
+
+    for (run, input) in &runs {
+        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(90)).await;
+        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
+    }
+    received.extend(drain(&svc).await);
+    assert_eq!(received.len(), 30 * 4, "one POST per action, none lost and none repeated");
+    assert_each_action_done_once(&app, &received).await;
+}
+
+#[tokio::test]
+async fn replicas_share_the_work_and_take_each_others_callbacks_without_dispatching_twice() {
+    let app = TestApp::spawn().await;
+    let other = app.replica();
+    let svc = TestService::start().await;
+    let action = |name: &str| api_with(name, &svc.at(&format!("/{name}")), json!({}));
+    let step = app.put_tree(&seq("s", vec![action("a"), action("b")])).await;
+    let mut runs = Vec::new();
+    for i in 0..200 {
+        // Half the runs start on each replica.
+        let start = if i % 2 == 0 { app.url("") } else { other.base_url.clone() };
+        let url = format!("{start}/api/v1/runs/step/{step}");
+        let answer =
+            app.http.post(url).json(&json!({"input": format!("r{i}")})).send().await.unwrap();
+        assert_eq!(answer.status(), 201);
+        let id: Value = answer.json().await.unwrap();
+        runs.push(Uuid::parse_str(id["id"].as_str().unwrap()).unwrap());
+    }
+    let mut received = Vec::new();
+    let mut dispatched_by = HashMap::<bool, usize>::new();
+    while received.len() < 400 {
+        let r = svc.next().await;
+        // Call back the replica that did not send it.
+        let from_first = r.callback.starts_with(&app.url(""));
+        *dispatched_by.entry(from_first).or_default() += 1;
+        let (mine, theirs) = if from_first {
+            (app.url(""), other.base_url.clone())
+        } else {
+            (other.base_url.clone(), app.url(""))
+        };
+        let callback = r.callback.replacen(&mine, &theirs, 1);
+        let answer = app
+            .http
+            .post(callback)
+            .body(format!("{}({})", &r.path[1..], r.body))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        received.push(r);
+    }
+    for (i, run) in runs.iter().enumerate() {
+        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(30)).await;
+        assert_eq!(done["result"], format!("b(a(r{i}))"));
+    }
+    received.extend(drain(&svc).await);
+    assert_eq!(received.len(), 400, "no action was sent twice");
+    assert_each_action_done_once(&app, &received).await;
+    assert!(dispatched_by.len() == 2, "both replicas dispatched: {dispatched_by:?}");
+}
