@@ -163,3 +163,62 @@ async fn replicas_share_the_work_and_take_each_others_callbacks_without_dispatch
     assert_each_action_done_once(&app, &received).await;
     assert!(dispatched_by.len() == 2, "both replicas dispatched: {dispatched_by:?}");
 }
+
+#[tokio::test]
+async fn a_kill_9_in_a_burst_of_200_dispatches_loses_none_and_sends_none_as_a_new_attempt() {
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut app = TestApp::spawn_with(&[("AETR_BIND", &bind)]).await;
+    let svc = TestService::start().await;
+    let echo = Arc::new(|r: &Received| Some(format!("{}({})", &r.path[1..], r.body)));
+    svc.respond("/leaf", Respond::CallBack(echo));
+    let leaves: Vec<Value> = (0..200)
+        .map(|i| api_with(&format!("leaf{i}"), &svc.at("/leaf"), json!({"timeoutSeconds": 1})))
+        .collect();
+    let js = "function apply(rs) { return String(rs.filter(r => r === 'leaf(in)').length); }";
+    let run = app.start_run(app.put_tree(&par_js("burst", js, leaves)).await, json!("in")).await;
+    let mut received = svc.take(50).await;
+    app.crash_and_restart();
+
+    let done = app.wait_root_for(run, "Complete", Duration::from_secs(90)).await;
+    assert_eq!(done["result"], "200");
+    received.extend(drain(&svc).await);
+    let keys: BTreeSet<&str> =
+        received.iter().map(|r| r.header("idempotency-key").unwrap()).collect();
+    assert_eq!(keys.len(), 200, "one key per leaf");
+    assert!(keys.iter().all(|k| k.ends_with(":1")), "no leaf needed a second attempt");
+    let db = app.db().await;
+    let row = db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'Complete'), count(*) FROM attempts
+             WHERE run_id = $1",
+            &[&run],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (200, 200));
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_0_and_a_restart_finishes_every_run() {
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut app = TestApp::spawn_with(&[("AETR_BIND", &bind)]).await;
+    let svc = TestService::start().await;
+    echo_services(&svc);
+    let step = app.put_tree(&tree(&svc)).await;
+    let mut runs = Vec::new();
+    for i in 0..30 {
+        let input = format!("run-{i}");
+        runs.push((app.start_run(step, json!(input)).await, input));
+    }
+    let mut received = svc.take(40).await;
+    let (status, log) = app.stop_and_restart("TERM");
+    assert!(status.success(), "SIGTERM exits 0: {status}\n{log}");
+
+    for (run, input) in &runs {
+        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(90)).await;
+        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
+    }
+    received.extend(drain(&svc).await);
+    assert_eq!(received.len(), 30 * 4, "one POST per action, none lost and none repeated");
+    assert_each_action_done_once(&app, &received).await;
+}

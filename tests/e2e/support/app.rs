@@ -85,14 +85,21 @@ impl TestApp {
     /// Kills the server (`kill -9`: it does nothing more) and starts another on the same
     /// database, on another port.
     pub fn crash_and_restart(&mut self) {
-        let server = self.server.take().expect("a running server");
-        let (status, log) = server.stop_with("KILL");
+        let (status, log) = self.stop_and_restart("KILL");
         assert!(!status.success(), "killed, not exited:\n{log}");
+    }
+
+    /// Stops the server with a signal (`TERM`, `KILL`) and starts another on the same database
+    /// and settings. Returns how the first exited, and its log.
+    pub fn stop_and_restart(&mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let server = self.server.take().expect("a running server");
+        let stopped = server.stop_with(signal);
         let env: Vec<(&str, &str)> =
             self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.server = Some(ServerProcess::start(&env));
-        // Pooled connections went to the killed server.
+        // Pooled connections went to the stopped server.
         self.http = reqwest::Client::new();
+        stopped
     }
 
     pub fn server(&self) -> &ServerProcess {
