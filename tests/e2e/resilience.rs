@@ -222,3 +222,43 @@ async fn sigterm_under_load_exits_0_and_a_restart_finishes_every_run() {
     assert_eq!(received.len(), 30 * 4, "one POST per action, none lost and none repeated");
     assert_each_action_done_once(&app, &received).await;
 }
+
+/// The time from a restart to the first dispatch, with 1,000 runs whose next POST is due.
+/// `cargo test --release -p aetr-server --test e2e -- --ignored --nocapture restart_with`
+#[tokio::test]
+#[ignore = "a benchmark: run it with --ignored --nocapture"]
+async fn restart_with_1000_runs_in_flight() {
+    const RUNS: usize = 1000;
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut app = TestApp::spawn_with(&[("AETR_BIND", &bind)]).await;
+    let svc = TestService::start().await;
+    // Every first attempt is told to come back in an hour.
+    svc.respond("/a", Respond::TooMany(3600));
+    let step = app.put_tree(&api_with("a", &svc.at("/a"), json!({}))).await;
+    let mut runs = Vec::with_capacity(RUNS);
+    for i in 0..RUNS {
+        runs.push(app.start_run(step, json!(format!("r{i}"))).await);
+    }
+    svc.take(RUNS).await;
+    let last = *runs.last().unwrap();
+    app.wait_until(last, "its backoff", |run| run["state"] == "Pending").await;
+    let (status, _) = app.stop("KILL");
+    assert!(!status.success());
+    // While it is down, the hour passes: every run's next POST is due.
+    let db = app.db().await;
+    let due = db.execute("UPDATE run_nodes SET due_at = now() WHERE phase = 'Ready'", &[]).await;
+    assert_eq!(due.unwrap(), RUNS as u64);
+    svc.respond("/a", Respond::Status(202));
+
+    let restart = std::time::Instant::now();
+    app.start_again();
+    let listening = restart.elapsed();
+    svc.next().await;
+    let first = restart.elapsed();
+    svc.take(RUNS - 1).await;
+    let all = restart.elapsed();
+    println!(
+        "restart with {RUNS} runs due: listening after {listening:.2?}, first dispatch after \
+         {first:.2?}, all {RUNS} dispatched after {all:.2?}"
+    );
+}

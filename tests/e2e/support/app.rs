@@ -92,14 +92,23 @@ impl TestApp {
     /// Stops the server with a signal (`TERM`, `KILL`) and starts another on the same database
     /// and settings. Returns how the first exited, and its log.
     pub fn stop_and_restart(&mut self, signal: &str) -> (std::process::ExitStatus, String) {
-        let server = self.server.take().expect("a running server");
-        let stopped = server.stop_with(signal);
+        let stopped = self.stop(signal);
+        self.start_again();
+        stopped
+    }
+
+    /// Stops the server with a signal (`TERM`, `KILL`): how it exited, and its log.
+    pub fn stop(&mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        self.server.take().expect("a running server").stop_with(signal)
+    }
+
+    /// Starts a server again after [`Self::stop`], on the same database and settings.
+    pub fn start_again(&mut self) {
         let env: Vec<(&str, &str)> =
             self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         self.server = Some(ServerProcess::start(&env));
         // Pooled connections went to the stopped server.
         self.http = reqwest::Client::new();
-        stopped
     }
 
     pub fn server(&self) -> &ServerProcess {
