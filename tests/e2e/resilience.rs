@@ -262,3 +262,45 @@ async fn restart_with_1000_runs_in_flight() {
          {first:.2?}, all {RUNS} dispatched after {all:.2?}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_claimers_never_claim_the_same_node() {
+    const LEAVES: usize = 500;
+    let mut app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    svc.respond("/leaf", Respond::TooMany(3600));
+    let leaves: Vec<Value> =
+        (0..LEAVES).map(|i| api_with(&format!("leaf{i}"), &svc.at("/leaf"), json!({}))).collect();
+    let run = app.start_run(app.put_tree(&crate::runs::par("p", leaves)).await, json!(null)).await;
+    svc.take(LEAVES).await;
+    app.wait_until(run, "every leaf's backoff", |tree| {
+        tree["children"].as_array().unwrap().iter().all(|leaf| leaf["state"] == "Pending")
+    })
+    .await;
+    // No server claims now: eight claimers race for the due nodes, in small bites.
+    app.stop("TERM");
+    let db = app.db().await;
+    db.execute("UPDATE run_nodes SET due_at = now() WHERE phase = 'Ready'", &[]).await.unwrap();
+    let claimers = (0..8).map(|_| {
+        let connecting = app.db();
+        async move {
+            let client = connecting.await;
+            let mut mine = Vec::new();
+            loop {
+                let now = std::time::SystemTime::now();
+                let lease = now + Duration::from_secs(60);
+                let claim = aetr_server::store::nodes::CLAIM_SQL;
+                let claimed = client.query(claim, &[&now, &7i64, &7i64, &lease]).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.iter().map(|row| (row.get("run_id"), row.get("idx"))));
+            }
+        }
+    });
+    let all: Vec<(Uuid, i32)> =
+        futures_util::future::join_all(claimers).await.into_iter().flatten().collect();
+    let distinct: BTreeSet<_> = all.iter().collect();
+    assert_eq!(all.len(), LEAVES, "every due node claimed once");
+    assert_eq!(distinct.len(), LEAVES, "no node claimed twice");
+}
