@@ -304,3 +304,43 @@ async fn concurrent_claimers_never_claim_the_same_node() {
     assert_eq!(all.len(), LEAVES, "every due node claimed once");
     assert_eq!(distinct.len(), LEAVES, "no node claimed twice");
 }
+
+#[tokio::test]
+async fn a_database_outage_is_503_meanwhile_and_every_run_completes_after_it() {
+    use aetr_server::db::embedded::{Cluster, Keep};
+    let dir = std::env::temp_dir().join(format!("aetr-outage-{}", Uuid::new_v4().simple()));
+    let start = |keep| {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Cluster::start(&dir, keep).expect("a cluster"))
+    };
+    let cluster = start(Keep::Data).await.unwrap();
+    let admin = aetr_server::db::connect(&cluster.pg_config("postgres")).await.unwrap();
+    admin.batch_execute("CREATE DATABASE aetr").await.unwrap();
+    drop(admin);
+    let app = TestApp::on_database(&cluster.connection_string("aetr"), &[]);
+    let svc = TestService::start().await;
+    echo_services(&svc);
+    let step = app.put_tree(&tree(&svc)).await;
+    let mut runs = Vec::new();
+    for i in 0..20 {
+        let input = format!("run-{i}");
+        runs.push((app.start_run(step, json!(input)).await, input));
+    }
+    svc.take(20).await;
+
+    tokio::task::spawn_blocking(move || cluster.stop().expect("stop the cluster")).await.unwrap();
+    let (run, _) = &runs[0];
+    let down = app.get(&format!("/api/v1/runs/{run}")).await.expect(503);
+    assert!(down.header("retry-after").is_some(), "a 503 says when to try again");
+    app.get("/readyz").await.expect(503);
+    app.get("/healthz").await.expect(200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The same data, started again (and removed when the tests end).
+    let _cluster = start(Keep::Nothing).await.unwrap();
+    for (run, input) in &runs {
+        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(120)).await;
+        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
+    }
+    app.get("/readyz").await.expect(200);
+}

@@ -71,6 +71,16 @@ impl TestApp {
         }
     }
 
+    /// A server on a database that the test owns (`database_url`), which this app neither
+    /// makes nor drops.
+    pub fn on_database(database_url: &str, env: &[(&str, &str)]) -> TestApp {
+        let mut all = vec![("DATABASE_URL", database_url)];
+        all.extend_from_slice(env);
+        let server = ServerProcess::start(&all);
+        let env = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TestApp { server: Some(server), http: reqwest::Client::new(), database: None, env }
+    }
+
     /// Another server on the same database and settings (but its own port): a replica.
     pub fn replica(&self) -> ServerProcess {
         let env: Vec<(&str, &str)> = self
