@@ -88,29 +88,44 @@ async fn assert_each_action_done_once(app: &TestApp, received: &[Received]) {
     }
 }
 
-#[tokio::test]
-async fn runs_in_flight_survive_kill_9_with_exact_results_and_one_outcome_per_action() {
+/// Starts `n` runs of `step`, each with its own input.
+async fn start_runs(app: &TestApp, step: Uuid, n: usize) -> Vec<(Uuid, String)> {
+    let mut runs = Vec::with_capacity(n);
+    for i in 0..n {
+        let input = format!("run-{i}");
+        runs.push((app.start_run(step, json!(input)).await, input));
+    }
+    runs
+}
+
+/// Every run of [`tree`] completes with the result its input makes.
+async fn assert_exact_results(app: &TestApp, runs: &[(Uuid, String)]) {
+    for (run, input) in runs {
+        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(120)).await;
+        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
+    }
+}
+
+/// 30 runs of [`tree`] on a server that keeps its port across a restart; `interrupt` stops it
+/// and starts it again once 40 POSTs were made, with runs at different stages. Every run must
+/// then complete with its exact result, and every action be sent and recorded once.
+async fn thirty_runs_survive(interrupt: impl FnOnce(&mut TestApp)) {
     let bind = format!("127.0.0.1:{}", free_port());
     let mut app = TestApp::spawn_with(&[("AETR_BIND", &bind)]).await;
     let svc = TestService::start().await;
     echo_services(&svc);
-    let step = app.put_tree(&tree(&svc)).await;
-    let mut runs = Vec::new();
-    for i in 0..30 {
-        let input = format!("run-{i}");
-        runs.push((app.start_run(step, json!(input)).await, input));
-    }
-    // Kill it while the runs are at different stages: some done, some not started.
+    let runs = start_runs(&app, app.put_tree(&tree(&svc)).await, 30).await;
     let mut received = svc.take(40).await;
-    app.crash_and_restart();
-
-    for (run, input) in &runs {
-        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(90)).await;
-        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
-    }
+    interrupt(&mut app);
+    assert_exact_results(&app, &runs).await;
     received.extend(drain(&svc).await);
     assert_eq!(received.len(), 30 * 4, "one POST per action, none lost and none repeated");
     assert_each_action_done_once(&app, &received).await;
+}
+
+#[tokio::test]
+async fn runs_in_flight_survive_kill_9_with_exact_results_and_one_outcome_per_action() {
+    thirty_runs_survive(TestApp::crash_and_restart).await;
 }
 
 #[tokio::test]
@@ -200,31 +215,13 @@ async fn a_kill_9_in_a_burst_of_200_dispatches_loses_none_and_sends_none_as_a_ne
 
 #[tokio::test]
 async fn sigterm_under_load_exits_0_and_a_restart_finishes_every_run() {
-    let bind = format!("127.0.0.1:{}", free_port());
-    let mut app = TestApp::spawn_with(&[("AETR_BIND", &bind)]).await;
-    let svc = TestService::start().await;
-    echo_services(&svc);
-    let step = app.put_tree(&tree(&svc)).await;
-    let mut runs = Vec::new();
-    for i in 0..30 {
-        let input = format!("run-{i}");
-        runs.push((app.start_run(step, json!(input)).await, input));
-    }
-    let mut received = svc.take(40).await;
-    let (status, log) = app.stop_and_restart("TERM");
-    assert!(status.success(), "SIGTERM exits 0: {status}\n{log}");
-
-    for (run, input) in &runs {
-        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(90)).await;
-        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
-    }
-    received.extend(drain(&svc).await);
-    assert_eq!(received.len(), 30 * 4, "one POST per action, none lost and none repeated");
-    assert_each_action_done_once(&app, &received).await;
+    thirty_runs_survive(|app| {
+        let (status, log) = app.stop_and_restart("TERM");
+        assert!(status.success(), "SIGTERM exits 0: {status}\n{log}");
+    })
+    .await;
 }
 
-/// The time from a restart to the first dispatch, with 1,000 runs whose next POST is due.
-/// `cargo test --release -p aetr-server --test e2e -- --ignored --nocapture restart_with`
 #[tokio::test]
 #[ignore = "a benchmark: run it with --ignored --nocapture"]
 async fn restart_with_1000_runs_in_flight() {
@@ -321,11 +318,7 @@ async fn a_database_outage_is_503_meanwhile_and_every_run_completes_after_it() {
     let svc = TestService::start().await;
     echo_services(&svc);
     let step = app.put_tree(&tree(&svc)).await;
-    let mut runs = Vec::new();
-    for i in 0..20 {
-        let input = format!("run-{i}");
-        runs.push((app.start_run(step, json!(input)).await, input));
-    }
+    let runs = start_runs(&app, step, 20).await;
     svc.take(20).await;
 
     tokio::task::spawn_blocking(move || cluster.stop().expect("stop the cluster")).await.unwrap();
@@ -338,9 +331,6 @@ async fn a_database_outage_is_503_meanwhile_and_every_run_completes_after_it() {
 
     // The same data, started again (and removed when the tests end).
     let _cluster = start(Keep::Nothing).await.unwrap();
-    for (run, input) in &runs {
-        let done = app.wait_root_for(*run, "Complete", Duration::from_secs(120)).await;
-        assert_eq!(done["result"], expected(input).as_str(), "run {run}");
-    }
+    assert_exact_results(&app, &runs).await;
     app.get("/readyz").await.expect(200);
 }
