@@ -22,9 +22,6 @@ use crate::store::{attempts, events, nodes, runs};
 /// serialization failure.
 const TRIES: usize = 3;
 
-/// The channel that wakes dispatchers (of every server) when work waits in the database.
-pub const WORK_CHANNEL: &str = "aetr_work";
-
 impl Shared {
     /// Applies a batch, answers its events once it is committed, and starts the work it made.
     pub(crate) async fn apply_batch(self: &Arc<Self>, run: Uuid, jobs: Vec<Job>) {
@@ -110,13 +107,8 @@ impl Shared {
             }
             let outcome = machine::apply(snapshot, &mut state, event_of(job), &self.ctx(now))
                 .with_context(|| format!("run {run}: applying {}", describe(&job.event)))?;
-            plan.record(snapshot, &job.event, &outcome, job.fence.is_some(), job.http_status);
-            if let (Event::Settle { node, .. } | Event::Redispatch { node }, Reply::Done) =
-                (&job.event, outcome.reply)
-            {
-                let live_from = state.get(*node).map_or(0, |st| st.live_from);
-                plan.superseded.push((*node, live_from));
-            }
+            let (fenced, http_status) = (job.fence.is_some(), job.http_status);
+            plan.record(snapshot, &job.event, &outcome, &state, fenced, http_status);
             plan.take(self, snapshot, &mut state, &outcome.work)?;
             replies.push(outcome.reply);
         }
@@ -140,12 +132,7 @@ impl Shared {
             }
             Ok(())
         };
-        let notify = async {
-            if plan.deferred {
-                tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
-            }
-            Ok(())
-        };
+        let notify = async { Ok(plan.notify(&tx).await?) };
         try_join4(attempts, events::insert(&tx, run, &plan.history, now), run_state, notify)
             .await?;
         tx.commit().await?;

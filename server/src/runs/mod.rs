@@ -26,20 +26,25 @@ pub mod token;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aetr_engine::machine::{Ctx, Event, Reply};
-use aetr_engine::{Limits, NodeIdx};
+use aetr_engine::graph;
+use aetr_engine::machine::{Ctx, Event, Nodes, Reply};
+use aetr_engine::{Limits, NodeIdx, Snapshot};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::http::ApiError;
 use crate::scripts::ScriptPool;
 use crate::store::nodes::Accepted;
-pub(crate) use batch::WORK_CHANNEL;
+use crate::store::steps;
+use launch::Launch;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
 use mailbox::Mailboxes;
+use plan::Plan;
+pub(crate) use plan::WORK_CHANNEL;
 pub use rebase::Rebased;
 pub use snapshots::RunSnapshot;
 use snapshots::Snapshots;
@@ -210,6 +215,44 @@ impl Shared {
             }
         };
         found.await.map_err(|e| RunError::of(&e))
+    }
+
+    /// The snapshot of the tree rooted at `step_id`, as its steps are defined now; `None` if
+    /// there is no such step.
+    async fn snapshot_of_step(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        step_id: Uuid,
+    ) -> Result<Option<Snapshot>, ApiError> {
+        let steps = steps::closure(client, &[step_id]).await?;
+        if !steps.contains_key(&step_id) {
+            return Ok(None);
+        }
+        let limits = self.settings.limits.clone();
+        let snapshot =
+            tokio::task::spawn_blocking(move || graph::snapshot(step_id, &steps, &limits))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))??;
+        Ok(Some(snapshot))
+    }
+
+    /// After the transaction that wrote a run's whole snapshot and nodes (a start, a redrive on
+    /// new definitions) has committed: keeps the snapshot in memory, wakes the dispatcher if
+    /// work waits, and starts the work in hand.
+    fn launch_run(
+        self: &Arc<Self>,
+        run: Uuid,
+        snap: Arc<RunSnapshot>,
+        plan: Plan,
+        state: &Nodes,
+        epochs: Vec<(NodeIdx, i64)>,
+    ) {
+        self.snapshots.insert(run, Arc::clone(&snap));
+        if plan.deferred {
+            self.wake.notify_one();
+        }
+        let epochs = epochs.into_iter().collect();
+        Launch::of(plan, state, &epochs, run, snap).start(self);
     }
 
     /// Runs a task of the shell on the shell's runtime, tracked for shutdown.

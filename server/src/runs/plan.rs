@@ -8,12 +8,16 @@ use aetr_engine::machine::{
     self, Event, MachineError, NodeState, Nodes, Outcome, Reply, RunChange, Work,
 };
 use aetr_engine::{Action, NodeIdx, Snapshot, StepBody};
+use deadpool_postgres::GenericClient;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{history, Shared};
 use crate::store::attempts::{Ended, Status};
 use crate::store::events::NewEvent;
 use crate::store::nodes::{Stored, Write};
+
+/// The channel that wakes dispatchers (of every server) when work waits in the database.
+pub const WORK_CHANNEL: &str = "aetr_work";
 
 /// How long a POST's sender holds its node beyond the POST's own timeout, before another
 /// server may send the same attempt again.
@@ -70,6 +74,15 @@ impl Plan {
         }
     }
 
+    /// Wakes every server's dispatcher once the transaction commits, if work waits in the
+    /// database.
+    pub async fn notify(&self, client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
+        if self.deferred {
+            client.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
+        }
+        Ok(())
+    }
+
     /// Records what an applied event means for attempts, leases and the run. `fenced`: the event
     /// came from the holder of the node's lease, which it gives up unless it keeps working.
     pub fn record(
@@ -77,6 +90,7 @@ impl Plan {
         snapshot: &Snapshot,
         event: &Event,
         outcome: &Outcome,
+        nodes: &Nodes,
         fenced: bool,
         http_status: Option<u16>,
     ) {
@@ -107,6 +121,11 @@ impl Plan {
             Event::Timeout { node, attempt } if done => {
                 let error = "no callback before the deadline";
                 self.ended.push(end(*node, *attempt, Status::TimedOut, Some(error)));
+            }
+            // An operator's action superseded the attempts before the node's live one.
+            Event::Settle { node, .. } | Event::Redispatch { node } if done => {
+                let live_from = nodes.get(*node).map_or(0, |st| st.live_from);
+                self.superseded.push((*node, live_from));
             }
             // A callback after the deadline applied the timeout.
             Event::Result { node, attempt, .. } | Event::Failure { node, attempt, .. }

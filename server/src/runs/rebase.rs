@@ -10,21 +10,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aetr_engine::graph;
 use aetr_engine::machine::{self, NodeState, Nodes, Phase, State};
 use aetr_engine::NodeIdx;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::launch::Launch;
 use super::node_id::node_id;
 use super::plan::Plan;
-use super::{RunSnapshot, Runs, WORK_CHANNEL};
+use super::{RunSnapshot, Runs};
 use crate::http::ApiError;
 use crate::store::events::NewEvent;
 use crate::store::nodes::Revision;
 use crate::store::time::now_ms;
-use crate::store::{attempts, events, nodes, runs, steps};
+use crate::store::{attempts, events, nodes, runs};
 
 /// What a redrive on the latest definitions did.
 #[derive(Debug, Clone)]
@@ -42,17 +40,12 @@ impl Runs {
         let no_run = || ApiError::NotFound(format!("no run with id {run}"));
         let (old, created_at, rev) = runs::snapshot(&client, run).await?.ok_or_else(no_run)?;
         let step_id = old.root().step_id;
-        let steps = steps::closure(&client, &[step_id]).await?;
-        if !steps.contains_key(&step_id) {
-            return Err(ApiError::Conflict(format!(
+        let new = shared.snapshot_of_step(&client, step_id).await?.ok_or_else(|| {
+            ApiError::Conflict(format!(
                 "the run's step {step_id} no longer exists; retry the run on its own snapshot \
                  (without ?definition=latest)"
-            )));
-        }
-        let limits = shared.settings.limits.clone();
-        let new = tokio::task::spawn_blocking(move || graph::snapshot(step_id, &steps, &limits))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))??;
+            ))
+        })?;
 
         let now = now_ms();
         let tx = client.transaction().await?;
@@ -123,19 +116,12 @@ impl Runs {
         attempts::supersede(&tx, run, &superseded, now).await?;
         attempts::insert(&tx, run, &plan.sent, now).await?;
         events::insert(&tx, run, &plan.history, now).await?;
-        if plan.deferred {
-            tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
-        }
+        plan.notify(&tx).await?;
         tx.commit().await?;
 
         tracing::info!(%run, nodes = new.len(), rerun = rerun.len(), "run retried on the latest definitions");
         let snap = Arc::new(RunSnapshot { snapshot: new, created_at, rev: rev + 1 });
-        shared.snapshots.insert(run, Arc::clone(&snap));
-        if plan.deferred {
-            shared.wake.notify_one();
-        }
-        let epochs = epochs.into_iter().collect();
-        Launch::of(plan, &state, &epochs, run, snap).start(shared);
+        shared.launch_run(run, snap, plan, &state, epochs);
         Ok(Rebased { state: root_state, rerun })
     }
 }

@@ -2,18 +2,16 @@
 
 use std::sync::Arc;
 
-use aetr_engine::graph;
 use aetr_engine::machine::{self, Event, NodeState, Nodes};
 use futures_util::future::try_join;
 use uuid::Uuid;
 
-use super::launch::Launch;
 use super::plan::Plan;
-use super::{RunSnapshot, Runs, WORK_CHANNEL};
+use super::{RunSnapshot, Runs};
 use crate::definitions::not_found;
 use crate::http::ApiError;
 use crate::store::time::now_ms;
-use crate::store::{attempts, events, nodes, runs, steps};
+use crate::store::{attempts, events, nodes, runs};
 
 /// `POST /runs/step/{stepId}`'s request.
 #[derive(Debug)]
@@ -41,15 +39,8 @@ impl Runs {
                 return Ok(found);
             }
         }
-        let steps = steps::closure(&client, &[step_id]).await?;
-        if !steps.contains_key(&step_id) {
-            return Err(not_found(step_id));
-        }
-        let limits = shared.settings.limits.clone();
         let snapshot =
-            tokio::task::spawn_blocking(move || graph::snapshot(step_id, &steps, &limits))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))??;
+            shared.snapshot_of_step(&client, step_id).await?.ok_or_else(|| not_found(step_id))?;
 
         let (id, now) = (Uuid::now_v7(), now_ms());
         let mut state = Nodes::new();
@@ -58,7 +49,7 @@ impl Runs {
         let outcome = machine::apply(&snapshot, &mut state, start.clone(), &shared.ctx(now))
             .map_err(|e| ApiError::Internal(e.into()))?;
         let mut plan = Plan::new(now);
-        plan.record(&snapshot, &start, &outcome, false, None);
+        plan.record(&snapshot, &start, &outcome, &state, false, None);
         plan.take(shared, &snapshot, &mut state, &outcome.work)
             .map_err(|e| ApiError::Internal(e.into()))?;
         let root = state.get(0).cloned().unwrap_or_default();
@@ -88,19 +79,12 @@ impl Runs {
             events::insert(&tx, id, &plan.history, now),
         )
         .await?;
-        if plan.deferred {
-            tx.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
-        }
+        plan.notify(&tx).await?;
         tx.commit().await?;
 
         tracing::info!(run = %id, step = %step_id, nodes = snapshot.len(), "run started");
         let snap = Arc::new(RunSnapshot { snapshot, created_at: now, rev: 0 });
-        shared.snapshots.insert(id, Arc::clone(&snap));
-        if plan.deferred {
-            shared.wake.notify_one();
-        }
-        let epochs = epochs.into_iter().collect();
-        Launch::of(plan, &state, &epochs, id, snap).start(shared);
+        shared.launch_run(id, snap, plan, &state, epochs);
         Ok(Started { id, created: true })
     }
 }
