@@ -80,7 +80,7 @@ pub fn check_tree(
         return Err(FieldError::refused(
             "",
             format!(
-                "the tree has {n} nodes with reuse expanded, more than the limit of {}",
+                "the tree has {n} nodes with reuse expanded, more than the limit of {} (AETR_MAX_NODES)",
                 limits.max_nodes
             ),
         ));
@@ -89,7 +89,8 @@ pub fn check_tree(
         return Err(FieldError::refused(
             "",
             format!(
-                "the tree is {} levels deep with reuse expanded, more than the limit of {}",
+                "the tree is {} levels deep with reuse expanded, more than the limit of {} \
+                 (AETR_MAX_DEPTH)",
                 shape.depth, limits.max_depth
             ),
         ));

@@ -4,9 +4,11 @@
 //! if it started one.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Service;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use aetr_engine::Limits;
 use anyhow::{bail, Context, Result};
@@ -17,6 +19,10 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::{DatabaseArgs, ServerArgs};
 use crate::db::{self, Database};
 use crate::dispatch::Dispatcher;
+use crate::guard::{Egress, Rules};
+use crate::http::auth::{self, ApiTokens};
+use crate::http::headers::{self, MaxHeaderBytes};
+use crate::http::request_id;
 use crate::routes;
 use crate::runs::{Runs, Settings};
 use crate::scripts::{ScriptPool, ScriptSettings};
@@ -31,6 +37,8 @@ pub struct AppState {
     pub max_definition_bytes: usize,
     pub max_input_bytes: usize,
     pub max_callback_bytes: usize,
+    /// The SSRF rules, which saved action URLs must pass.
+    pub url_rules: Arc<Rules>,
 }
 
 pub async fn serve(args: ServerArgs) -> Result<()> {
@@ -68,6 +76,8 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
+    let egress = egress(args, addr, &public_url)?;
+    let url_rules = egress.rules.clone();
     let settings = Settings {
         public_url: public_url.clone(),
         default_callback_timeout_seconds: (args.callback_timeout_seconds > 0)
@@ -76,8 +86,20 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         max_result_bytes: args.limits.max_callback_bytes,
         dispatch_concurrency: args.dispatch_concurrency as usize,
         poll_interval: Duration::from_millis(args.poll_interval_ms),
+        egress,
     };
-    let script_settings = ScriptSettings::of(&args.scripts, args.limits.max_callback_bytes)?;
+    let tokens = ApiTokens::load(
+        args.auth.api_tokens.as_ref().map(|t| t.0.as_str()),
+        args.auth.api_tokens_file.as_deref(),
+    )?;
+    if !tokens.enabled() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "aetr listens on {addr}, which is not a loopback address, and no API tokens are \
+             set: anyone who can reach it can define steps, start runs and read results. Set \
+             AETR_API_TOKENS or AETR_API_TOKENS_FILE"
+        );
+    }
+    let script_settings = ScriptSettings::of(&args.scripts, args.limits.max_script_result_bytes)?;
     let scripts =
         ScriptPool::start(script_settings).await.context("cannot start the script workers")?;
     let (runs, accepted) = Runs::new(pool.clone(), settings, key, scripts.clone())?;
@@ -90,10 +112,17 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         max_definition_bytes: args.limits.max_definition_bytes,
         max_input_bytes: args.limits.max_input_bytes,
         max_callback_bytes: args.limits.max_callback_bytes,
+        url_rules: url_rules.clone(),
     });
+    let tokens = web::Data::new(tokens);
+    let max_header_bytes = web::Data::new(MaxHeaderBytes(args.limits.max_header_bytes as usize));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(tokens.clone())
+            .app_data(max_header_bytes.clone())
+            .wrap(from_fn(auth::middleware))
+            .wrap(from_fn(headers::middleware))
             .wrap_fn(|req, srv| {
                 let (method, path, started) =
                     (req.method().clone(), req.path().to_owned(), Instant::now());
@@ -105,6 +134,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
                     res
                 })
             })
+            .wrap(from_fn(request_id::middleware))
             .configure(routes::configure)
     })
     .disable_signals()
@@ -143,6 +173,33 @@ async fn stop_signal() -> Result<&'static str> {
     Ok(tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    })
+}
+
+/// The SSRF guard's settings. aetr's own address is denied: the bound address, `localhost`
+/// when that is loopback, and the public URL's host, each at their port.
+fn egress(args: &ServerArgs, bound: SocketAddr, public_url: &str) -> Result<Egress> {
+    let port = bound.port();
+    let mut own = Vec::new();
+    if bound.ip().is_unspecified() {
+        own.extend([format!("127.0.0.1:{port}"), format!("[::1]:{port}")]);
+    } else {
+        own.push(bound.to_string());
+    }
+    if bound.ip().is_unspecified() || bound.ip().is_loopback() {
+        own.push(format!("localhost:{port}"));
+    }
+    if let Ok(url) = url::Url::parse(public_url) {
+        if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+            own.push(format!("{host}:{port}"));
+        }
+    }
+    let rules = Rules::new(&args.egress.action_allow, &args.egress.action_deny, &own)
+        .map_err(anyhow::Error::msg)?;
+    Ok(Egress {
+        rules: Arc::new(rules),
+        max_redirects: args.egress.action_max_redirects as usize,
+        proxy: args.egress.action_proxy.clone(),
     })
 }
 

@@ -12,6 +12,8 @@ use aetr_engine::{FieldError, FieldErrors, Limits, Step};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::guard::Rules;
+
 pub fn run(file: &Path) -> ExitCode {
     let text = match read(file) {
         Ok(t) => t,
@@ -49,8 +51,10 @@ fn check(text: &str) -> Result<Value, FieldErrors> {
     let limits = Limits::default();
     let mut scripts = BoaRunner::default();
     let mut new_id = Uuid::new_v4;
-    let tree =
-        Parser { limits: &limits, scripts: &mut scripts, new_id: &mut new_id }.fat_tree(&value)?;
+    // The default rules: a server may deny more, but never less.
+    let urls = Rules::new("", "", &[]).map_err(|e| FieldError::invalid("", e))?;
+    let tree = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut new_id, urls: &urls }
+        .fat_tree(&value)?;
     let steps: HashMap<Uuid, Step> = tree.steps.into_iter().map(|s| (s.id, s)).collect();
     if let Some(errors) = FieldErrors::from_vec(graph::unknown_references(&tree.references, &steps))
     {

@@ -81,6 +81,12 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub scripts: ScriptArgs,
 
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub egress: EgressArgs,
+
     /// How many POSTs to services may be in flight at once.
     #[arg(long, env = "AETR_DISPATCH_CONCURRENCY", default_value_t = 512,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -98,6 +104,65 @@ pub struct ServerArgs {
     #[arg(long, env = "AETR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_seconds: u64,
+}
+
+/// Who may use the API.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// API tokens, comma-separated. When any token is set (here or in the file), every request
+    /// under /api/v1 needs `Authorization: Bearer <token>`, except callbacks (their own token
+    /// is their credential) and /api/v1/openapi.json.
+    #[arg(long, env = "AETR_API_TOKENS", hide_env_values = true)]
+    pub api_tokens: Option<Secret>,
+
+    /// A file of API tokens, one per line (blank lines are skipped), used with AETR_API_TOKENS.
+    #[arg(long, env = "AETR_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<PathBuf>,
+}
+
+/// A value that is never shown: not in logs, not in `Debug`.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Where actions may POST (the SSRF guard; see the README's "Security" section).
+#[derive(Debug, Clone, Args)]
+pub struct EgressArgs {
+    /// Hosts, *.domains, IPs, CIDRs or http(s) URL prefixes that actions may POST to,
+    /// comma-separated. Empty: any that the deny list does not refuse.
+    #[arg(long, env = "AETR_ACTION_ALLOW", default_value = "")]
+    pub action_allow: String,
+
+    /// Hosts, *.domains, IPs, CIDRs or http(s) URL prefixes that actions may not POST to,
+    /// comma-separated, on top of the defaults: link-local (169.254.0.0/16, fe80::/10), the
+    /// cloud metadata addresses, 0.0.0.0/8 and aetr's own address. Deny wins over allow.
+    #[arg(long, env = "AETR_ACTION_DENY", default_value = "")]
+    pub action_deny: String,
+
+    /// How many redirects an action's POST follows, each checked against the rules (0: none;
+    /// a 3xx answer fails the node).
+    #[arg(long, env = "AETR_ACTION_MAX_REDIRECTS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub action_max_redirects: u32,
+
+    /// A proxy for every action's POST (an http:// or https:// URL). System proxy
+    /// settings are ignored. Through a proxy, host names are resolved by the proxy, so only
+    /// URLs as written are checked against the rules.
+    #[arg(long, env = "AETR_ACTION_PROXY")]
+    pub action_proxy: Option<String>,
 }
 
 /// The script workers: processes that run mappers and reducers, each with its own limits.
@@ -230,6 +295,17 @@ pub struct LimitArgs {
     /// The largest body of `POST /runs/step/{stepId}` (the run's input), in bytes.
     #[arg(long, env = "AETR_MAX_INPUT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_input_bytes: usize,
+
+    /// The largest result of one mapper or reducer call, in bytes (JSON text). A larger one
+    /// fails its node.
+    #[arg(long, env = "AETR_MAX_SCRIPT_RESULT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_script_result_bytes: usize,
+
+    /// The most bytes in a request's headers (names and values). A request with more gets 431.
+    /// Whatever this says, requests whose head is over 128 KiB are refused by the HTTP layer.
+    #[arg(long, env = "AETR_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=128 * 1024))]
+    pub max_header_bytes: u64,
 }
 
 impl LimitArgs {

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::web;
 use aetr_engine::graph::{self, Overlay};
@@ -14,6 +15,7 @@ use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::guard::Rules;
 use crate::http::ApiError;
 use crate::store::steps;
 
@@ -36,16 +38,21 @@ pub struct Change {
 /// scripts is CPU work. New ids are UUIDv7, so steps list in the order they were made.
 pub async fn parse<T: Send + 'static>(
     limits: &Limits,
+    urls: &Arc<Rules>,
     value: Value,
     parse: impl FnOnce(&mut Parser<'_>, &Value) -> Result<T, FieldErrors> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let limits = limits.clone();
+    let (limits, urls) = (limits.clone(), urls.clone());
     let parsed = web::block(move || {
         CHECKER.with(|checker| {
             let mut checker = checker.borrow_mut();
             let mut new_id = Uuid::now_v7;
-            let mut parser =
-                Parser { limits: &limits, scripts: &mut *checker, new_id: &mut new_id };
+            let mut parser = Parser {
+                limits: &limits,
+                scripts: &mut *checker,
+                new_id: &mut new_id,
+                urls: &*urls,
+            };
             parse(&mut parser, &value)
         })
     })

@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod definitions;
 pub mod dispatch;
+pub mod guard;
 pub mod http;
 pub mod logging;
 pub mod routes;

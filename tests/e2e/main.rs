@@ -7,6 +7,7 @@ mod support;
 mod bench;
 mod cli;
 mod embedded;
+mod hardening;
 mod migrations;
 mod openapi;
 mod resilience;

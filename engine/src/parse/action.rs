@@ -107,7 +107,11 @@ fn check_url(raw: &str, path: &str, limits: &Limits, errs: &mut Errors) -> Optio
     if raw.len() > limits.max_url_bytes {
         errs.refused(
             path,
-            format!("is {} bytes, more than the limit of {}", raw.len(), limits.max_url_bytes),
+            format!(
+                "is {} bytes, more than the limit of {} (AETR_MAX_URL_BYTES)",
+                raw.len(),
+                limits.max_url_bytes
+            ),
         );
         return None;
     }
@@ -146,7 +150,11 @@ fn headers(
     if obj.map.len() > limits.max_headers {
         errs.refused(
             path,
-            format!("has {} headers, more than the limit of {}", obj.map.len(), limits.max_headers),
+            format!(
+                "has {} headers, more than the limit of {} (AETR_MAX_HEADERS)",
+                obj.map.len(),
+                limits.max_headers
+            ),
         );
         return None;
     }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::error::{FieldError, FieldErrors};
 use crate::limits::Limits;
 use crate::script::ScriptRunner;
-use crate::step::{ChildLink, Mapper, Reducer, Step, StepBody, StepType};
+use crate::step::{Action, ChildLink, Mapper, Reducer, Step, StepBody, StepType};
 use reader::{index, join, parse_uuid, type_name, Errors, Obj};
 
 /// The fields of a step definition.
@@ -62,6 +62,25 @@ pub struct Parser<'a> {
     pub scripts: &'a mut dyn ScriptRunner,
     /// Makes the id of a step given without one.
     pub new_id: &'a mut dyn FnMut() -> Uuid,
+    /// Which action URLs may be saved (the server's SSRF rules, as far as a URL as written can
+    /// tell). A refusal is a 422 at the URL's path.
+    pub urls: &'a dyn UrlPolicy,
+}
+
+/// Decides whether an action's URL, as written, may be saved.
+pub trait UrlPolicy {
+    /// `Err(why)`: the URL is refused.
+    fn check(&self, url: &url::Url) -> Result<(), String>;
+}
+
+/// Every well-formed http(s) URL may be saved.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyUrl;
+
+impl UrlPolicy for AnyUrl {
+    fn check(&self, _: &url::Url) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Parser<'_> {
@@ -167,7 +186,10 @@ impl Parser<'_> {
         if depth > self.limits.max_depth {
             errs.refused(
                 path,
-                format!("the tree is deeper than the limit of {} levels", self.limits.max_depth),
+                format!(
+                    "the tree is deeper than the limit of {} levels (AETR_MAX_DEPTH)",
+                    self.limits.max_depth
+                ),
             );
             return None;
         }
@@ -269,9 +291,16 @@ impl Parser<'_> {
                     errs.invalid(&obj.path_of("action"), "required for an Action step");
                     return None;
                 };
-                StepBody::Action {
-                    action: action::action(a, &obj.path_of("action"), self.limits, errs)?,
+                let path = obj.path_of("action");
+                let action = action::action(a, &path, self.limits, errs)?;
+                if let Action::Api(api) = &action {
+                    let refused = url::Url::parse(&api.url).map(|u| self.urls.check(&u));
+                    if let Ok(Err(why)) = refused {
+                        errs.refused(&format!("{path}.url"), why);
+                        return None;
+                    }
                 }
+                StepBody::Action { action }
             }
         };
         Some((name?, body))
@@ -285,7 +314,7 @@ impl Parser<'_> {
             errs.refused(
                 path,
                 format!(
-                    "is {chars} characters, more than the limit of {}",
+                    "is {chars} characters, more than the limit of {} (AETR_MAX_NAME_CHARS)",
                     self.limits.max_name_chars
                 ),
             );
@@ -367,7 +396,7 @@ impl Parser<'_> {
             errs.refused(
                 &js_path,
                 format!(
-                    "is {} bytes, more than the limit of {}",
+                    "is {} bytes, more than the limit of {} (AETR_MAX_SCRIPT_BYTES)",
                     js.len(),
                     self.limits.max_script_bytes
                 ),
@@ -408,7 +437,7 @@ fn check_children(
 }
 
 fn too_many_children(n: usize, limits: &Limits) -> String {
-    format!("has {n} children, more than the limit of {}", limits.max_children)
+    format!("has {n} children, more than the limit of {} (AETR_MAX_CHILDREN)", limits.max_children)
 }
 
 fn references_of(links: &[ChildLink], path: &str) -> Vec<Reference> {

@@ -313,14 +313,21 @@ impl ScriptRunner for BoaRunner {
         let result = run(compiled, call, jobs, context);
         context.enter_realm(old_realm);
         // Turning a thrown value into text may run its `toString`, which may queue jobs too.
-        let result = result.map_err(|err| script_error(&err, jobs, context));
+        let result = result.map_err(|err| script_error(&err, jobs, context).storable());
         jobs.clear();
         let Some(text) = result? else { return Ok(None) };
-        checked_text(&text, max_result_bytes).map(Some).map_err(|bytes| {
+        let text = checked_text(&text, max_result_bytes).map_err(|bytes| {
             ScriptError::Limit(format!(
-                "result is {bytes} bytes, more than the limit of {max_result_bytes}"
+                "result is {bytes} bytes, more than the limit of {max_result_bytes} \
+                 (AETR_MAX_SCRIPT_RESULT_BYTES)"
             ))
-        })
+        })?;
+        if text.contains('\0') {
+            return Err(ScriptError::Limit(
+                "the result contains a NUL character (\\u0000), which aetr cannot store".into(),
+            ));
+        }
+        Ok(Some(text))
     }
 }
 

@@ -38,6 +38,25 @@ pub enum ScriptError {
     Limit(String),
 }
 
+impl ScriptError {
+    /// The same error with any NUL character in its text replaced by U+FFFD: the text is
+    /// stored, and a script may throw anything.
+    pub fn storable(self) -> ScriptError {
+        let clean = |text: String| {
+            if text.contains('\0') {
+                text.replace('\0', "\u{FFFD}")
+            } else {
+                text
+            }
+        };
+        match self {
+            ScriptError::Compile(t) => ScriptError::Compile(clean(t)),
+            ScriptError::Thrown(t) => ScriptError::Thrown(clean(t)),
+            ScriptError::Limit(t) => ScriptError::Limit(clean(t)),
+        }
+    }
+}
+
 /// Runs scripts. Implementations compile each distinct source once and reuse it.
 pub trait ScriptRunner {
     /// Checks that `source` parses and defines a function `apply`, without running it.

@@ -81,7 +81,7 @@ fn sizes_count_nodes_with_reuse_expanded() {
     let err = graph::check_tree(id(1), &stored, &Limits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the tree has 2097151 nodes with reuse expanded, more than the limit of 200000"
+        "the tree has 2097151 nodes with reuse expanded, more than the limit of 200000 (AETR_MAX_NODES)"
     );
     let shape = graph::check_tree(id(10), &stored, &Limits::default()).unwrap();
     assert_eq!((shape.nodes, shape.depth), (4095, 11));
@@ -89,7 +89,7 @@ fn sizes_count_nodes_with_reuse_expanded() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the tree is 11 levels deep with reuse expanded, more than the limit of 10"
+        "the tree is 11 levels deep with reuse expanded, more than the limit of 10 (AETR_MAX_DEPTH)"
     );
 }
 

@@ -1,6 +1,6 @@
 //! Parsing and validation: every error names its field and its status.
 
-use aetr_engine::parse::{run_input, Parser, Reference};
+use aetr_engine::parse::{run_input, AnyUrl, Parser, Reference, UrlPolicy};
 use aetr_engine::script::BoaRunner;
 use aetr_engine::step::{Action, CallbackTimeout, Mode, OnTimeout, RetryPolicy};
 use aetr_engine::{Limits, Mapper, Reducer, Severity, StepBody};
@@ -19,7 +19,7 @@ fn parse_fat_with(
 ) -> Result<aetr_engine::parse::FatTree, Vec<(String, u16)>> {
     let mut scripts = BoaRunner::default();
     let mut ids = counter_ids();
-    Parser { limits, scripts: &mut scripts, new_id: &mut ids }
+    Parser { limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl }
         .fat_tree(v)
         .map_err(|e| e.errors().iter().map(|e| (e.to_string(), e.severity.http_status())).collect())
 }
@@ -193,27 +193,27 @@ fn scripts_that_do_not_compile_and_limits_are_422() {
     let cases: Vec<(Value, &str)> = vec![
         (
             seq("s", vec![seq("t", vec![seq("u", vec![seq("v", vec![])])])]),
-            "children[0].children[0].children[0]: the tree is deeper than the limit of 2 levels",
+            "children[0].children[0].children[0]: the tree is deeper than the limit of 2 levels (AETR_MAX_DEPTH)",
         ),
         (
             seq("s", vec![noop("a"), noop("b"), noop("c")]),
-            "children: has 3 children, more than the limit of 2",
+            "children: has 3 children, more than the limit of 2 (AETR_MAX_CHILDREN)",
         ),
-        (noop("long"), "name: is 4 characters, more than the limit of 3"),
+        (noop("long"), "name: is 4 characters, more than the limit of 3 (AETR_MAX_NAME_CHARS)"),
         (
             seq(
                 "s",
                 vec![with_mapper(noop("a"), "function apply(d) { return d + 'a long script'; }")],
             ),
-            "children[0].mapper.js: is 49 bytes, more than the limit of 40",
+            "children[0].mapper.js: is 49 bytes, more than the limit of 40 (AETR_MAX_SCRIPT_BYTES)",
         ),
         (
             action(json!({"type": "api", "url": "http://svc.test/a/long"})),
-            "action.url: is 22 bytes, more than the limit of 20",
+            "action.url: is 22 bytes, more than the limit of 20 (AETR_MAX_URL_BYTES)",
         ),
         (
             action(json!({"type": "api", "url": "http://s/", "headers": {"A": "1", "B": "2"}})),
-            "action.headers: has 2 headers, more than the limit of 1",
+            "action.headers: has 2 headers, more than the limit of 1 (AETR_MAX_HEADERS)",
         ),
         (
             action(json!({"type": "api", "url": "http://s/", "headers": {"Idempotency-Key": "1"}})),
@@ -239,7 +239,9 @@ fn every_script_is_compile_checked_when_saved() {
         par("p", vec![with_mapper(noop("a"), "m1"), with_mapper(noop("b"), "m2")]),
         "r",
     );
-    Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids }.fat_tree(&tree).unwrap();
+    Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl }
+        .fat_tree(&tree)
+        .unwrap();
     assert_eq!(scripts.checks, 3);
 }
 
@@ -264,7 +266,7 @@ fn slim_steps_take_children_as_ids_or_links() {
     let mut scripts = BoaRunner::default();
     let mut ids = counter_ids();
     let limits = Limits::default();
-    let mut p = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids };
+    let mut p = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl };
     let a = "00000000-0000-0000-0000-00000000000a";
     let slim = p.slim_step(&json!({"name": "s", "stepType": "Sequential", "children": [a, {"id": a, "mapper": {"type": "no-op"}}]})).unwrap();
     assert_eq!(slim.step.id, Uuid::from_u128(1));
@@ -303,4 +305,40 @@ fn run_input_is_raw_for_strings_and_json_text_otherwise() {
     assert_eq!(run_input(&json!(null)), None);
     assert_eq!(run_input(&json!({"a": [1, true]})), Some(r#"{"a":[1,true]}"#.to_owned()));
     assert_eq!(run_input(&json!(42)), Some("42".to_owned()));
+}
+
+/// Refuses every URL on one host.
+struct DenyHost(&'static str);
+
+impl UrlPolicy for DenyHost {
+    fn check(&self, url: &url::Url) -> Result<(), String> {
+        match url.host_str() {
+            Some(host) if host == self.0 => Err(format!("{host} is denied")),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn a_url_that_the_policy_refuses_is_a_422_at_its_path() {
+    let tree = json!({
+        "name": "root", "stepType": "Sequential",
+        "children": [
+            {"name": "ok", "stepType": "Action", "action": {"type": "api", "url": "http://svc.test/"}},
+            {"name": "bad", "stepType": "Action", "action": {"type": "api", "url": "http://evil.test/x"}},
+        ]
+    });
+    let mut scripts = BoaRunner::default();
+    let mut ids = counter_ids();
+    let errs = Parser {
+        limits: &Limits::default(),
+        scripts: &mut scripts,
+        new_id: &mut ids,
+        urls: &DenyHost("evil.test"),
+    }
+    .fat_tree(&tree)
+    .unwrap_err();
+    let errs: Vec<(String, u16)> =
+        errs.errors().iter().map(|e| (e.to_string(), e.severity.http_status())).collect();
+    assert_eq!(errs, [("children[1].action.url: evil.test is denied".to_owned(), 422)]);
 }

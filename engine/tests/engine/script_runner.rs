@@ -416,18 +416,18 @@ fn a_result_over_the_size_limit_is_refused() {
     );
     assert_eq!(
         limit(map(&mut runner, IDENTITY, Some("0123456789a"))),
-        "result is 11 bytes, more than the limit of 10"
+        "result is 11 bytes, more than the limit of 10 (AETR_MAX_SCRIPT_RESULT_BYTES)"
     );
     // Bytes of UTF-8, not characters.
     assert_eq!(
         limit(map(&mut runner, IDENTITY, Some("ééééééé"))),
-        "result is 14 bytes, more than the limit of 10"
+        "result is 14 bytes, more than the limit of 10 (AETR_MAX_SCRIPT_RESULT_BYTES)"
     );
     // JSON text counts too.
     let array = "function apply() { return [1, 2, 3, 4, 5, 6]; }";
     assert_eq!(
         limit(map(&mut runner, array, None)),
-        "result is 13 bytes, more than the limit of 10"
+        "result is 13 bytes, more than the limit of 10 (AETR_MAX_SCRIPT_RESULT_BYTES)"
     );
 }
 
@@ -446,7 +446,7 @@ fn a_result_is_measured_in_utf8_before_it_is_copied() {
         let source = format!("function apply() {{ return {over}; }}");
         assert_eq!(
             limit(map(&mut runner, &source, None)),
-            "result is 11 bytes, more than the limit of 10",
+            "result is 11 bytes, more than the limit of 10 (AETR_MAX_SCRIPT_RESULT_BYTES)",
             "{over}"
         );
         let source = format!("function apply() {{ return {under}; }}");
@@ -456,7 +456,7 @@ fn a_result_is_measured_in_utf8_before_it_is_copied() {
     let huge = "function apply() { return 'x'.repeat(1000000).repeat(100); }";
     assert_eq!(
         limit(map(&mut runner, huge, None)),
-        "result is 100000000 bytes, more than the limit of 10"
+        "result is 100000000 bytes, more than the limit of 10 (AETR_MAX_SCRIPT_RESULT_BYTES)"
     );
 }
 
@@ -477,7 +477,7 @@ fn the_default_result_limit_is_16_mib() {
     assert_eq!(
         limit(map(&mut runner, IDENTITY, Some(&big))),
         format!(
-            "result is {} bytes, more than the limit of {}",
+            "result is {} bytes, more than the limit of {} (AETR_MAX_SCRIPT_RESULT_BYTES)",
             16 * 1024 * 1024 + 1,
             16 * 1024 * 1024
         )
@@ -632,4 +632,22 @@ fn bench_cached_call() {
         std::hint::black_box(BoaRunner::default());
     }
     println!("new runner: {} us", started.elapsed().as_micros() / runners);
+}
+
+#[test]
+fn a_nul_character_never_leaves_a_script_to_be_stored() {
+    let mut runner = BoaRunner::default();
+    let returns_nul = "function apply(d) { return 'a\\u0000b'; }";
+    assert_eq!(
+        limit(map(&mut runner, returns_nul, Some("x"))),
+        "the result contains a NUL character (\\u0000), which aetr cannot store"
+    );
+    let as_json = "function apply(d) { return {s: 'a\\u0000b'}; }";
+    assert_eq!(
+        map(&mut runner, as_json, Some("x")).unwrap().as_deref(),
+        Some(r#"{"s":"a\u0000b"}"#)
+    );
+    let throws_nul = "function apply(d) { throw 'bad\\u0000'; }";
+    let thrown = map(&mut runner, throws_nul, Some("x")).unwrap_err().to_string();
+    assert!(!thrown.contains('\0') && thrown.contains("bad\u{FFFD}"), "{thrown:?}");
 }

@@ -16,6 +16,8 @@ use reqwest::{Client, Response, StatusCode};
 use url::Url;
 use uuid::Uuid;
 
+use crate::guard::{Refusal, Rules};
+
 /// How much of an error answer's body a node's error quotes.
 const QUOTED_BYTES: usize = 300;
 
@@ -55,13 +57,17 @@ pub fn target(action_url: &str, callback_url: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Sends the POST and reads its answer. `max_body`: the largest sync result accepted.
-pub async fn post(http: &Client, call: &Call<'_>, max_body: usize) -> Answer {
+/// Sends the POST and reads its answer. `max_body`: the largest sync result accepted. A URL
+/// that the rules refuse, as written or as resolved, fails the node at once.
+pub async fn post(http: &Client, rules: &Rules, call: &Call<'_>, max_body: usize) -> Answer {
     let shown = shown_url(&call.action.url);
     let url = match target(&call.action.url, call.callback_url) {
         Ok(url) => url,
         Err(error) => return Answer::Failed { error, retry: Retry::Never, status: None },
     };
+    if let Err(refusal) = rules.check_url(&url) {
+        return refused(&shown, &refusal);
+    }
     let body = call.input.unwrap_or_default().to_owned();
     let content_type = if serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok() {
         "application/json"
@@ -87,6 +93,9 @@ pub async fn post(http: &Client, call: &Call<'_>, max_body: usize) -> Answer {
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => {
+            if let Some(refusal) = Refusal::in_chain(&e) {
+                return refused(&shown, refusal);
+            }
             let why = if e.is_timeout() {
                 format!(
                     "no answer within {} s (timeoutSeconds)",
@@ -110,6 +119,14 @@ pub async fn post(http: &Client, call: &Call<'_>, max_body: usize) -> Answer {
         return match read_body(response, max_body).await {
             Ok(body) if body.is_empty() => Answer::Result { status: status.as_u16(), body: None },
             Ok(body) => match String::from_utf8(body) {
+                Ok(text) if text.contains('\0') => Answer::Failed {
+                    error: format!(
+                        "POST {shown} answered {status} with a body that contains a NUL \
+                         character, which aetr cannot store"
+                    ),
+                    retry: Retry::Never,
+                    status: Some(status.as_u16()),
+                },
                 Ok(text) => Answer::Result { status: status.as_u16(), body: Some(text) },
                 Err(_) => Answer::Failed {
                     error: format!("POST {shown} answered {status} with a body that is not UTF-8"),
@@ -131,7 +148,7 @@ pub async fn post(http: &Client, call: &Call<'_>, max_body: usize) -> Answer {
     let retry = retry_of(&response);
     let quoted = match read_body(response, QUOTED_BYTES).await {
         Ok(body) | Err((_, body)) if !body.is_empty() => {
-            format!(": {}", String::from_utf8_lossy(&body).trim())
+            format!(": {}", String::from_utf8_lossy(&body).trim().replace('\0', "\u{FFFD}"))
         }
         _ => String::new(),
     };
@@ -140,6 +157,10 @@ pub async fn post(http: &Client, call: &Call<'_>, max_body: usize) -> Answer {
         retry,
         status: Some(status.as_u16()),
     }
+}
+
+fn refused(shown: &str, refusal: &Refusal) -> Answer {
+    Answer::Failed { error: format!("POST {shown} {refusal}"), retry: Retry::Never, status: None }
 }
 
 /// Whether a non-2xx answer may be retried: a 5xx or a 429 (after its `Retry-After`, in
@@ -170,7 +191,9 @@ async fn read_body(mut response: Response, limit: usize) -> Result<Vec<u8>, (Str
                 if body.len() + chunk.len() > limit {
                     let room = limit - body.len();
                     body.extend_from_slice(&chunk[..room]);
-                    let why = format!("its body is larger than the limit of {limit} bytes");
+                    let why = format!(
+                        "its body is larger than the limit of {limit} bytes (AETR_MAX_CALLBACK_BYTES)"
+                    );
                     return Err((why, body));
                 }
                 body.extend_from_slice(&chunk);

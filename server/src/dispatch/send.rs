@@ -43,7 +43,10 @@ impl Shared {
             node_id: node_id(run, idx),
             attempt,
         };
-        let answer = request::post(&self.http, &call, self.settings.max_result_bytes).await;
+        let settings = &self.settings;
+        let answer =
+            request::post(&self.http, &settings.egress.rules, &call, settings.max_result_bytes)
+                .await;
         drop(permit);
         let fence = Some(Fence { idx, epoch });
         let reported = match answer {

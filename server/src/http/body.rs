@@ -1,4 +1,5 @@
 //! Request bodies: read with a size limit (413 past it), then parsed as JSON (400 if it is not).
+//! Text with a NUL character is refused (400): PostgreSQL cannot store it.
 
 use actix_web::web;
 use futures_util::StreamExt;
@@ -36,13 +37,39 @@ pub async fn json(payload: web::Payload, limit: usize, what: &str) -> Result<Val
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("", "the body is empty; expected JSON"));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))?;
+    storable(&value, "")?;
+    Ok(value)
+}
+
+const NUL: &str = "contains a NUL character (\\u0000), which aetr cannot store";
+
+/// Refuses JSON with a NUL character in a string or a key, naming the first such field.
+pub fn storable(value: &Value, path: &str) -> Result<(), ApiError> {
+    let at = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::String(s) if s.contains('\0') => Err(ApiError::invalid(path, NUL)),
+        Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, v)| storable(v, &format!("{path}[{i}]")))
+        }
+        Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
+            if k.contains('\0') {
+                return Err(ApiError::invalid(path, format!("a key {NUL}")));
+            }
+            storable(v, &at(k))
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Reads a body that must be UTF-8 text (a callback's result, say).
 pub async fn text(payload: web::Payload, limit: usize, what: &str) -> Result<String, ApiError> {
     let bytes = read(payload, limit, what).await?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|e| ApiError::invalid("", format!("the body is not UTF-8 text: {e}")))
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|e| ApiError::invalid("", format!("the body is not UTF-8 text: {e}")))?;
+    if text.contains('\0') {
+        return Err(ApiError::invalid("", format!("the body {NUL}")));
+    }
+    Ok(text)
 }

@@ -1,5 +1,6 @@
-//! The API's errors: one enum, answered as `{"errors":[...]}` with the status design.md gives.
-//! Anything unexpected is logged in full and answered with an opaque 500, which is a bug.
+//! The API's errors: one enum, answered as `{"errors":[...], "requestId": "..."}` with the
+//! status design.md gives. Anything unexpected is logged in full, with the request's id, and
+//! answered with an opaque 500 (a bug) or 503 that shows no internal text: no SQL, no paths.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -7,14 +8,21 @@ use aetr_engine::{FieldError, FieldErrors};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::request_id;
+
 /// How long a client should wait before retrying a request that found the database unavailable.
 const RETRY_AFTER_SECONDS: &str = "2";
 
 /// An error body: each message names the path to its field, such as
 /// `children[2].mapper.js: SyntaxError: ...`.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     pub errors: Vec<String>,
+    /// The request's id, as in the `X-Request-Id` header: the server's log lines about this
+    /// request carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +31,9 @@ pub enum ApiError {
     /// severity.
     #[error("{0}")]
     Fields(FieldErrors),
+    /// 401, with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -31,11 +42,14 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// 431: the request's headers are larger than the limit.
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// 503, with `Retry-After`.
     #[error("the database is unavailable; try again shortly")]
     Unavailable(#[source] anyhow::Error),
     /// 500: a bug.
-    #[error("internal error")]
+    #[error("internal error: the server's log holds the details under this request's id")]
     Internal(#[source] anyhow::Error),
 }
 
@@ -142,10 +156,12 @@ impl ResponseError for ApiError {
             ApiError::Fields(e) => {
                 StatusCode::from_u16(e.severity().http_status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -165,9 +181,15 @@ impl ResponseError for ApiError {
             other => vec![other.to_string()],
         };
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable(_)) {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        match self {
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
         }
-        response.json(ErrorBody { errors: messages })
+        response.json(ErrorBody { errors: messages, request_id: request_id::current() })
     }
 }

@@ -21,10 +21,16 @@ pub struct Query {
 }
 
 impl Query {
-    pub fn of(req: &HttpRequest) -> Self {
-        let pairs =
+    /// The query of a request. A NUL character (`%00`) in it is refused: no value with one could
+    /// be stored or searched for.
+    pub fn of(req: &HttpRequest) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-        Query { pairs }
+        if let Some((name, _)) = pairs.iter().find(|(k, v)| k.contains('\0') || v.contains('\0')) {
+            let e = "contains a NUL character (%00), which no parameter may hold";
+            return Err(ApiError::invalid(name, e));
+        }
+        Ok(Query { pairs })
     }
 
     /// The first value of `name`.

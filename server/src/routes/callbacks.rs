@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct Taken {}
 
 /// A service's result for an attempt. The body is the result, raw; an empty body is no result.
-#[utoipa::path(post, path = "/api/v1/runs/complete", tag = "callbacks",
+#[utoipa::path(post, path = "/api/v1/runs/complete", tag = "callbacks", security(()),
     params(("token" = String, Query, description = "The token from the `aetr` callback URL.")),
     request_body(content = String, description = "The result, as raw text (UTF-8).", content_type = "*/*"),
     responses(
@@ -50,7 +50,7 @@ pub async fn complete(
 }
 
 /// A service's failure for an attempt. The body is the error message.
-#[utoipa::path(post, path = "/api/v1/runs/fail", tag = "callbacks",
+#[utoipa::path(post, path = "/api/v1/runs/fail", tag = "callbacks", security(()),
     params(("token" = String, Query, description = "The token from the `aetr` callback URL.")),
     request_body(content = String, description = "The error message, as raw text (UTF-8).", content_type = "*/*"),
     responses(
@@ -83,7 +83,7 @@ async fn callback(
     payload: web::Payload,
     event: impl FnOnce(u32, u32, String) -> Event,
 ) -> Result<HttpResponse, ApiError> {
-    let token = Query::of(req).get("token").map(str::to_owned).unwrap_or_default();
+    let token = Query::of(req)?.get("token").map(str::to_owned).unwrap_or_default();
     let claim = state
         .runs
         .key()

@@ -1,11 +1,11 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, and the schemas of the
 //! engine's definition types (which the engine, free of HTTP concerns, does not describe).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{callbacks, health, runs, steps};
 
@@ -20,6 +20,8 @@ use super::{callbacks, health, runs, steps};
         runs::history::events, callbacks::complete, callbacks::fail,
         health::healthz, health::readyz,
     ),
+    components(schemas(runs::DefinitionDoc)),
+    modifiers(&ApiTokenAuth),
     tags(
         (name = "steps", description = "Step trees: define, read, compose and delete them."),
         (name = "runs", description = "Runs of step trees: start them, watch them, cancel and retry them."),
@@ -30,6 +32,66 @@ struct ApiDoc;
 
 static DOCUMENT: LazyLock<String> =
     LazyLock::new(|| ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| e.to_string()));
+
+/// The methods of each path of the document, as an `Allow` header's value.
+static ALLOWED: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
+    let doc = ApiDoc::openapi();
+    let methods = |item: &utoipa::openapi::PathItem| {
+        let all = [
+            ("GET", item.get.is_some()),
+            ("PUT", item.put.is_some()),
+            ("POST", item.post.is_some()),
+            ("DELETE", item.delete.is_some()),
+            ("PATCH", item.patch.is_some()),
+        ];
+        let named: Vec<&str> = all.iter().filter(|(_, has)| *has).map(|(m, _)| *m).collect();
+        named.join(", ")
+    };
+    doc.paths.paths.iter().map(|(path, item)| (path.clone(), methods(item))).collect()
+});
+
+/// The methods that a route pattern (such as `/api/v1/steps/{id}`) allows, for a 405's `Allow`.
+pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    ALLOWED.get(pattern).map(String::as_str)
+}
+
+/// The API tokens (`AETR_API_TOKENS`): a bearer scheme that every operation needs unless it
+/// says otherwise (callbacks, health, this document), and the 401 that each then may answer.
+struct ApiTokenAuth;
+
+impl Modify for ApiTokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{Ref, ResponseBuilder};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("One of the server's API tokens, when AETR_API_TOKENS or AETR_API_TOKENS_FILE is set."))
+            .build();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("apiToken", SecurityScheme::Http(scheme));
+        openapi.security = Some(vec![SecurityRequirement::new("apiToken", Vec::<String>::new())]);
+        let unauthorized = ResponseBuilder::new()
+            .description("No API token, or a wrong one (when API tokens are on).")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.is_none() {
+                    operation.responses.responses.insert("401".into(), unauthorized.clone().into());
+                }
+            }
+        }
+    }
+}
 
 /// `GET /api/v1/openapi.json`
 pub async fn openapi() -> HttpResponse {

@@ -7,14 +7,14 @@ use crate::app::AppState;
 use crate::http::{ApiError, ErrorBody};
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
     responses((status = 200, description = "Alive.")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// The database is reachable (and migrations were applied before the server started serving).
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses(
         (status = 200, description = "Ready."),
         (status = 503, description = "The database cannot be reached.", body = ErrorBody),

@@ -7,6 +7,7 @@ mod health;
 mod runs;
 mod steps;
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, Resource, ResponseError};
 
 use crate::http::ApiError;
@@ -36,7 +37,16 @@ async fn no_such_endpoint(req: HttpRequest) -> HttpResponse {
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let e =
-        ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()));
-    e.error_response()
+    let allowed = req.match_pattern().and_then(|pattern| docs::allowed_methods(&pattern));
+    let e = ApiError::MethodNotAllowed(match allowed {
+        Some(allowed) => {
+            format!("{} is not allowed on {}; use {allowed}", req.method(), req.path())
+        }
+        None => format!("{} is not allowed on {}", req.method(), req.path()),
+    });
+    let mut response = e.error_response();
+    if let Some(Ok(allowed)) = allowed.map(HeaderValue::from_str) {
+        response.headers_mut().insert(header::ALLOW, allowed);
+    }
+    response
 }

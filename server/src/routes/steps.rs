@@ -39,9 +39,10 @@ pub struct IdBody {
 /// when absent), and a child given only as `{id, mapper?}` refers to a stored step and leaves
 /// it unchanged.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FatStep {
     id: Uuid,
+    #[schema(min_length = 1)]
     name: String,
     #[schema(value_type = StepTypeDoc)]
     step_type: StepType,
@@ -87,9 +88,10 @@ impl FatStep {
 /// `reducer` unless it is a Parallel step. In a request, `id` is optional, and a child may be
 /// given as its bare id.
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SlimStep {
     id: Uuid,
+    #[schema(min_length = 1)]
     name: String,
     #[schema(value_type = StepTypeDoc)]
     step_type: StepType,
@@ -126,7 +128,8 @@ impl From<Step> for SlimStep {
 }
 
 /// The body of `POST /steps/{id}/children`: the new ordered child list.
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChildrenBody {
     #[allow(dead_code)]
     children: Vec<SlimChild>,
@@ -136,7 +139,7 @@ pub struct ChildrenBody {
 #[utoipa::path(get, path = "/api/v1/steps", tag = "steps",
     params(
         ("q" = Option<String>, Query, description = "Only steps whose name contains this, in any case."),
-        ("limit" = Option<u32>, Query, description = "Steps per page: 1 to 1000, 50 by default."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Steps per page: 1 to 1000, 50 by default."),
         ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
     ),
     responses(
@@ -145,7 +148,7 @@ pub struct ChildrenBody {
         (status = 400, description = "A bad `limit` or `after`.", body = ErrorBody),
     ))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let query = Query::of(&req);
+    let query = Query::of(&req)?;
     let page = query.page()?;
     let client = state.pool.get().await?;
     let rows = steps::list(&client, query.non_empty("q"), page.after, page.fetch()).await?;
@@ -189,7 +192,8 @@ pub async fn put_tree(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let value = body::json(payload, state.max_definition_bytes, DEFINITION).await?;
-    let tree = definitions::parse(&state.limits, value, |p, v| p.fat_tree(v)).await?;
+    let tree =
+        definitions::parse(&state.limits, &state.url_rules, value, |p, v| p.fat_tree(v)).await?;
     let id = tree.root;
     let change = Change { root: id, steps: tree.steps, references: tree.references };
     definitions::save(&state.pool, &state.limits, change, Mode::Upsert).await?;
@@ -268,7 +272,7 @@ pub async fn set_children(
     let id = step_id(&id)?;
     let value = body::json(payload, state.max_definition_bytes, DEFINITION).await?;
     let (links, references) =
-        definitions::parse(&state.limits, value, |p, v| p.child_list(v)).await?;
+        definitions::parse(&state.limits, &state.url_rules, value, |p, v| p.child_list(v)).await?;
     definitions::set_children(&state.pool, &state.limits, id, links, references).await?;
     Ok(HttpResponse::Ok().json(IdBody { id }))
 }
@@ -312,7 +316,8 @@ pub async fn delete(
 /// Parses and saves one step whose children are given by id.
 async fn save_slim(state: &AppState, payload: web::Payload, mode: Mode) -> Result<Uuid, ApiError> {
     let value = body::json(payload, state.max_definition_bytes, DEFINITION).await?;
-    let slim = definitions::parse(&state.limits, value, |p, v| p.slim_step(v)).await?;
+    let slim =
+        definitions::parse(&state.limits, &state.url_rules, value, |p, v| p.slim_step(v)).await?;
     let id = slim.step.id;
     let change = Change { root: id, steps: vec![slim.step], references: slim.references };
     definitions::save(&state.pool, &state.limits, change, mode).await?;

@@ -51,6 +51,8 @@ use snapshots::Snapshots;
 pub use start::{StartRun, Started};
 use token::TokenKey;
 
+use crate::guard::Egress;
+
 /// What runs need from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -65,6 +67,8 @@ pub struct Settings {
     pub dispatch_concurrency: usize,
     /// How often the dispatcher looks for due work when nothing wakes it.
     pub poll_interval: Duration,
+    /// Where actions may POST, and how.
+    pub egress: Egress,
 }
 
 /// The runs of this server: start them, feed them events, read their snapshots. Cheap to clone.
@@ -132,11 +136,10 @@ impl Runs {
         key: Vec<u8>,
         scripts: ScriptPool,
     ) -> anyhow::Result<(Runs, mpsc::UnboundedReceiver<Accepted>)> {
-        // Redirects are not followed: a service's 3xx fails the node. System proxies are
-        // ignored: actions are usually internal services.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+        // The guard's resolver and redirect policy; no system proxies.
+        let http = settings
+            .egress
+            .client_builder()?
             .tcp_nodelay(true)
             .pool_max_idle_per_host(settings.dispatch_concurrency)
             .user_agent(concat!("aetr/", env!("CARGO_PKG_VERSION")))

@@ -78,7 +78,7 @@ async fn a_100_mb_result_is_refused_by_the_result_limit() {
     let (failed, _) = run_and_probe(&app, &bad_mapper_tree(js)).await;
     assert_failed_on_first_child(
         &failed,
-        "mapper: result is 100000000 bytes, more than the limit of 16777216",
+        "mapper: result is 100000000 bytes, more than the limit of 16777216 (AETR_MAX_SCRIPT_RESULT_BYTES)",
     );
 }
 

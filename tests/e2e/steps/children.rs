@@ -142,14 +142,14 @@ async fn sizes_count_reused_steps_every_time_they_appear() {
     let answer = app.set_children(root, &json!([pair, pair, pair, pair])).await.expect(422);
     assert_eq!(
         answer.errors(),
-        ["the tree has 13 nodes with reuse expanded, more than the limit of 10"]
+        ["the tree has 13 nodes with reuse expanded, more than the limit of 10 (AETR_MAX_NODES)"]
     );
 
     // Growing `pair` grows `root`'s tree too: 1 + 3 * 4 = 13.
     let answer = app.set_children(pair, &json!([leaf, leaf, leaf])).await.expect(422);
     assert_eq!(
         answer.errors(),
-        [format!("in the tree of step \"root\" ({root}), which uses this one: the tree has 13 nodes with reuse expanded, more than the limit of 10")]
+        [format!("in the tree of step \"root\" ({root}), which uses this one: the tree has 13 nodes with reuse expanded, more than the limit of 10 (AETR_MAX_NODES)")]
     );
     assert_eq!(app.slim(pair).await["children"].as_array().unwrap().len(), 2, "nothing changed");
 }
@@ -171,7 +171,7 @@ async fn depth_counts_levels_with_reuse_expanded() {
         .await;
     assert_eq!(
         answer.expect(422).errors(),
-        ["the tree is 3 levels deep with reuse expanded, more than the limit of 2"]
+        ["the tree is 3 levels deep with reuse expanded, more than the limit of 2 (AETR_MAX_DEPTH)"]
     );
 }
 

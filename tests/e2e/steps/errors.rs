@@ -115,7 +115,9 @@ async fn unknown_endpoints_and_methods_get_json_errors() {
     let answer = app.get("/api/v1/nothing").await.expect(404);
     assert_eq!(answer.errors(), ["no such endpoint: GET /api/v1/nothing"]);
     let answer = app.send(Method::PATCH, "/api/v1/steps", None).await.expect(405);
-    assert_eq!(answer.errors(), ["PATCH is not allowed on /api/v1/steps"]);
+    assert_eq!(answer.errors(), ["PATCH is not allowed on /api/v1/steps; use GET, PUT, POST"]);
+    assert_eq!(answer.header("allow"), Some("GET, PUT, POST"));
     let answer = app.send(Method::GET, "/api/v1/steps/slim", None).await.expect(405);
-    assert_eq!(answer.errors(), ["GET is not allowed on /api/v1/steps/slim"]);
+    assert_eq!(answer.errors(), ["GET is not allowed on /api/v1/steps/slim; use PUT"]);
+    assert_eq!(answer.header("allow"), Some("PUT"));
 }

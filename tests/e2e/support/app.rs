@@ -121,11 +121,26 @@ impl TestApp {
         self.http = reqwest::Client::new();
     }
 
+    /// From now on, every request of [`Self::send`] and its kin carries
+    /// `Authorization: Bearer <token>`.
+    pub fn use_token(&mut self, token: &str) {
+        let mut headers = HeaderMap::new();
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        self.http = reqwest::Client::builder().default_headers(headers).build().expect("a client");
+    }
+
     pub fn server(&self) -> &ServerProcess {
         self.server.as_ref().expect("the server runs until the app is dropped")
     }
 
     /// A connection to the app's database, for tests that look under the API.
+    /// The server's `DATABASE_URL`.
+    pub fn database_url(&self) -> String {
+        let url = self.env.iter().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone());
+        url.expect("the app has a DATABASE_URL")
+    }
+
     pub async fn db(&self) -> tokio_postgres::Client {
         let name = self.database.as_deref().expect("the app has its database");
         aetr_server::db::connect(&postgres().config(name))

@@ -6,5 +6,5 @@ pub mod postgres;
 pub mod server;
 pub mod service;
 
-pub use app::TestApp;
+pub use app::{Answer, TestApp};
 pub use service::{Received, Respond, TestService};

@@ -53,6 +53,9 @@ pub enum Respond {
     Body(u16, String),
     /// A 429 with this `Retry-After` (seconds).
     TooMany(u64),
+    /// This 3xx status, with this `Location`, to which the request's own query (with the
+    /// callback URL) is added.
+    Redirect(u16, String),
     /// Wait for the test: [`Received::answer`].
     Hold,
     /// 202, then call back at once with what the function makes of the request (`None`: no
@@ -66,6 +69,7 @@ impl std::fmt::Debug for Respond {
             Respond::Status(s) => write!(f, "Status({s})"),
             Respond::Body(s, b) => write!(f, "Body({s}, {b:?})"),
             Respond::TooMany(s) => write!(f, "TooMany({s})"),
+            Respond::Redirect(s, to) => write!(f, "Redirect({s}, {to})"),
             Respond::Hold => f.write_str("Hold"),
             Respond::CallBack(_) => f.write_str("CallBack(..)"),
         }
@@ -226,6 +230,10 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         Respond::TooMany(after) => HttpResponse::TooManyRequests()
             .insert_header(("Retry-After", after.to_string()))
             .finish(),
+        Respond::Redirect(s, to) => {
+            let to = format!("{to}?{}", req.query_string());
+            HttpResponse::build(status(s)).insert_header(("Location", to)).finish()
+        }
         Respond::Hold | Respond::CallBack(_) => HttpResponse::Accepted().finish(),
     }
 }

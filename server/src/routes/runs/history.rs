@@ -60,7 +60,7 @@ pub struct Change {
 #[utoipa::path(get, path = "/api/v1/runs/{id}/events", tag = "runs",
     params(
         ("id" = Uuid, Path, description = "The run's id."),
-        ("limit" = Option<u32>, Query, description = "Events per page: 1 to 1000, 50 by default."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Events per page: 1 to 1000, 50 by default."),
         ("after" = Option<i64>, Query, description = "The last `seq` of the previous page."),
     ),
     responses(
@@ -75,7 +75,7 @@ pub async fn events(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &id).await?;
-    let query = Query::of(&req);
+    let query = Query::of(&req)?;
     let page = query.page_by::<i64>("the seq of the last event seen")?;
     let client = state.pool.get().await?;
     let rows = events::page(&client, run, page.after, page.fetch()).await?;

@@ -14,6 +14,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::docs::StateDoc;
 use super::steps::IdBody;
 use crate::app::AppState;
 use crate::http::query::Query;
@@ -44,8 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The body of `POST /runs/step/{stepId}`.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "camelCase")]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct StartBody {
     /// Any JSON: a string is passed on raw, anything else as its JSON text; null (or absent)
@@ -55,11 +56,20 @@ pub struct StartBody {
     idempotency_key: Option<String>,
 }
 
+/// Which tree a retry runs on.
+#[derive(Debug, ToSchema)]
+#[schema(as = RetryDefinition, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum DefinitionDoc {
+    Snapshot,
+    Latest,
+}
+
 /// A run's state after an operator's action.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunState {
     id: Uuid,
-    #[schema(value_type = crate::routes::docs::StateDoc)]
+    #[schema(value_type = StateDoc)]
     state: &'static str,
 }
 
@@ -100,6 +110,7 @@ fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiErro
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))?;
+    body::storable(&value, "")?;
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid(
             "",
@@ -135,9 +146,9 @@ fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiErro
 /// A page of runs, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
     params(
-        ("state" = Option<String>, Query, description = "Only runs in this state: Pending, Executing, Complete, Error or Cancelled."),
+        ("state" = Option<StateDoc>, Query, description = "Only runs in this state: Pending, Executing, Complete, Error or Cancelled."),
         ("stepId" = Option<Uuid>, Query, description = "Only runs of this root step."),
-        ("limit" = Option<u32>, Query, description = "Runs per page: 1 to 1000, 50 by default."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Runs per page: 1 to 1000, 50 by default."),
         ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
     ),
     responses(
@@ -146,7 +157,7 @@ fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiErro
         (status = 400, description = "A bad filter, `limit` or `after`.", body = ErrorBody),
     ))]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let query = Query::of(&req);
+    let query = Query::of(&req)?;
     let page = query.page()?;
     let mut errors = Vec::new();
     let run_state = query.non_empty("state").and_then(|raw| {
@@ -196,7 +207,7 @@ pub async fn get_run(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &id).await?;
-    let depth = match Query::of(&req).non_empty("depth") {
+    let depth = match Query::of(&req)?.non_empty("depth") {
         None => None,
         Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
             ApiError::invalid("depth", format!("expected a whole number of levels, found {raw:?}"))
@@ -262,7 +273,7 @@ async fn node_detail(
     params(
         ("id" = Uuid, Path, description = "The run's id."),
         ("nodeId" = Uuid, Path, description = "The parent node's id."),
-        ("limit" = Option<u32>, Query, description = "Children per page: 1 to 1000, 50 by default."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Children per page: 1 to 1000, 50 by default."),
         ("after" = Option<Uuid>, Query, description = "The last node id of the previous page."),
     ),
     responses(
@@ -278,7 +289,7 @@ pub async fn children(
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &path.0).await?;
     let idx = node_of(run, &snap, &path.1)?;
-    let query = Query::of(&req);
+    let query = Query::of(&req)?;
     let page = query.page()?;
     let after = match page.after {
         None => None,
@@ -316,7 +327,7 @@ pub async fn cancel(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Redriven {
     id: Uuid,
-    #[schema(value_type = crate::routes::docs::StateDoc)]
+    #[schema(value_type = StateDoc)]
     state: &'static str,
     /// The ids of the nodes that run again, in pre-order (only with `?definition=latest`; the
     /// run's other nodes keep their results).
@@ -332,7 +343,7 @@ pub struct Redriven {
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs",
     params(
         ("id" = Uuid, Path, description = "The run's id."),
-        ("definition" = Option<String>, Query, description = "`snapshot` (the default): the tree the run started with; `latest`: the tree's current definitions."),
+        ("definition" = Option<DefinitionDoc>, Query, description = "`snapshot` (the default): the tree the run started with; `latest`: the tree's current definitions."),
     ),
     responses(
         (status = 200, description = "Resumed.", body = Redriven),
@@ -346,7 +357,7 @@ pub async fn retry(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    match Query::of(&req).non_empty("definition") {
+    match Query::of(&req)?.non_empty("definition") {
         None | Some("snapshot") => {
             // The nodes to resume from are found under the run's lock.
             operate(&state, &id, Event::Redrive { nodes: Vec::new() }, State::Executing).await
