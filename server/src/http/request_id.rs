@@ -55,6 +55,7 @@ pub async fn middleware(
             return Ok(response.map_into_boxed_body());
         }
         Ok(Err(e)) => {
+            let _entered = span.enter();
             let response = REQUEST_ID.sync_scope(id.clone(), || e.error_response());
             (e.to_string(), response)
         }
