@@ -13,3 +13,4 @@ mod resilience;
 mod runs;
 mod scripts;
 mod steps;
+mod ui;
