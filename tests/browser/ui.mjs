@@ -140,6 +140,7 @@ const failed = await steps([
     await p.getByRole('button', { name: 'price, Complete' }).click();
     const panel = p.locator('.node-panel');
     await panel.getByRole('heading', { name: 'price' }).waitFor();
+    check(await p.evaluate(() => document.activeElement.id) === 'node-title', 'focus moves to the details');
     const result = panel.getByLabel('Result', { exact: true });
     const text = await result.textContent();
     check(text.includes('<script>window.__pwned = 1</script>'), `the result shows <script> as text: ${text}`);

@@ -20,7 +20,7 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
 
   replace(box,
     h('div', { class: 'panel-head' },
-      h('h2', { id: 'node-title' }, detail.stepTree.name),
+      h('h2', { id: 'node-title', tabindex: -1 }, detail.stepTree.name),
       h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close the details', onclick: onClose }, '✕')),
     h('p', {}, stateBadge(detail.state), ' ', h('span', { class: `type type-${detail.stepTree.stepType}` }, detail.stepTree.stepType)),
     h('dl', { class: 'facts' },

@@ -220,7 +220,6 @@ export function stepEditor(tree, { onChange, pickStep }) {
       const target = ensure ? ensure() : obj;
       if (input.value === '') delete target[key];
       else target[key] = Number(input.value);
-      if (ensure && Object.keys(target).length === 0) delete obj[key];
       changed();
     });
     return h('div', { class: 'field' }, h('label', { for: id }, label), input, errorBox(`${path}.${key}`));

@@ -266,7 +266,8 @@ export function render(main, { id, params }) {
           list.setRows(tree.rows().map((r) => ({ ...r, version: `${r.version}:c` })));
         },
       });
-      if (!quiet) panel.querySelector('h2')?.focus?.();
+      // Keyboard and screen-reader users land on the details they asked for.
+      if (!quiet) panel.querySelector('#node-title').focus({ preventScroll: true });
     } catch (e) {
       if (!quiet) toast(`Could not load the node: ${e.message}`, 'error');
     }
