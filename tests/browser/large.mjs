@@ -92,6 +92,16 @@ const failed = await steps([
     check(wheel.p95 < 100, `scrolling: 95% of frames within 100 ms (${show(wheel)})`);
   }],
 
+  ['the big parent collapses into its count by state, and opens again', async () => {
+    await p.locator('.vlist').evaluate((el) => { el.scrollTop = 0; });
+    await p.getByRole('button', { name: 'Collapse ten-thousand' }).click();
+    await p.waitForFunction(() => document.querySelectorAll('.vrow').length === 1);
+    await p.locator('.vrow[data-name="ten-thousand"]').getByText('10,000 children').waitFor();
+    await p.getByRole('button', { name: 'Expand ten-thousand' }).click();
+    await p.locator('.vrow[data-name="leaf"]').first().waitFor();
+    check(await p.locator('.vrow').count() < 200, 'open again, it still draws only the rows in view');
+  }],
+
   ['a leaf\'s details open from deep in the list', async () => {
     await p.locator('.vrow[data-name="leaf"] .node-name').nth(3).click();
     await p.locator('.node-panel').getByRole('heading', { name: 'leaf' }).waitFor();

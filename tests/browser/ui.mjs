@@ -231,6 +231,24 @@ const failed = await steps([
     check(await p.locator('.vrow.slow').count() === 0, 'a finished node is not flagged');
   }],
 
+  ['add a stored step by reference, and give a Parallel parent a JS reducer', async () => {
+    const fan = (await api('GET', '/steps?q=fan-out')).find((x) => x.name === 'fan-out');
+    const price = (await api('GET', '/steps?q=price')).find((x) => x.name === 'price');
+    await p.goto(`${BASE}/steps/${fan.id}`);
+    await p.getByRole('heading', { name: 'fan-out', level: 1 }).waitFor();
+    await p.getByRole('button', { name: '+ Stored step…' }).click();
+    await p.getByRole('dialog').getByLabel('Step').selectOption({ label: 'price (Action)' });
+    await p.getByRole('dialog').getByRole('button', { name: 'Add' }).click();
+    await p.locator('.step-card[data-path="children[4]"]', { hasText: 'stored step, kept as it is' }).waitFor();
+    await p.getByLabel('Reducer of fan-out', { exact: true }).selectOption('js');
+    await typeInEditor(p.locator('.script-box', { has: p.getByLabel('Reducer of fan-out', { exact: true }) }), 'function apply(rs) { return rs.length; }');
+    await p.getByRole('button', { name: 'Save', exact: true }).click();
+    await p.locator('.save-state', { hasText: /^Saved$/ }).waitFor({ timeout: 5000 });
+    const saved = await api('GET', `/steps/${fan.id}`);
+    check(saved.children.length === 5 && saved.children[4].id === price.id, `price was added by reference: ${JSON.stringify(saved.children.map((c) => c.id))}`);
+    check(saved.reducer.type === 'js' && saved.reducer.js.includes('rs.length'), `the reducer was saved: ${JSON.stringify(saved.reducer)}`);
+  }],
+
   ['the runs list: newest first, live counts per state, filter by tree and state', async () => {
     await p.goto(`${BASE}/runs?stepId=${treeUrl.split('/').pop()}`);
     await p.locator('.tree-filter', { hasText: 'order-flow' }).waitFor();
