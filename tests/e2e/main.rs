@@ -14,3 +14,4 @@ mod resilience;
 mod runs;
 mod scripts;
 mod steps;
+mod ui;

@@ -4,8 +4,10 @@
 mod callbacks;
 pub mod docs;
 mod health;
+mod run_stats;
 mod runs;
 mod steps;
+mod ui;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse, Resource, ResponseError};
@@ -21,8 +23,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(steps::configure)
                 // Before runs: `/runs/complete` would match `/runs/{id}`.
                 .configure(callbacks::configure)
+                .configure(run_stats::configure)
                 .configure(runs::configure),
         )
+        .configure(ui::configure)
         .default_service(web::to(no_such_endpoint));
 }
 

@@ -1,0 +1,92 @@
+// Shared by the browser tests: Debian's Chromium through playwright-core, the server's URL,
+// screenshots, and checks that fail with a clear message.
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const BASE = process.env.AETR_URL || 'http://127.0.0.1:9999';
+export const SHOTS = process.env.AETR_SCREENSHOTS || join(process.cwd(), 'screenshots');
+const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** Launches Chromium with a fresh profile; `colorScheme`: 'light' or 'dark'. */
+export async function launch() {
+  const profile = mkdtempSync(join(tmpdir(), 'aetr-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: EXECUTABLE,
+    headless: true,
+    viewport: { width: 1440, height: 900 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+  const close = async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return { context: browser, close };
+}
+
+/** A new page that fails the test on a script error or a CSP violation. */
+export async function page(context, { colorScheme = 'light' } = {}) {
+  const p = await context.newPage();
+  await p.emulateMedia({ colorScheme });
+  p.problems = [];
+  p.on('pageerror', (e) => p.problems.push(`page error: ${e.message}`));
+  p.on('console', (m) => {
+    if (m.type() === 'error' && !/the server responded with a status of (40[149]|422)/.test(m.text())) {
+      p.problems.push(`console error: ${m.text()}`);
+    }
+  });
+  return p;
+}
+
+export function assertNoProblems(p) {
+  if (p.problems.length) throw new Error(`the page reported problems:\n${p.problems.join('\n')}`);
+}
+
+export async function screenshot(p, name) {
+  mkdirSync(SHOTS, { recursive: true });
+  const file = join(SHOTS, `${name}.png`);
+  await p.screenshot({ path: file });
+  console.log(`screenshot: ${file}`);
+}
+
+export function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/** Calls aetr's API from the test (not the browser), with AETR_TOKEN when it is set. */
+export async function api(method, path, body) {
+  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (process.env.AETR_TOKEN) headers.authorization = `Bearer ${process.env.AETR_TOKEN}`;
+  const response = await fetch(`${BASE}/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let parsed = text;
+  try { parsed = JSON.parse(text); } catch { /* text */ }
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return parsed;
+}
+
+/** Runs the named steps in order, printing each; exits 1 on the first failure. */
+export async function steps(list) {
+  let failed = false;
+  for (const [name, fn] of list) {
+    const t = performance.now();
+    try {
+      await fn();
+      console.log(`ok   ${name} (${Math.round(performance.now() - t)} ms)`);
+    } catch (e) {
+      console.log(`FAIL ${name}: ${e.stack || e}`);
+      failed = true;
+      break;
+    }
+  }
+  return failed;
+}

@@ -1,0 +1,303 @@
+// The editor of a step tree: a diagram of nested steps whose every part can be edited. It edits
+// the fat tree of `GET /steps/{id}` in place; `payload(tree)` is what `PUT /steps` takes.
+import { codeEditor } from './code-editor.mjs';
+import { h, replace } from './dom.mjs';
+
+const NEW_MAPPER = 'function apply(data) {\n  return data;\n}';
+const NEW_REDUCER = 'function apply(results) {\n  return JSON.stringify(results);\n}';
+
+let uid = 0;
+const nextId = (what) => `f${++uid}-${what}`;
+
+/**
+ * Makes the editor. `onChange()` is called after every edit. Returns {element, showErrors}:
+ * showErrors(["children[0].mapper.js: ...", ...]) puts each error next to its field and
+ * returns those that fit no field.
+ */
+export function stepEditor(tree, { onChange, pickStep }) {
+  const element = h('div', { class: 'tree-editor' });
+  /** Error boxes by field path ("" is the root step, "children[1].action.url", ...). */
+  let fields = new Map();
+
+  function changed(rerender = false) {
+    if (rerender) draw();
+    onChange();
+  }
+
+  function draw() {
+    fields = new Map();
+    replace(element, stepCard(tree, '', null, null));
+  }
+
+  function field(path, box) {
+    fields.set(path, box);
+    return box;
+  }
+
+  function errorBox(path) {
+    return field(path, h('ul', { class: 'errors field-errors', 'data-path': path }));
+  }
+
+  function stepCard(step, path, parent, index) {
+    const prefix = path ? `${path}.` : '';
+    const nameId = nextId('name');
+    const typeId = nextId('type');
+    const name = h('input', { id: nameId, type: 'text', value: step.name || '', class: 'step-name', 'aria-label': 'Step name', disabled: step._ref });
+    name.addEventListener('input', () => { step.name = name.value; changed(); });
+    const type = h('select', { id: typeId, 'aria-label': `Kind of ${step.name || 'step'}`, disabled: step._ref },
+      ['Sequential', 'Parallel', 'Action'].map((t) => h('option', { value: t, selected: step.stepType === t }, t)));
+    type.addEventListener('change', () => { setType(step, type.value); changed(true); });
+
+    const tools = [];
+    if (parent) {
+      const siblings = parent.children;
+      tools.push(
+        h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Move ${step.name} up`, title: 'Move up', disabled: index === 0,
+          onclick: () => { move(siblings, index, index - 1); changed(true); } }, '↑'),
+        h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Move ${step.name} down`, title: 'Move down', disabled: index === siblings.length - 1,
+          onclick: () => { move(siblings, index, index + 1); changed(true); } }, '↓'),
+        h('button', { type: 'button', class: 'icon-btn danger', 'aria-label': `Remove ${step.name}`, title: 'Remove from this parent',
+          onclick: () => { siblings.splice(index, 1); changed(true); } }, '✕'));
+    }
+    const head = h('div', { class: 'step-head' },
+      parent ? h('span', { class: 'drag-handle', title: 'Drag to reorder', 'aria-hidden': 'true' }, '⠿') : null,
+      h('span', { class: `type type-${step.stepType}` }, step.stepType),
+      name, type,
+      step._ref ? h('span', { class: 'muted small' }, 'stored step, kept as it is') : null,
+      h('span', { class: 'spacer' }), tools);
+
+    const card = h('div', { class: `step-card step-${step.stepType}`, 'data-path': path, 'data-name': step.name || '' },
+      head, errorBox(path));
+    if (parent) makeDraggable(card, head, parent.children, index);
+    if (parent) card.append(linkMapper(step, `${prefix}mapper`));
+    if (step._ref) return card;
+    if (step.stepType === 'Action') {
+      card.append(actionFields(step, `${prefix}action`));
+    } else {
+      if (step.stepType === 'Parallel') card.append(reducerField(step, `${prefix}reducer`));
+      card.append(childrenList(step, prefix));
+    }
+    return card;
+  }
+
+  function setType(step, type) {
+    const was = step.stepType;
+    step.stepType = type;
+    if (type === 'Action') {
+      delete step.children;
+      delete step.reducer;
+      step.action = step.action || { type: 'api', url: 'http://127.0.0.1:8000/' };
+    } else {
+      delete step.action;
+      step.children = step.children || [];
+      if (type === 'Parallel') step.reducer = step.reducer || { type: 'last' };
+      else delete step.reducer;
+    }
+    return was;
+  }
+
+  function childrenList(step, prefix) {
+    const list = h('ol', { class: `children children-${step.stepType}`, 'aria-label': `Children of ${step.name}` });
+    step.children.forEach((child, i) => {
+      list.append(h('li', { class: 'child' }, stepCard(child, `${prefix}children[${i}]`, step, i)));
+    });
+    const add = (what) => () => {
+      step.children.push(newStep(what, step.children.length + 1));
+      changed(true);
+    };
+    const adders = h('div', { class: 'adders' },
+      h('span', { class: 'muted small' }, step.stepType === 'Sequential' ? 'Runs its children in order.' : 'Runs its children at once.'),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Action') }, `Add action to ${step.name}`),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Sequential') }, '+ Sequential'),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Parallel') }, '+ Parallel'),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: async () => {
+        const picked = await pickStep();
+        if (picked) { step.children.push({ ...picked, _ref: true }); changed(true); }
+      } }, '+ Stored step…'));
+    return h('div', { class: 'children-box' }, errorBox(`${prefix}children`), list, adders);
+  }
+
+  function newStep(kind, n) {
+    if (kind === 'Action') return { name: `action-${n}`, stepType: 'Action', action: { type: 'api', url: 'http://127.0.0.1:8000/' } };
+    const step = { name: `${kind.toLowerCase()}-${n}`, stepType: kind, children: [] };
+    if (kind === 'Parallel') step.reducer = { type: 'last' };
+    return step;
+  }
+
+  function linkMapper(step, path) {
+    const has = step.mapper && step.mapper.type === 'js';
+    const id = nextId('mapper');
+    const box = h('div', { class: 'script-box' });
+    const toggle = h('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': String(has),
+      onclick: () => {
+        if (step.mapper && step.mapper.type === 'js') delete step.mapper;
+        else step.mapper = { type: 'js', js: NEW_MAPPER };
+        changed(true);
+      } }, has ? 'Remove mapper' : 'Add mapper');
+    box.append(h('div', { class: 'script-head' }, h('span', { class: 'small muted' }, has ? 'Mapper: transforms this step\'s result before it moves on' : 'No mapper'), toggle));
+    if (has) {
+      const editor = codeEditor({ id, value: step.mapper.js, label: `Mapper of ${step.name}`,
+        onChange: (js) => { step.mapper.js = js; changed(); } });
+      box.append(editor.element);
+    }
+    box.append(errorBox(path));
+    return box;
+  }
+
+  function reducerField(step, path) {
+    const reducer = step.reducer || { type: 'last' };
+    const selectId = nextId('reducer');
+    const select = h('select', { id: selectId },
+      [['last', 'last: the last child\'s result'], ['no-op', 'no-op: no result'], ['js', 'js: a function of all results']]
+        .map(([v, l]) => h('option', { value: v, selected: reducer.type === v }, l)));
+    select.addEventListener('change', () => {
+      step.reducer = select.value === 'js' ? { type: 'js', js: NEW_REDUCER } : { type: select.value };
+      changed(true);
+    });
+    const box = h('div', { class: 'script-box' },
+      h('div', { class: 'field inline' }, h('label', { for: selectId }, `Reducer of ${step.name}`), select));
+    if (reducer.type === 'js') {
+      box.append(codeEditor({ id: nextId('reducer-js'), value: reducer.js, label: `Reducer of ${step.name}`,
+        onChange: (js) => { step.reducer.js = js; changed(); } }).element);
+    }
+    box.append(errorBox(path));
+    return box;
+  }
+
+  function actionFields(step, path) {
+    const action = step.action || (step.action = { type: 'no-op' });
+    const box = h('div', { class: 'action-fields' });
+    const kindId = nextId('action-type');
+    const kind = h('select', { id: kindId },
+      [['api', 'api (calls a service)'], ['no-op', 'no-op (passes its input on)']]
+        .map(([v, l]) => h('option', { value: v, selected: action.type === v }, l)));
+    kind.addEventListener('change', () => {
+      step.action = kind.value === 'api' ? { type: 'api', url: 'http://127.0.0.1:8000/' } : { type: 'no-op' };
+      changed(true);
+    });
+    box.append(h('div', { class: 'field' }, h('label', { for: kindId }, 'Action'), kind));
+    if (action.type === 'api') {
+      box.append(
+        textField(action, 'url', 'URL', path, { wide: true, placeholder: 'http://service.internal/path' }),
+        selectField(action, 'mode', 'Mode', path, [['callback', 'callback'], ['sync', 'sync']]));
+      const retry = () => (action.retry = action.retry || {});
+      const set = [action.retry, action.timeoutSeconds, action.callbackTimeoutSeconds, action.onTimeout].filter((v) => v !== undefined).length;
+      box.append(h('details', { class: 'options wide', open: set > 0 },
+        h('summary', {}, 'Retries and timeouts', set ? ` (${set} set)` : ''),
+        h('div', { class: 'action-fields' },
+          numberField(action.retry || {}, 'maxAttempts', 'Attempts', `${path}.retry`, retry),
+          numberField(action.retry || {}, 'backoffMs', 'Backoff (ms)', `${path}.retry`, retry),
+          numberField(action.retry || {}, 'maxBackoffMs', 'Max backoff (ms)', `${path}.retry`, retry),
+          numberField(action, 'timeoutSeconds', 'POST timeout (s)', path),
+          numberField(action, 'callbackTimeoutSeconds', 'Callback timeout (s)', path),
+          selectField(action, 'onTimeout', 'On callback timeout', path, [['fail', 'fail'], ['retry', 'retry']]))));
+    }
+    return h('div', {}, box, errorBox(path), errorBox(`${path}.retry`));
+  }
+
+  function textField(obj, key, label, path, { wide = false, placeholder } = {}) {
+    const id = nextId(key);
+    const input = h('input', { id, type: 'text', value: obj[key] || '', placeholder });
+    input.addEventListener('input', () => { obj[key] = input.value; changed(); });
+    return h('div', { class: `field${wide ? ' wide' : ''}` }, h('label', { for: id }, label), input, errorBox(`${path}.${key}`));
+  }
+
+  function selectField(obj, key, label, path, options) {
+    const id = nextId(key);
+    const select = h('select', { id }, options.map(([v, l]) => h('option', { value: v, selected: (obj[key] || options[0][0]) === v }, l)));
+    select.addEventListener('change', () => {
+      if (select.value === options[0][0]) delete obj[key];
+      else obj[key] = select.value;
+      changed();
+    });
+    return h('div', { class: 'field' }, h('label', { for: id }, label), select, errorBox(`${path}.${key}`));
+  }
+
+  function numberField(obj, key, label, path, ensure) {
+    const id = nextId(key);
+    const input = h('input', { id, type: 'number', min: 0, value: obj[key] ?? '', placeholder: 'default', class: 'num' });
+    input.addEventListener('input', () => {
+      const target = ensure ? ensure() : obj;
+      if (input.value === '') delete target[key];
+      else target[key] = Number(input.value);
+      changed();
+    });
+    return h('div', { class: 'field' }, h('label', { for: id }, label), input, errorBox(`${path}.${key}`));
+  }
+
+  function showErrors(errors) {
+    for (const box of fields.values()) replace(box);
+    const unplaced = [];
+    let first = null;
+    for (const message of errors) {
+      const colon = message.indexOf(': ');
+      const path = colon >= 0 ? message.slice(0, colon) : '';
+      const text = colon >= 0 ? message.slice(colon + 2) : message;
+      // The deepest field that the error's path falls under.
+      let at = path;
+      while (at && !fields.has(at)) at = at.replace(/(\.[^.[]+|\[\d+\])$/, '');
+      const box = fields.get(at);
+      if (box && (at || path === '')) {
+        box.append(h('li', {}, at === path ? text : `${path.slice(at.length).replace(/^\./, '')}: ${text}`));
+        first = first || box;
+      } else {
+        unplaced.push(message);
+      }
+    }
+    if (first) first.scrollIntoView({ block: 'center' });
+    return unplaced;
+  }
+
+  element.addEventListener('aetr-reordered', () => changed(true));
+  draw();
+  return { element, showErrors, redraw: draw };
+}
+
+function move(list, from, to) {
+  if (to < 0 || to >= list.length) return;
+  const [item] = list.splice(from, 1);
+  list.splice(to, 0, item);
+}
+
+/** Drag a child by its head onto a sibling to move it there. */
+function makeDraggable(card, handle, siblings, index) {
+  handle.draggable = true;
+  handle.addEventListener('dragstart', (e) => {
+    e.stopPropagation();
+    e.dataTransfer.effectAllowed = 'move';
+    e.dataTransfer.setData('text/x-aetr-child', String(index));
+    card.classList.add('dragging');
+    dragged = { siblings, index };
+  });
+  handle.addEventListener('dragend', () => { card.classList.remove('dragging'); dragged = null; });
+  card.addEventListener('dragover', (e) => {
+    if (!dragged || dragged.siblings !== siblings) return;
+    e.preventDefault();
+    e.stopPropagation();
+    card.classList.add('drop-target');
+  });
+  card.addEventListener('dragleave', () => card.classList.remove('drop-target'));
+  card.addEventListener('drop', (e) => {
+    if (!dragged || dragged.siblings !== siblings) return;
+    e.preventDefault();
+    e.stopPropagation();
+    card.classList.remove('drop-target');
+    move(siblings, dragged.index, index);
+    dragged = null;
+    card.dispatchEvent(new CustomEvent('aetr-reordered', { bubbles: true }));
+  });
+}
+let dragged = null;
+
+/** What `PUT /steps` takes: stored steps that were added by id stay references. */
+export function payload(step) {
+  if (step._ref) {
+    const ref = { id: step.id };
+    if (step.mapper) ref.mapper = step.mapper;
+    return ref;
+  }
+  const out = { ...step };
+  delete out._ref;
+  if (out.children) out.children = out.children.map(payload);
+  return out;
+}
