@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use aetr_engine::machine::{self, Event, Nodes, Reply};
+use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
 use futures_util::future::try_join4;
@@ -109,7 +109,25 @@ impl Shared {
                 .with_context(|| format!("run {run}: applying {}", describe(&job.event)))?;
             let (fenced, http_status) = (job.fence.is_some(), job.http_status);
             plan.record(snapshot, &job.event, &outcome, &state, fenced, http_status);
-            plan.take(self, snapshot, &mut state, &outcome.work)?;
+            let mut work = outcome.work;
+            // The mapper ran already: its outcome applies here, instead of a script's lease.
+            let premapped = job.premapped.as_ref().filter(|p| p.rev == snap.rev);
+            let map_at = premapped.and_then(|_| {
+                let node = job.event.node()?;
+                let at =
+                    work.iter().position(|w| matches!(w, Work::Map { node: n } if *n == node))?;
+                Some((at, node))
+            });
+            if let (Some(premapped), Some((at, node))) = (premapped, map_at) {
+                work.remove(at);
+                plan.take(self, snapshot, &mut state, &work)?;
+                let mapped = Event::Mapped { node, outcome: premapped.outcome.clone() };
+                let then = machine::apply(snapshot, &mut state, mapped.clone(), &self.ctx(now))
+                    .with_context(|| format!("run {run}: applying {}", describe(&mapped)))?;
+                plan.record(snapshot, &mapped, &then, &state, false, None);
+                work = then.work;
+            }
+            plan.take(self, snapshot, &mut state, &work)?;
             replies.push(outcome.reply);
         }
 

@@ -36,13 +36,13 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::http::ApiError;
-use crate::scripts::ScriptPool;
+use crate::scripts::{OwnedCall, ScriptPool};
 use crate::store::nodes::Accepted;
 use crate::store::steps;
 use launch::Launch;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
-use mailbox::Mailboxes;
+use mailbox::{Mailboxes, Premapped};
 use plan::Plan;
 pub(crate) use plan::WORK_CHANNEL;
 pub use rebase::Rebased;
@@ -269,7 +269,22 @@ impl Shared {
         fence: Option<Fence>,
         http_status: Option<u16>,
     ) -> Result<Reply, RunError> {
-        self.mailboxes.submit(self, run, event, fence, http_status).await
+        let premapped = self.premap(run, &event).await;
+        self.mailboxes.submit(self, run, event, fence, http_status, premapped).await
+    }
+
+    /// Runs a result's mapper now, before its batch, when the node has a JS mapper and the
+    /// run's snapshot is in memory (see [`Premapped`]). A result that turns out to be refused
+    /// (a repeat, a superseded attempt) wastes its mapper call, and nothing else.
+    async fn premap(&self, run: Uuid, event: &Event) -> Option<Premapped> {
+        let Event::Result { node, result, .. } = event else { return None };
+        let snap = self.snapshots.cached(run)?;
+        if *node as usize >= snap.snapshot.len() {
+            return None;
+        }
+        let js = snap.snapshot.node(*node).mapper_script()?;
+        let outcome = self.scripts.call(js.to_owned(), OwnedCall::Map(result.clone())).await;
+        Some(Premapped { rev: snap.rev, outcome })
     }
 
     /// The URL a service calls back for this attempt.
