@@ -43,8 +43,8 @@ struct Args {
     /// Don't write bench/results/<date>.json after a full run.
     #[arg(long)]
     no_save: bool,
-    /// Run only these of aetr's scenarios (for profiling; nothing is saved): latency, wide,
-    /// deep, mixed, scale.
+    /// Run only these parts (for profiling; nothing is saved): latency, wide, deep, mixed,
+    /// scale, celery, pgbench.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The wide scenario's leaves, instead of the mode's (for profiling; nothing is saved).
@@ -135,7 +135,8 @@ async fn bench(args: Args) -> Result<()> {
     stopped?;
     ensure_no_lost_callbacks(&service)?;
 
-    if !args.quick && !args.no_celery {
+    let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    if !args.quick && !args.no_celery && chosen("celery") {
         eprintln!("bench: Celery ({})", args.celery_pools.join(", "));
         let celery = celery::Celery::prepare(&logs)?;
         for pool in &args.celery_pools {
@@ -147,7 +148,7 @@ async fn bench(args: Args) -> Result<()> {
             figures.celery.push(got);
         }
     }
-    if !args.quick && !args.no_pgbench {
+    if !args.quick && !args.no_pgbench && chosen("pgbench") {
         eprintln!("bench: pgbench for {} s", sizes.pgbench_seconds);
         figures.pg_floor_tps = Some(pgbench::floor_tps(&pg, sizes.pgbench_seconds, &logs).await?);
     }

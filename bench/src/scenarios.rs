@@ -97,6 +97,7 @@ impl<'a> Bench<'a> {
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
+        eprintln!("bench: mixed: {runs} runs started in {:.2} s", started.elapsed().as_secs_f64());
         let done = self.api.wait_all_complete(&step, runs, Duration::from_millis(20)).await?;
         let secs = started.elapsed().as_secs_f64();
         let input: HashMap<String, usize> = ids.into_iter().map(|(i, id)| (id, i)).collect();

@@ -20,7 +20,7 @@ use anyhow::Result;
 use tokio::sync::Semaphore;
 
 /// Callbacks in flight at once, and so connections to aetr.
-pub const CALLBACKS_IN_FLIGHT: usize = 64;
+pub const CALLBACKS_IN_FLIGHT: usize = 512;
 
 #[derive(Default)]
 struct Latency {
