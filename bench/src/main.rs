@@ -47,6 +47,10 @@ struct Args {
     /// scale, celery, pgbench.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// A setting for the aetr server, as KEY=VALUE (repeatable; for profiling: nothing is
+    /// saved), e.g. --set AETR_DB_POOL_SIZE=8.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
     /// The wide scenario's leaves, instead of the mode's (for profiling; nothing is saved).
     #[arg(long)]
     wide: Option<usize>,
@@ -128,8 +132,14 @@ async fn bench(args: Args) -> Result<()> {
     let url = pg.fresh_database(&database).await?;
     let service = Service::start().await?;
     eprintln!("bench: server log in {}", logs.join("aetr.log").display());
-    let mut server = Server::start(&aetr, &url, logs.join("aetr.log")).await?;
-    let outcome = aetr_scenarios(&mut server, &service, &sizes, &args.only, &mut figures).await;
+    let settings = args
+        .settings
+        .iter()
+        .map(|kv| kv.split_once('=').with_context(|| format!("--set {kv}: not KEY=VALUE")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut server = Server::start(&aetr, &url, &settings, logs.join("aetr.log")).await?;
+    let outcome =
+        aetr_scenarios(&mut server, &service, &pg, &sizes, &args.only, &mut figures).await;
     let stopped = server.stop();
     outcome?;
     stopped?;
@@ -158,7 +168,12 @@ async fn bench(args: Args) -> Result<()> {
 
     let object = figures.json(&when.iso);
     print!("{}", figures.table());
-    if !args.quick && !args.no_save && args.only.is_empty() && args.wide.is_none() {
+    if !args.quick
+        && !args.no_save
+        && args.only.is_empty()
+        && args.wide.is_none()
+        && args.settings.is_empty()
+    {
         let path =
             server::workspace_root().join("bench/results").join(format!("{}.json", when.stamp));
         std::fs::write(&path, format!("{}\n", serde_json::to_string_pretty(&object)?))
@@ -172,6 +187,7 @@ async fn bench(args: Args) -> Result<()> {
 async fn aetr_scenarios(
     server: &mut Server,
     service: &Service,
+    pg: &Postgres,
     sizes: &Sizes,
     only: &[String],
     figures: &mut Figures,
@@ -206,20 +222,26 @@ async fn aetr_scenarios(
     let mut wide_s = None;
     if runs("wide") || runs("scale") {
         eprintln!("bench: wide, {} leaves", sizes.wide);
+        let xid = pg.next_xid().await?;
         let secs = bench.wide(sizes.wide).await?;
+        figures.commits("wide", pg.next_xid().await? - xid, sizes.wide);
         figures.wide_actions_per_s = Some(sizes.wide as f64 / secs);
         eprintln!("bench: wide {secs:.2} s ({:.0} actions/s)", sizes.wide as f64 / secs);
         wide_s = Some(secs);
     }
     if runs("deep") {
         eprintln!("bench: deep, {} steps", sizes.deep);
+        let xid = pg.next_xid().await?;
         let secs = bench.deep(sizes.deep).await?;
+        figures.commits("deep", pg.next_xid().await? - xid, sizes.deep);
         figures.deep_seconds = Some(secs);
         eprintln!("bench: deep {secs:.2} s");
     }
     if runs("mixed") {
         eprintln!("bench: mixed, {} runs", sizes.mixed_runs);
+        let xid = pg.next_xid().await?;
         let rate = bench.mixed(sizes.mixed_runs).await?;
+        figures.commits("mixed", pg.next_xid().await? - xid, 3 * sizes.mixed_runs);
         figures.mixed_actions_per_s = Some(rate);
         eprintln!("bench: mixed {rate:.0} actions/s");
     }
@@ -227,7 +249,9 @@ async fn aetr_scenarios(
         let [small, big] = sizes.scale;
         eprintln!("bench: scale, {small} and {big} leaves");
         let small_s = bench.wide(small).await?;
+        let xid = pg.next_xid().await?;
         let big_s = bench.wide(big).await?;
+        figures.commits("scale (largest)", pg.next_xid().await? - xid, big);
         figures.scale = vec![(small, small_s), (sizes.wide, wide_s), (big, big_s)];
         eprintln!("bench: scale {small_s:.2} s, {wide_s:.2} s, {big_s:.2} s");
     }

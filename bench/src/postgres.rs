@@ -77,6 +77,14 @@ impl Postgres {
         Ok(())
     }
 
+    /// The cluster's next transaction id: the difference between two readings counts the
+    /// transactions that wrote (each one a commit that is flushed), in every database of the
+    /// cluster, plus one for the reading.
+    pub async fn next_xid(&self) -> Result<i64> {
+        let row = self.admin().await?.query_one("SELECT txid_current()", &[]).await?;
+        Ok(row.get(0))
+    }
+
     /// PostgreSQL's version, for the table.
     pub async fn version(&self) -> Result<String> {
         let row = self.admin().await?.query_one("SHOW server_version", &[]).await?;

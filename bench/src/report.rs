@@ -24,9 +24,17 @@ pub struct Figures {
     pub peak_rss_mb: Option<f64>,
     pub celery: Vec<PoolFigures>,
     pub pg_floor_tps: Option<f64>,
+    /// Writing transactions per action, by scenario (every database of the cluster counts).
+    pub commits_per_action: Vec<(&'static str, f64)>,
 }
 
 impl Figures {
+    /// Records a scenario's writing transactions (two xid readings apart, less the reading's own).
+    pub fn commits(&mut self, scenario: &'static str, xids: i64, actions: usize) {
+        let per_action = (xids - 1).max(0) as f64 / actions.max(1) as f64;
+        self.commits_per_action.push((scenario, per_action));
+    }
+
     /// The time of the largest scale point over the one ten times smaller.
     pub fn scale_ratio(&self) -> Option<f64> {
         let (big, big_s) = *self.scale.last()?;
@@ -140,6 +148,18 @@ impl Figures {
                 ],
             );
         }
+        for (scenario, per_action) in &self.commits_per_action {
+            line(
+                &mut out,
+                [
+                    &format!("{scenario}: commits an action"),
+                    &format!("{per_action:.2}"),
+                    "",
+                    "",
+                    "",
+                ],
+            );
+        }
         if let Some(tps) = self.pg_floor_tps {
             line(
                 &mut out,
@@ -187,6 +207,8 @@ impl Figures {
             "scale_seconds": scale,
             "latency_actions_per_s_held": latency.map(|l| round(l.actions_per_s)),
             "celery_pools": pools,
+            "commits_per_action": self.commits_per_action.iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(round(*v)))).collect::<Map<String, Value>>(),
         })
     }
 }

@@ -41,9 +41,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `aetr server` on `database_url`, with its log in `log`, and waits until it is
+    /// Starts `aetr server` on `database_url`, with `settings` in its environment and its log
+    /// in `log`, and waits until it is
     /// ready (its `/readyz` answers 200).
-    pub async fn start(aetr: &PathBuf, database_url: &str, log: PathBuf) -> Result<Server> {
+    pub async fn start(
+        aetr: &PathBuf,
+        database_url: &str,
+        settings: &[(&str, &str)],
+        log: PathBuf,
+    ) -> Result<Server> {
         let port = free_port()?;
         let url = format!("http://127.0.0.1:{port}");
         let mut cmd = Command::new(aetr);
@@ -57,7 +63,8 @@ impl Server {
         cmd.env("DATABASE_URL", database_url)
             .env("AETR_BIND", format!("127.0.0.1:{port}"))
             .env("AETR_DATA_DIR", &data_dir)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()));
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
+            .envs(settings.iter().copied());
         let file = std::fs::File::create(&log)
             .with_context(|| format!("cannot write the server's log to {}", log.display()))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
