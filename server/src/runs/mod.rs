@@ -12,6 +12,7 @@
 //! [`crate::dispatch`]er, which claims it when it is due, and takes over work whose lease ran
 //! out because its server died.
 
+mod answered;
 mod batch;
 pub mod history;
 mod launch;
@@ -39,6 +40,7 @@ use crate::http::ApiError;
 use crate::scripts::{OwnedCall, ScriptPool};
 use crate::store::nodes::Accepted;
 use crate::store::steps;
+pub(crate) use answered::Answered;
 use launch::Launch;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     pub wake: Notify,
     /// POSTs that services accepted, recorded in batches.
     pub accepted: mpsc::UnboundedSender<Accepted>,
+    /// The accepted POSTs whose recording waits, and their HTTP statuses.
+    pub answered: Answered,
     /// Every task that the shell starts, so that a shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Cancelled when the server stops: take no new work.
@@ -153,6 +157,7 @@ impl Runs {
             http,
             wake: Notify::new(),
             accepted,
+            answered: Answered::default(),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),

@@ -429,7 +429,8 @@ pub struct Accepted {
 }
 
 /// Records accepted POSTs: each node's lease is released (so that it is not sent again), if
-/// its sender still holds it, and the attempt's HTTP status is kept.
+/// its sender still holds it, and the attempt's HTTP status is kept (even when the callback
+/// came before the answer, and the node has moved on).
 pub async fn accept(client: &impl GenericClient, accepted: &[Accepted]) -> Result<()> {
     const SQL: &str = "WITH u AS (
             SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::bigint[], $5::int[])
@@ -443,8 +444,9 @@ pub async fn accept(client: &impl GenericClient, accepted: &[Accepted]) -> Resul
             UPDATE run_nodes n SET lease_until = NULL
             FROM held h WHERE n.run_id = h.run_id AND n.idx = h.idx
         )
-        UPDATE attempts a SET http_status = h.status
-        FROM held h WHERE a.run_id = h.run_id AND a.idx = h.idx AND a.n = h.n";
+        UPDATE attempts a SET http_status = u.status
+        FROM u WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n = u.n
+            AND a.http_status IS DISTINCT FROM u.status";
     let runs: Vec<Uuid> = accepted.iter().map(|a| a.run).collect();
     let idxs: Vec<i32> = accepted.iter().map(|a| a.idx as i32).collect();
     let attempts: Vec<i32> = accepted.iter().map(|a| a.attempt as i32).collect();
