@@ -12,6 +12,9 @@ use crate::store::nodes::{self, Accepted};
 
 /// The most accepted POSTs one statement records.
 const BATCH: usize = 1_000;
+/// How long the recorder waits before it writes a batch: a callback that comes within it
+/// records the POST's status itself (see `runs::Answered`).
+const CALLBACK_WINDOW: Duration = Duration::from_millis(5);
 /// How many times a batch is tried before its POSTs are left to their leases (which then run
 /// out, and the attempts are sent again).
 const TRIES: u32 = 5;
@@ -32,12 +35,17 @@ pub(crate) async fn record(
             },
             () = stop.cancelled() => true,
         };
+        if !stopping {
+            // A fast service's callback may come meanwhile, and make the recording needless.
+            tokio::time::sleep(CALLBACK_WINDOW).await;
+        }
         while batch.len() < BATCH {
             match accepted.try_recv() {
                 Ok(a) => batch.push(a),
                 Err(_) => break,
             }
         }
+        batch.retain(|a| shared.answered.take(a.run, a.idx, a.attempt));
         if !batch.is_empty() {
             write(&shared, &batch).await;
             batch.clear();

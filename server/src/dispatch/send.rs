@@ -51,6 +51,7 @@ impl Shared {
         let fence = Some(Fence { idx, epoch });
         let reported = match answer {
             Answer::Accepted { status } => {
+                self.answered.insert(run, idx, attempt, status);
                 let accepted = Accepted { run, idx, attempt, epoch, http_status: status };
                 if self.accepted.send(accepted).is_err() {
                     tracing::warn!(%run, node = idx, "an accepted POST could not be recorded");

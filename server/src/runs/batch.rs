@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use aetr_engine::machine::{self, Event, Nodes, Reply};
+use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
 use futures_util::future::try_join4;
@@ -109,7 +109,36 @@ impl Shared {
                 .with_context(|| format!("run {run}: applying {}", describe(&job.event)))?;
             let (fenced, http_status) = (job.fence.is_some(), job.http_status);
             plan.record(snapshot, &job.event, &outcome, &state, fenced, http_status);
-            plan.take(self, snapshot, &mut state, &outcome.work)?;
+            // A callback that ends its attempt records the status of the attempt's POST, if
+            // the answer came and its recording still waits (see `Answered`).
+            if let (Some((node, attempt)), Reply::Done) = (callback_of(&job.event), outcome.reply) {
+                if let Some(status) = self.answered.status(run, node, attempt) {
+                    let ended =
+                        plan.ended.iter_mut().rev().find(|e| e.idx == node && e.n == attempt);
+                    if let Some(ended) = ended.filter(|e| e.http_status.is_none()) {
+                        ended.http_status = Some(status);
+                    }
+                }
+            }
+            let mut work = outcome.work;
+            // The mapper ran already: its outcome applies here, instead of a script's lease.
+            let premapped = job.premapped.as_ref().filter(|p| p.rev == snap.rev);
+            let map_at = premapped.and_then(|_| {
+                let node = job.event.node()?;
+                let at =
+                    work.iter().position(|w| matches!(w, Work::Map { node: n } if *n == node))?;
+                Some((at, node))
+            });
+            if let (Some(premapped), Some((at, node))) = (premapped, map_at) {
+                work.remove(at);
+                plan.take(self, snapshot, &mut state, &work)?;
+                let mapped = Event::Mapped { node, outcome: premapped.outcome.clone() };
+                let then = machine::apply(snapshot, &mut state, mapped.clone(), &self.ctx(now))
+                    .with_context(|| format!("run {run}: applying {}", describe(&mapped)))?;
+                plan.record(snapshot, &mapped, &then, &state, false, None);
+                work = then.work;
+            }
+            plan.take(self, snapshot, &mut state, &work)?;
             replies.push(outcome.reply);
         }
 
@@ -136,6 +165,11 @@ impl Shared {
         try_join4(attempts, events::insert(&tx, run, &plan.history, now), run_state, notify)
             .await?;
         tx.commit().await?;
+        for (job, reply) in jobs.iter().zip(&replies) {
+            if let (Some((node, attempt)), Reply::Done) = (callback_of(&job.event), reply) {
+                self.answered.recorded(run, node, attempt);
+            }
+        }
         if plan.deferred {
             self.wake.notify_one();
         }
@@ -158,6 +192,16 @@ fn is_transient(e: &anyhow::Error) -> bool {
             .is_some_and(|c| {
                 *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
             })
+}
+
+/// The node and attempt of a service's callback.
+fn callback_of(event: &Event) -> Option<(NodeIdx, u32)> {
+    match *event {
+        Event::Result { node, attempt, .. } | Event::Failure { node, attempt, .. } => {
+            Some((node, attempt))
+        }
+        _ => None,
+    }
 }
 
 /// An event, for an error message (without its data).

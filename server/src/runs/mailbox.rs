@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use aetr_engine::machine::{Event, Reply};
+use aetr_engine::script::ScriptError;
 use aetr_engine::NodeIdx;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -32,7 +33,19 @@ pub(crate) struct Job {
     pub fence: Option<Fence>,
     /// The HTTP status of the POST answer that the event reports, if any.
     pub http_status: Option<u16>,
+    /// A result's mapper outcome, computed before the batch (see [`Premapped`]).
+    pub premapped: Option<Premapped>,
     pub reply: oneshot::Sender<Result<Reply, RunError>>,
+}
+
+/// The outcome of a result's mapper, run as the result arrived (outside any transaction), so
+/// that the batch that records the result also records the mapping and moves the run on: one
+/// transaction instead of two, and no script lease. Used only if the run's snapshot is still
+/// at `rev` when the batch applies.
+#[derive(Debug)]
+pub(crate) struct Premapped {
+    pub rev: i32,
+    pub outcome: Result<Option<String>, ScriptError>,
 }
 
 impl Job {
@@ -56,9 +69,10 @@ impl Mailboxes {
         event: Event,
         fence: Option<Fence>,
         http_status: Option<u16>,
+        premapped: Option<Premapped>,
     ) -> Result<Reply, RunError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { event, fence, http_status, reply };
+        let job = Job { event, fence, http_status, premapped, reply };
         let lead = match self.lock().entry(run) {
             Entry::Occupied(mut queue) => {
                 queue.get_mut().push_back(job);

@@ -12,6 +12,7 @@
 //! [`crate::dispatch`]er, which claims it when it is due, and takes over work whose lease ran
 //! out because its server died.
 
+mod answered;
 mod batch;
 pub mod history;
 mod launch;
@@ -36,13 +37,14 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::http::ApiError;
-use crate::scripts::ScriptPool;
+use crate::scripts::{OwnedCall, ScriptPool};
 use crate::store::nodes::Accepted;
 use crate::store::steps;
+pub(crate) use answered::Answered;
 use launch::Launch;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
-use mailbox::Mailboxes;
+use mailbox::{Mailboxes, Premapped};
 use plan::Plan;
 pub(crate) use plan::WORK_CHANNEL;
 pub use rebase::Rebased;
@@ -93,6 +95,8 @@ pub(crate) struct Shared {
     pub wake: Notify,
     /// POSTs that services accepted, recorded in batches.
     pub accepted: mpsc::UnboundedSender<Accepted>,
+    /// The accepted POSTs whose recording waits, and their HTTP statuses.
+    pub answered: Answered,
     /// Every task that the shell starts, so that a shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Cancelled when the server stops: take no new work.
@@ -136,12 +140,15 @@ impl Runs {
         key: Vec<u8>,
         scripts: ScriptPool,
     ) -> anyhow::Result<(Runs, mpsc::UnboundedReceiver<Accepted>)> {
-        // The guard's resolver and redirect policy; no system proxies.
+        // The guard's resolver and redirect policy; no system proxies. Idle connections are
+        // dropped after 4 s: many servers (actix-web, Node) close theirs after 5 s, and a POST
+        // sent on a connection that the service is closing fails and waits out a retry.
         let http = settings
             .egress
             .client_builder()?
             .tcp_nodelay(true)
             .pool_max_idle_per_host(settings.dispatch_concurrency)
+            .pool_idle_timeout(Duration::from_secs(4))
             .user_agent(concat!("aetr/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let (accepted, received) = mpsc::unbounded_channel();
@@ -156,6 +163,7 @@ impl Runs {
             http,
             wake: Notify::new(),
             accepted,
+            answered: Answered::default(),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
@@ -272,7 +280,22 @@ impl Shared {
         fence: Option<Fence>,
         http_status: Option<u16>,
     ) -> Result<Reply, RunError> {
-        self.mailboxes.submit(self, run, event, fence, http_status).await
+        let premapped = self.premap(run, &event).await;
+        self.mailboxes.submit(self, run, event, fence, http_status, premapped).await
+    }
+
+    /// Runs a result's mapper now, before its batch, when the node has a JS mapper and the
+    /// run's snapshot is in memory (see [`Premapped`]). A result that turns out to be refused
+    /// (a repeat, a superseded attempt) wastes its mapper call, and nothing else.
+    async fn premap(&self, run: Uuid, event: &Event) -> Option<Premapped> {
+        let Event::Result { node, result, .. } = event else { return None };
+        let snap = self.snapshots.cached(run)?;
+        if *node as usize >= snap.snapshot.len() {
+            return None;
+        }
+        let js = snap.snapshot.node(*node).mapper_script()?;
+        let outcome = self.scripts.call(js.to_owned(), OwnedCall::Map(result.clone())).await;
+        Some(Premapped { rev: snap.rev, outcome })
     }
 
     /// The URL a service calls back for this attempt.

@@ -87,7 +87,8 @@ impl Snapshots {
         }
     }
 
-    fn cached(&self, run: Uuid) -> Option<Arc<RunSnapshot>> {
+    /// The snapshot in memory, if any (no database read).
+    pub(super) fn cached(&self, run: Uuid) -> Option<Arc<RunSnapshot>> {
         let mut cache = self.lock();
         cache.clock += 1;
         let clock = cache.clock;

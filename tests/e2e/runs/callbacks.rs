@@ -1,5 +1,6 @@
 //! Callbacks: every answer of the contract.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,7 +19,47 @@ async fn a_callback_that_comes_before_the_post_is_answered_is_taken() {
     assert_eq!(app.wait_run(run, "Complete").await["result"], "early");
     post.answer(Respond::Status(202));
     svc.expect_none(Duration::from_millis(300)).await;
-    assert_eq!(app.run(run).await["result"], "early");
+    let done = app.run(run).await;
+    assert_eq!(done["result"], "early");
+    // The answer that came after the callback is still recorded on the attempt.
+    let attempt = wait_http_status(&app, run, &done["id"]).await;
+    assert_eq!(
+        (attempt["status"].as_str(), attempt["httpStatus"].as_u64()),
+        (Some("Complete"), Some(202))
+    );
+}
+
+#[tokio::test]
+async fn a_service_that_calls_back_at_once_has_its_202_on_each_attempt() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    svc.respond("/fast", Respond::CallBack(Arc::new(|r| Some(format!("{}+", r.body)))));
+    let chain = seq("chain", vec![api("a", &svc.at("/fast")), api("b", &svc.at("/fast"))]);
+    let run = app.start_run(app.put_tree(&chain).await, json!("x")).await;
+    let done = app.wait_run(run, "Complete").await;
+    assert_eq!(done["result"], "x++");
+    for child in done["children"].as_array().expect("children") {
+        let attempt = wait_http_status(&app, run, &child["id"]).await;
+        assert_eq!(attempt["status"], "Complete", "{attempt}");
+        assert_eq!(attempt["httpStatus"], 202, "{attempt}");
+    }
+}
+
+/// A node's first attempt once its POST's HTTP status is recorded (within 10 s).
+async fn wait_http_status(
+    app: &TestApp,
+    run: uuid::Uuid,
+    node: &serde_json::Value,
+) -> serde_json::Value {
+    let url = format!("/api/v1/runs/{run}/nodes/{}", node.as_str().expect("a node id"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = app.get(&url).await.expect(200).body["attempts"][0].clone();
+        if !attempt["httpStatus"].is_null() || std::time::Instant::now() > deadline {
+            return attempt;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -127,7 +127,11 @@ async fn workers_exit_when_their_server_stops() {
     kill(server, "TERM");
     wait_for("the server's exit", || (!is_alive(server)).then_some(())).await;
     assert!(workers.iter().all(|&pid| !is_alive(pid)), "no worker outlives its server");
-    assert!(app.server().log().contains("aetr stopped serving"));
+    // The log is read by a thread of the test's, which may not have its last lines yet.
+    wait_for("the server's last log line", || {
+        app.server().log().contains("aetr stopped serving").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

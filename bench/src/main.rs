@@ -1,0 +1,308 @@
+//! aetr's benchmark: its own `aetr server` on a fresh database, its own fast callback service,
+//! the scenarios of issue 8, Celery beside it and pgbench's floor. Prints a table, then one JSON
+//! object as the last line; a full run also writes that object to bench/results/.
+//!
+//! cargo run --release -p aetr-bench             # the full run (about 10 minutes)
+//! cargo run -p aetr-bench -- --quick             # small sizes, no Celery, no pgbench (CI)
+#![forbid(unsafe_code)]
+
+mod celery;
+mod client;
+mod pgbench;
+mod postgres;
+mod report;
+mod scenarios;
+mod server;
+mod service;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use client::Api;
+use postgres::Postgres;
+use report::Figures;
+use scenarios::Bench;
+use server::Server;
+use service::Service;
+
+/// aetr's benchmark (see bench/README.md).
+#[derive(Debug, Parser)]
+struct Args {
+    /// Small sizes, without Celery and pgbench: checks that the bench still works (CI).
+    #[arg(long)]
+    quick: bool,
+    /// Leave Celery out.
+    #[arg(long)]
+    no_celery: bool,
+    /// Leave pgbench out.
+    #[arg(long)]
+    no_pgbench: bool,
+    /// Celery worker pools to try, as kind:concurrency; the best is compared.
+    #[arg(long, value_delimiter = ',', default_value = "prefork:2,threads:8")]
+    celery_pools: Vec<String>,
+    /// Don't write bench/results/<date>.json after a full run.
+    #[arg(long)]
+    no_save: bool,
+    /// Run only these parts (for profiling; nothing is saved): latency, wide, deep, mixed,
+    /// scale, celery, pgbench.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// A setting for the aetr server, as KEY=VALUE (repeatable; for profiling: nothing is
+    /// saved), e.g. --set AETR_DB_POOL_SIZE=8.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// The wide scenario's leaves, instead of the mode's (for profiling; nothing is saved).
+    #[arg(long)]
+    wide: Option<usize>,
+}
+
+/// The sizes of one mode.
+struct Sizes {
+    wide: usize,
+    deep: usize,
+    mixed_runs: usize,
+    /// The scale points besides `wide` itself: a tenth of it and ten times it.
+    scale: [usize; 2],
+    latency_rate: u32,
+    latency_seconds: u32,
+    pgbench_seconds: u32,
+}
+
+const FULL: Sizes = Sizes {
+    wide: 10_000,
+    deep: 1_000,
+    mixed_runs: 1_000,
+    scale: [1_000, 100_000],
+    latency_rate: 1_000,
+    latency_seconds: 20,
+    pgbench_seconds: 15,
+};
+
+const QUICK: Sizes = Sizes {
+    wide: 500,
+    deep: 100,
+    mixed_runs: 100,
+    scale: [50, 5_000],
+    latency_rate: 200,
+    latency_seconds: 3,
+    pgbench_seconds: 0,
+};
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("bench: no runtime: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+    match runtime.block_on(bench(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench FAILED: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: Args) -> Result<()> {
+    let mut sizes = if args.quick { QUICK } else { FULL };
+    if let Some(wide) = args.wide {
+        sizes.wide = wide;
+    }
+    let when = now_utc();
+    let logs = server::workspace_root().join("target/bench-logs").join(&when.stamp);
+    std::fs::create_dir_all(&logs)?;
+    eprintln!("bench: building aetr");
+    let aetr = server::build_aetr()?;
+    let pg = Postgres::locate()?;
+    let mut figures = Figures {
+        mode: if args.quick { "quick" } else { "full" },
+        machine: machine(),
+        postgres: format!("{} ({})", pg.version().await?, pg.describe()),
+        wide_n: sizes.wide,
+        deep_n: sizes.deep,
+        mixed_runs: sizes.mixed_runs,
+        latency_rate: sizes.latency_rate,
+        ..Figures::default()
+    };
+    let database = format!("aetr_bench_{}", std::process::id());
+    let url = pg.fresh_database(&database).await?;
+    let service = Service::start().await?;
+    eprintln!("bench: server log in {}", logs.join("aetr.log").display());
+    let settings = args
+        .settings
+        .iter()
+        .map(|kv| kv.split_once('=').with_context(|| format!("--set {kv}: not KEY=VALUE")))
+        .collect::<Result<Vec<_>>>()?;
+    let mut server = Server::start(&aetr, &url, &settings, logs.join("aetr.log")).await?;
+    let outcome =
+        aetr_scenarios(&mut server, &service, &pg, &sizes, &args.only, &mut figures).await;
+    let stopped = server.stop();
+    outcome?;
+    stopped?;
+    ensure_no_lost_callbacks(&service)?;
+
+    let chosen = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    if !args.quick && !args.no_celery && chosen("celery") {
+        eprintln!("bench: Celery ({})", args.celery_pools.join(", "));
+        let celery = celery::Celery::prepare(&logs)?;
+        for pool in &args.celery_pools {
+            let got = celery.measure(pool, &service.at("/sync"), sizes.wide, sizes.deep)?;
+            eprintln!(
+                "bench: celery {pool}: wide {:.0}/s, deep {:.2} s",
+                got.wide_actions_per_s, got.deep_seconds
+            );
+            figures.celery.push(got);
+        }
+    }
+    if !args.quick && !args.no_pgbench && chosen("pgbench") {
+        eprintln!("bench: pgbench for {} s", sizes.pgbench_seconds);
+        figures.pg_floor_tps = Some(pgbench::floor_tps(&pg, sizes.pgbench_seconds, &logs).await?);
+    }
+    service.stop().await;
+    pg.drop_database(&database).await?;
+    pg.release();
+
+    let object = figures.json(&when.iso);
+    print!("{}", figures.table());
+    if !args.quick
+        && !args.no_save
+        && args.only.is_empty()
+        && args.wide.is_none()
+        && args.settings.is_empty()
+    {
+        let path =
+            server::workspace_root().join("bench/results").join(format!("{}.json", when.stamp));
+        std::fs::write(&path, format!("{}\n", serde_json::to_string_pretty(&object)?))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("\nwritten to bench/results/{}.json", when.stamp);
+    }
+    println!("{object}");
+    Ok(())
+}
+
+async fn aetr_scenarios(
+    server: &mut Server,
+    service: &Service,
+    pg: &Postgres,
+    sizes: &Sizes,
+    only: &[String],
+    figures: &mut Figures,
+) -> Result<()> {
+    let api = Api::new(server.api())?;
+    let bench = Bench::new(&api, service).await?;
+    let runs = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+
+    // A first wide run warms the server (connections, script workers).
+    bench.wide(sizes.scale[0]).await?;
+    if runs("latency") {
+        eprintln!(
+            "bench: latency, {} actions/s for {} s",
+            sizes.latency_rate, sizes.latency_seconds
+        );
+        let reset = server.reset_peak_rss();
+        let latency = bench.latency(sizes.latency_rate, sizes.latency_seconds).await?;
+        let rss = server.peak_rss_mb()?;
+        if !reset {
+            eprintln!(
+                "bench: could not reset the peak RSS; it covers the server's whole life so far"
+            );
+        }
+        eprintln!(
+            "bench: p50 {:.2} ms, p99 {:.2} ms, peak RSS {rss:.0} MiB",
+            latency.p50_ms, latency.p99_ms
+        );
+        figures.peak_rss_mb = Some(rss);
+        figures.latency = Some(latency);
+        server.check_alive()?;
+    }
+    let mut wide_s = None;
+    if runs("wide") || runs("scale") {
+        eprintln!("bench: wide, {} leaves", sizes.wide);
+        let xid = pg.next_xid().await?;
+        let secs = bench.wide(sizes.wide).await?;
+        figures.commits("wide", pg.next_xid().await? - xid, sizes.wide);
+        figures.wide_actions_per_s = Some(sizes.wide as f64 / secs);
+        eprintln!("bench: wide {secs:.2} s ({:.0} actions/s)", sizes.wide as f64 / secs);
+        wide_s = Some(secs);
+    }
+    if runs("deep") {
+        eprintln!("bench: deep, {} steps", sizes.deep);
+        let xid = pg.next_xid().await?;
+        let secs = bench.deep(sizes.deep).await?;
+        figures.commits("deep", pg.next_xid().await? - xid, sizes.deep);
+        figures.deep_seconds = Some(secs);
+        eprintln!("bench: deep {secs:.2} s");
+    }
+    if runs("mixed") {
+        eprintln!("bench: mixed, {} runs", sizes.mixed_runs);
+        let xid = pg.next_xid().await?;
+        let rate = bench.mixed(sizes.mixed_runs).await?;
+        figures.commits("mixed", pg.next_xid().await? - xid, 3 * sizes.mixed_runs);
+        figures.mixed_actions_per_s = Some(rate);
+        eprintln!("bench: mixed {rate:.0} actions/s");
+    }
+    if let (true, Some(wide_s)) = (runs("scale"), wide_s) {
+        let [small, big] = sizes.scale;
+        eprintln!("bench: scale, {small} and {big} leaves");
+        let small_s = bench.wide(small).await?;
+        let xid = pg.next_xid().await?;
+        let big_s = bench.wide(big).await?;
+        figures.commits("scale (largest)", pg.next_xid().await? - xid, big);
+        figures.scale = vec![(small, small_s), (sizes.wide, wide_s), (big, big_s)];
+        eprintln!("bench: scale {small_s:.2} s, {wide_s:.2} s, {big_s:.2} s");
+    }
+    server.check_alive()
+}
+
+fn ensure_no_lost_callbacks(service: &Service) -> Result<()> {
+    let failed = service.callbacks_failed();
+    if failed > 0 {
+        bail!("{failed} callbacks were not accepted by aetr");
+    }
+    Ok(())
+}
+
+/// The machine, for the record: cores and CPU model.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {model}")
+}
+
+struct When {
+    /// 2026-11-25T02:10:00Z
+    iso: String,
+    /// 2026-11-25T0210Z, for file names
+    stamp: String,
+}
+
+fn now_utc() -> When {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    When {
+        iso: format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z"),
+        stamp: format!("{year:04}-{month:02}-{day:02}T{h:02}{m:02}Z"),
+    }
+}

@@ -1,0 +1,99 @@
+//! The PostgreSQL the bench uses: the server `DATABASE_URL` names, or a throwaway cluster started
+//! the way `aetr server` starts its own (a Unix socket only, removed when the bench exits).
+//! Each use gets a fresh database.
+
+use aetr_server::db::embedded::{Cluster, Keep};
+use aetr_server::db::{connect, quote_ident};
+use anyhow::{Context, Result};
+
+pub enum Postgres {
+    /// The server `DATABASE_URL` names.
+    Url(String),
+    /// A throwaway cluster; its watchdog removes it if the bench dies.
+    Cluster(Cluster),
+}
+
+impl Postgres {
+    pub fn locate() -> Result<Postgres> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(Postgres::Url(url)),
+            _ => {
+                let dir =
+                    std::env::temp_dir().join(format!("aetr-bench-pg-{}", std::process::id()));
+                let cluster = Cluster::start(&dir, Keep::Nothing)
+                    .context("cannot start a throwaway PostgreSQL (or set DATABASE_URL)")?;
+                Ok(Postgres::Cluster(cluster))
+            }
+        }
+    }
+
+    /// Where the figures were taken, for the table.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Postgres::Url(_) => "the PostgreSQL of DATABASE_URL",
+            Postgres::Cluster(_) => "a throwaway PostgreSQL cluster (default settings)",
+        }
+    }
+
+    /// The connection string for database `name` (the bench's names need no quoting): a URL,
+    /// or `key=value` pairs, as libpq (pgbench) and tokio-postgres both read them.
+    pub fn connection_string(&self, name: &str) -> Result<String> {
+        Ok(match self {
+            Postgres::Url(url)
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                let mut url = url::Url::parse(url).context("DATABASE_URL is not a URL")?;
+                url.set_path(name);
+                url.to_string()
+            }
+            // In `key=value` form, a later key wins.
+            Postgres::Url(pairs) => format!("{pairs} dbname={name}"),
+            Postgres::Cluster(cluster) => cluster.connection_string(name),
+        })
+    }
+
+    async fn admin(&self) -> Result<tokio_postgres::Client> {
+        let config = self
+            .connection_string("postgres")?
+            .parse::<tokio_postgres::Config>()
+            .context("a connection string")?;
+        connect(&config).await
+    }
+
+    /// Drops database `name` if it is there, and makes it anew. Returns its connection string.
+    pub async fn fresh_database(&self, name: &str) -> Result<String> {
+        let admin = self.admin().await?;
+        let name = quote_ident(name);
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        self.connection_string(name.trim_matches('"'))
+    }
+
+    pub async fn drop_database(&self, name: &str) -> Result<()> {
+        let admin = self.admin().await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)))
+            .await?;
+        Ok(())
+    }
+
+    /// The cluster's next transaction id: the difference between two readings counts the
+    /// transactions that wrote (each one a commit that is flushed), in every database of the
+    /// cluster, plus one for the reading.
+    pub async fn next_xid(&self) -> Result<i64> {
+        let row = self.admin().await?.query_one("SELECT txid_current()", &[]).await?;
+        Ok(row.get(0))
+    }
+
+    /// PostgreSQL's version, for the table.
+    pub async fn version(&self) -> Result<String> {
+        let row = self.admin().await?.query_one("SHOW server_version", &[]).await?;
+        Ok(row.get(0))
+    }
+
+    /// Lets a throwaway cluster go: its watchdog stops it and removes its directory (its
+    /// `stop` would keep the directory).
+    pub fn release(self) {
+        drop(self);
+    }
+}

@@ -1,0 +1,159 @@
+//! The scenarios, each against the running server and the callback service. Each checks its
+//! runs' results, so that a broken run fails the bench loudly instead of timing nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Result};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde_json::json;
+
+use crate::client::{tree, Api};
+use crate::service::Service;
+
+/// Runs started or checked at once.
+const CONCURRENCY: usize = 64;
+
+const COUNT_REDUCER: &str = "function apply(results) { return results.length; }";
+const PLUS_ONE: &str = "function apply(d) { return String(Number(d) + 1); }";
+const PLUS_TEN: &str = "function apply(d) { return String(Number(d) + 10); }";
+const SUM_REDUCER: &str = "function apply(rs) { return String(Number(rs[0]) + Number(rs[1])); }";
+
+pub struct Bench<'a> {
+    pub api: &'a Api,
+    pub service: &'a Service,
+    /// The one leaf step that every tree reuses: an action on the service's `/cb`.
+    leaf: String,
+}
+
+/// Callback → next POST latencies.
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub samples: usize,
+    pub actions_per_s: f64,
+}
+
+impl<'a> Bench<'a> {
+    pub async fn new(api: &'a Api, service: &'a Service) -> Result<Bench<'a>> {
+        let leaf = api.put_tree(&tree::action("leaf", &service.at("/cb"))).await?;
+        Ok(Bench { api, service, leaf })
+    }
+
+    /// One Parallel root over `n` actions, with a JS reducer that counts them. Returns the
+    /// seconds from the run's start to its completion, as seen by a client polling every 5 ms.
+    pub async fn wide(&self, n: usize) -> Result<f64> {
+        let leaves = (0..n).map(|_| tree::stored(&self.leaf)).collect();
+        let step = self
+            .api
+            .put_tree(&tree::parallel_js(&format!("wide-{n}"), COUNT_REDUCER, leaves))
+            .await?;
+        let started = Instant::now();
+        self.api.start_run(&step, json!("x")).await?;
+        let result = self.api.wait_complete(&step, Duration::from_millis(5)).await?;
+        let secs = started.elapsed().as_secs_f64();
+        ensure!(
+            result.as_deref() == Some(n.to_string().as_str()),
+            "wide-{n}: the reducer counted {result:?}"
+        );
+        Ok(secs)
+    }
+
+    /// A Sequential chain of `n` actions, each with a JS mapper that adds one. Returns seconds.
+    pub async fn deep(&self, n: usize) -> Result<f64> {
+        let steps = (0..n).map(|_| tree::mapped(tree::stored(&self.leaf), PLUS_ONE)).collect();
+        let step = self.api.put_tree(&tree::sequential(&format!("deep-{n}"), steps)).await?;
+        let started = Instant::now();
+        self.api.start_run(&step, json!(0)).await?;
+        let result = self.api.wait_complete(&step, Duration::from_millis(5)).await?;
+        let secs = started.elapsed().as_secs_f64();
+        ensure!(
+            result.as_deref() == Some(n.to_string().as_str()),
+            "deep-{n}: the chain gave {result:?}"
+        );
+        Ok(secs)
+    }
+
+    /// `runs` concurrent runs (at most 1,000) of `Parallel[Sequential[a, b], c]`, mappers on
+    /// a, b and c, and a JS reducer that adds the two branches. Returns actions per second.
+    pub async fn mixed(&self, runs: usize) -> Result<f64> {
+        ensure!(runs <= 1000, "mixed counts its runs through one page of GET /runs");
+        let ab = tree::sequential(
+            "mixed-ab",
+            vec![
+                tree::mapped(tree::stored(&self.leaf), PLUS_ONE),
+                tree::mapped(tree::stored(&self.leaf), PLUS_ONE),
+            ],
+        );
+        let c = tree::mapped(tree::stored(&self.leaf), PLUS_TEN);
+        let name = format!("mixed-{}", uuid::Uuid::new_v4().simple());
+        let step = self.api.put_tree(&tree::parallel_js(&name, SUM_REDUCER, vec![ab, c])).await?;
+        let started = Instant::now();
+        let ids: Vec<(usize, String)> = stream::iter(0..runs)
+            .map(|i| {
+                let (api, step) = (self.api.clone(), step.clone());
+                async move { Ok::<_, anyhow::Error>((i, api.start_run(&step, json!(i)).await?)) }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        eprintln!("bench: mixed: {runs} runs started in {:.2} s", started.elapsed().as_secs_f64());
+        let done = self.api.wait_all_complete(&step, runs, Duration::from_millis(20)).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let input: HashMap<String, usize> = ids.into_iter().map(|(i, id)| (id, i)).collect();
+        for (id, result) in done {
+            let want = input.get(&id).map(|i| (2 * i + 12).to_string());
+            ensure!(
+                result.is_some() && result == want,
+                "mixed run {id} gave {result:?}, not {want:?}"
+            );
+        }
+        Ok((3 * runs) as f64 / secs)
+    }
+
+    /// A steady `rate` actions per second for `seconds`: runs of a 10-action chain, started at a
+    /// tenth of that rate. Records callback → next-dispatch latency at the service.
+    pub async fn latency(&self, rate: u32, seconds: u32) -> Result<Latency> {
+        const CHAIN: u32 = 10;
+        let steps = (0..CHAIN).map(|_| tree::stored(&self.leaf)).collect();
+        let name = format!("steady-{}", uuid::Uuid::new_v4().simple());
+        let step = self.api.put_tree(&tree::sequential(&name, steps)).await?;
+        let runs = rate / CHAIN * seconds;
+        let mut tick =
+            tokio::time::interval(Duration::from_secs_f64(f64::from(CHAIN) / f64::from(rate)));
+        self.service.record_latency(true);
+        let posts_before = self.service.posts();
+        let started = Instant::now();
+        let mut starts = Vec::with_capacity(runs as usize);
+        for _ in 0..runs {
+            tick.tick().await;
+            let (api, step) = (self.api.clone(), step.clone());
+            starts.push(tokio::spawn(async move { api.start_run(&step, json!("x")).await }));
+        }
+        for start in starts {
+            start.await??;
+        }
+        let posts = self.service.posts() - posts_before;
+        let actions_per_s = posts as f64 / started.elapsed().as_secs_f64();
+        self.service.record_latency(false);
+        // Every run completes, none fails.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let busy = self.api.count_runs(&step, "Executing").await?
+                + self.api.count_runs(&step, "Pending").await?;
+            if busy == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the steady load's runs did not complete within 2 minutes of its end");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ensure!(self.api.count_runs(&step, "Error").await? == 0, "a run of the steady load failed");
+        let samples = self.service.latencies_us();
+        ensure!(!samples.is_empty(), "no callback → dispatch latency was recorded");
+        let at =
+            |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        Ok(Latency { p50_ms: at(0.50), p99_ms: at(0.99), samples: samples.len(), actions_per_s })
+    }
+}
