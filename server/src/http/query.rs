@@ -43,6 +43,14 @@ impl Query {
         self.get(name).filter(|v| !v.is_empty())
     }
 
+    /// `stepId`, the filter of the run lists, checked.
+    pub fn step_id(&self) -> Result<Option<Uuid>, FieldError> {
+        let Some(raw) = self.non_empty("stepId") else { return Ok(None) };
+        Uuid::try_parse(raw).map(Some).map_err(|_| {
+            FieldError::invalid("stepId", format!("expected a step's id, found {raw:?}"))
+        })
+    }
+
     /// `limit` and `after` (an id), checked.
     pub fn page(&self) -> Result<Page, ApiError> {
         self.page_by("the id of the last item seen")

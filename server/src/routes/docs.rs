@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{callbacks, health, run_stats, runs, steps};
+use super::{callbacks, health, runs, steps};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,7 @@ use super::{callbacks, health, run_stats, runs, steps};
         steps::get_slim, steps::set_children, steps::parents, steps::delete,
         runs::start, runs::list, runs::get_run, runs::get_node, runs::children, runs::cancel,
         runs::retry, runs::by_hand::complete, runs::by_hand::fail, runs::by_hand::redispatch,
-        runs::history::events, run_stats::counts, run_stats::progress, callbacks::complete, callbacks::fail,
+        runs::history::events, runs::stats::counts, runs::stats::progress, callbacks::complete, callbacks::fail,
         health::healthz, health::readyz,
     ),
     components(schemas(runs::DefinitionDoc)),

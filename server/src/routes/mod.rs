@@ -4,7 +4,6 @@
 mod callbacks;
 pub mod docs;
 mod health;
-mod run_stats;
 mod runs;
 mod steps;
 mod ui;
@@ -23,7 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(steps::configure)
                 // Before runs: `/runs/complete` would match `/runs/{id}`.
                 .configure(callbacks::configure)
-                .configure(run_stats::configure)
                 .configure(runs::configure),
         )
         .configure(ui::configure)

@@ -2,7 +2,7 @@
 
 use aetr_engine::machine::{Phase, State};
 use aetr_engine::NodeIdx;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -111,6 +111,41 @@ pub async fn child_counts(
                 count: r.try_get::<_, i64>(2)? as u32,
             })
         })
+        .collect()
+}
+
+/// How many runs are in each state, of one root step or of all.
+pub async fn run_counts(
+    client: &impl GenericClient,
+    step: Option<Uuid>,
+) -> Result<Vec<(State, u64)>> {
+    const SQL: &str = "SELECT state, count(*) FROM runs
+        WHERE ($1::uuid IS NULL OR step_id = $1) GROUP BY state";
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&step]).await?;
+    rows.iter()
+        .map(|r| {
+            let name: &str = r.try_get(0)?;
+            let state =
+                State::parse(name).with_context(|| format!("unknown run state {name:?}"))?;
+            Ok((state, r.try_get::<_, i64>(1)? as u64))
+        })
+        .collect()
+}
+
+/// How many of a run's nodes `idxs` are in each state.
+pub async fn node_counts(
+    client: &impl GenericClient,
+    run: Uuid,
+    idxs: &[NodeIdx],
+) -> Result<Vec<(State, u64)>> {
+    const SQL: &str = "SELECT phase, count(*) FROM run_nodes
+        WHERE run_id = $1 AND idx = ANY($2) GROUP BY phase";
+    let idxs: Vec<i32> = idxs.iter().map(|&i| i as i32).collect();
+    let statement = client.prepare_cached(SQL).await?;
+    let rows = client.query(&statement, &[&run, &idxs]).await?;
+    rows.iter()
+        .map(|r| Ok((phase_of(r.try_get(0)?)?.state(), r.try_get::<_, i64>(1)? as u64)))
         .collect()
 }
 

@@ -2,6 +2,7 @@
 
 pub mod by_hand;
 pub mod history;
+pub mod stats;
 pub mod view;
 
 use actix_web::http::header;
@@ -32,6 +33,9 @@ const MAX_KEY_CHARS: usize = 255;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/runs").get(list))
+        // Before `/runs/{id}`, which would match `/runs/counts`.
+        .service(resource("/runs/counts").get(stats::counts))
+        .service(resource("/runs/{id}/progress").get(stats::progress))
         .service(resource("/runs/step/{stepId}").post(start))
         .service(resource("/runs/{id}").get(get_run))
         .service(resource("/runs/{id}/nodes/{nodeId}").get(get_node))
@@ -170,15 +174,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         }
         parsed
     });
-    let step = query.non_empty("stepId").and_then(|raw| {
-        let parsed = Uuid::try_parse(raw).ok();
-        if parsed.is_none() {
-            errors.push(FieldError::invalid(
-                "stepId",
-                format!("expected a step's id, found {raw:?}"),
-            ));
-        }
-        parsed
+    let step = query.step_id().unwrap_or_else(|e| {
+        errors.push(e);
+        None
     });
     if let Some(errors) = FieldErrors::from_vec(errors) {
         return Err(errors.into());

@@ -4,22 +4,16 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use aetr_engine::machine::{Phase, State};
-use aetr_engine::{FieldError, NodeIdx, StepType};
+use aetr_engine::machine::State;
+use aetr_engine::{NodeIdx, StepType};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
+use super::run_of;
 use crate::app::AppState;
 use crate::http::query::Query;
 use crate::http::{ApiError, ErrorBody};
-
-/// Registered before `runs`, whose `/runs/{id}` would match `/runs/counts`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    use super::resource;
-    cfg.service(resource("/runs/counts").get(counts))
-        .service(resource("/runs/{id}/progress").get(progress));
-}
+use crate::store::views;
 
 /// How many runs are in each state; every state is present.
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,28 +35,9 @@ pub async fn counts(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    const SQL: &str = "SELECT state, count(*) FROM runs
-        WHERE ($1::uuid IS NULL OR step_id = $1) GROUP BY state";
-    let step = match Query::of(&req)?.non_empty("stepId") {
-        None => None,
-        Some(raw) => Some(Uuid::try_parse(raw).map_err(|_| {
-            ApiError::from(FieldError::invalid(
-                "stepId",
-                format!("expected a step's id, found {raw:?}"),
-            ))
-        })?),
-    };
+    let step = Query::of(&req)?.step_id()?;
     let client = state.pool.get().await?;
-    let statement = client.prepare_cached(SQL).await?;
-    let rows = client.query(&statement, &[&step]).await?;
-    let mut counts = all_states();
-    for row in rows {
-        let name: &str = row.try_get(0)?;
-        let n: i64 = row.try_get(1)?;
-        if let Some(parsed) = State::parse(name) {
-            *counts.entry(parsed.as_str()).or_default() += n as u64;
-        }
-    }
+    let counts = by_state(views::run_counts(&client, step).await?);
     let total = counts.values().sum();
     Ok(HttpResponse::Ok().json(RunCounts { counts, total }))
 }
@@ -90,26 +65,12 @@ pub async fn progress(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    const SQL: &str = "SELECT phase, count(*) FROM run_nodes
-        WHERE run_id = $1 AND idx = ANY($2) GROUP BY phase";
-    let no_run = || ApiError::NotFound(format!("no run {:?}", id.as_str()));
-    let run = Uuid::try_parse(&id).map_err(|_| no_run())?;
-    let snap = state.runs.snapshot(run).await?.ok_or_else(no_run)?;
-    let actions: Vec<i32> = (0..snap.snapshot.len() as NodeIdx)
+    let (run, snap) = run_of(&state, &id).await?;
+    let actions: Vec<NodeIdx> = (0..snap.snapshot.len() as NodeIdx)
         .filter(|&i| snap.snapshot.node(i).step_type() == StepType::Action)
-        .map(|i| i as i32)
         .collect();
     let client = state.pool.get().await?;
-    let statement = client.prepare_cached(SQL).await?;
-    let rows = client.query(&statement, &[&run, &actions]).await?;
-    let mut counts = all_states();
-    for row in rows {
-        let phase: &str = row.try_get(0)?;
-        let n: i64 = row.try_get(1)?;
-        let phase = Phase::parse(phase)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown node phase {phase:?}")))?;
-        *counts.entry(phase.state().as_str()).or_default() += n as u64;
-    }
+    let counts = by_state(views::node_counts(&client, run, &actions).await?);
     Ok(HttpResponse::Ok().json(Progress {
         nodes: snap.snapshot.len() as u64,
         actions: actions.len() as u64,
@@ -117,9 +78,15 @@ pub async fn progress(
     }))
 }
 
-fn all_states() -> BTreeMap<&'static str, u64> {
-    [State::Pending, State::Executing, State::Complete, State::Error, State::Cancelled]
-        .iter()
-        .map(|s| (s.as_str(), 0))
-        .collect()
+/// Counts by state, with every state present.
+fn by_state(counts: Vec<(State, u64)>) -> BTreeMap<&'static str, u64> {
+    let mut all: BTreeMap<&'static str, u64> =
+        [State::Pending, State::Executing, State::Complete, State::Error, State::Cancelled]
+            .iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
+    for (state, n) in counts {
+        *all.entry(state.as_str()).or_default() += n;
+    }
+    all
 }
