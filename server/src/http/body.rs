@@ -34,19 +34,24 @@ pub async fn read(
 /// Reads a body that must be JSON.
 pub async fn json(payload: web::Payload, limit: usize, what: &str) -> Result<Value, ApiError> {
     let bytes = read(payload, limit, what).await?;
+    parse_json(&bytes)?.ok_or_else(|| ApiError::invalid("", "the body is empty; expected JSON"))
+}
+
+/// Parses a body that was read as JSON: `None` if it is empty (or only whitespace).
+pub fn parse_json(bytes: &[u8]) -> Result<Option<Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("", "the body is empty; expected JSON"));
+        return Ok(None);
     }
-    let value = serde_json::from_slice(&bytes)
+    let value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))?;
     storable(&value, "")?;
-    Ok(value)
+    Ok(Some(value))
 }
 
 const NUL: &str = "contains a NUL character (\\u0000), which aetr cannot store";
 
 /// Refuses JSON with a NUL character in a string or a key, naming the first such field.
-pub fn storable(value: &Value, path: &str) -> Result<(), ApiError> {
+fn storable(value: &Value, path: &str) -> Result<(), ApiError> {
     let at = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
     match value {
         Value::String(s) if s.contains('\0') => Err(ApiError::invalid(path, NUL)),

@@ -109,12 +109,7 @@ pub async fn start(
 }
 
 fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok((None, None));
-    }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid("", format!("not valid JSON: {e}")))?;
-    body::storable(&value, "")?;
+    let Some(value) = body::parse_json(bytes)? else { return Ok((None, None)) };
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid(
             "",
