@@ -18,6 +18,16 @@ pub fn build_aetr() -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = Command::new(cargo);
     build.current_dir(workspace_root()).args(["build", "-p", "aetr-server", "--bin", "aetr"]);
+    // What `cargo run` tells the bench about itself: some build scripts (ring's) watch
+    // CARGO_MANIFEST_DIR, and would be rerun, with all that depends on them, on every switch
+    // between `cargo run -p aetr-bench` and this build.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let own = ["CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"];
+        if own.iter().any(|prefix| name.starts_with(prefix)) {
+            build.env_remove(name.as_ref());
+        }
+    }
     if !cfg!(debug_assertions) {
         build.arg("--release");
     }
