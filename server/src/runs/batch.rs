@@ -1,4 +1,4 @@
-//! Applying a batch of one run's events in one transaction.
+//! Applying a group of runs' batches of events in one transaction (see [`super::group`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -6,95 +6,233 @@ use std::sync::Arc;
 use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
+use deadpool_postgres::Transaction;
 use futures_util::future::try_join4;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
+use super::group::{Groups, Part};
 use super::launch::Launch;
 use super::mailbox::Job;
 use super::plan::Plan;
-use super::{RunError, Shared};
-use crate::store::nodes::Stored;
+use super::{RunError, RunSnapshot, Shared};
+use crate::store::nodes::{Stored, Write};
+use crate::store::runs::RunState;
 use crate::store::time::now_ms;
 use crate::store::{attempts, events, nodes, runs};
 
-/// How many times a batch is tried when PostgreSQL aborts it for a deadlock or a
+/// How many times a group is tried when PostgreSQL aborts it for a deadlock or a
 /// serialization failure.
 const TRIES: usize = 3;
 
+/// One run's batch of events, in a group.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub run: Uuid,
+    pub jobs: Vec<Job>,
+}
+
+impl Part for Member {
+    fn events(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// A cancel or a redrive, which touches the whole run: alone in its batch and its group.
+    fn alone(&self) -> bool {
+        self.jobs.iter().any(Job::is_run_wide)
+    }
+
+    async fn commit(shared: &Arc<Shared>, group: Vec<Member>) {
+        shared.apply_group(group).await;
+    }
+
+    fn groups(shared: &Shared) -> &Groups<Member> {
+        &shared.batches
+    }
+}
+
+/// A run's batch, applied by the engine but not yet written.
+struct Applied {
+    run: Uuid,
+    snap: Arc<RunSnapshot>,
+    loaded: HashMap<NodeIdx, Stored>,
+    state: Nodes,
+    plan: Plan,
+    replies: Vec<Reply>,
+}
+
+/// What became of one member of a committed group.
+type Outcome = Result<(Vec<Reply>, Launch), RunError>;
+
 impl Shared {
-    /// Applies a batch, answers its events once it is committed, and starts the work it made.
-    pub(crate) async fn apply_batch(self: &Arc<Self>, run: Uuid, jobs: Vec<Job>) {
-        let mut tries = 0;
-        let outcome = loop {
-            tries += 1;
-            match self.try_batch(run, &jobs).await {
-                Err(e) if tries < TRIES && is_transient(&e) => {
-                    tracing::debug!(%run, error = format!("{e:#}"), "a batch is tried again");
+    /// Applies a group of batches, answers their events once it is committed, and starts the
+    /// work they made. If the group fails for a reason other than a conflict, each of its
+    /// batches is applied again alone, so that one run's trouble fails only its own events.
+    pub(crate) async fn apply_group(self: &Arc<Self>, members: Vec<Member>) {
+        match self.commit_group(&members).await {
+            Ok(outcomes) => {
+                for (member, outcome) in members.into_iter().zip(outcomes) {
+                    self.answer(member, outcome);
                 }
-                outcome => break outcome,
             }
-        };
+            Err(_) if members.len() > 1 => {
+                for member in members {
+                    let outcome = match self.commit_group(std::slice::from_ref(&member)).await {
+                        Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
+                            Err(RunError::Internal("a group of one gave no outcome".into()))
+                        }),
+                        Err(e) => Err(self.failed(member.run, &e)),
+                    };
+                    self.answer(member, outcome);
+                }
+            }
+            Err(e) => {
+                for member in members {
+                    let error = self.failed(member.run, &e);
+                    self.answer(member, Err(error));
+                }
+            }
+        }
+    }
+
+    /// Answers a member's events, and starts the work its batch made.
+    fn answer(self: &Arc<Self>, member: Member, outcome: Outcome) {
         match outcome {
             Ok((replies, launch)) => {
-                for (job, reply) in jobs.into_iter().zip(replies) {
+                for (job, reply) in member.jobs.into_iter().zip(replies) {
                     let _ = job.reply.send(Ok(reply));
                 }
                 launch.start(self);
             }
-            Err(e) => {
-                let error = RunError::of(&e);
-                if let RunError::Internal(_) = error {
-                    tracing::error!(%run, error = format!("{e:#}"), "a batch of events failed");
-                }
-                for job in jobs {
+            Err(error) => {
+                for job in member.jobs {
                     let _ = job.reply.send(Err(error.clone()));
                 }
             }
         }
     }
 
-    async fn try_batch(&self, run: Uuid, jobs: &[Job]) -> Result<(Vec<Reply>, Launch)> {
+    /// The error that a run's events get when their batch failed; logged if it is a bug.
+    fn failed(&self, run: Uuid, e: &anyhow::Error) -> RunError {
+        let error = RunError::of(e);
+        if let RunError::Internal(_) = error {
+            tracing::error!(%run, error = format!("{e:#}"), "a batch of events failed");
+        }
+        error
+    }
+
+    /// Commits a group, tried again after a conflict. A member whose events the engine refuses
+    /// (a bug, or corrupt state) fails alone, and writes nothing.
+    async fn commit_group(&self, members: &[Member]) -> Result<Vec<Outcome>> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_group(members).await {
+                Err(e) if tries < TRIES && is_transient(&e) => {
+                    tracing::debug!(error = format!("{e:#}"), "a group of batches is tried again");
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn try_group(&self, members: &[Member]) -> Result<Vec<Outcome>> {
         let mut client = self.pool.get().await?;
-        let snap = self.snapshots.get(&client, run, None).await?.ok_or(RunError::NoSuchRun(run))?;
-        let snapshot = &snap.snapshot;
+        let mut snaps = Vec::with_capacity(members.len());
+        for member in members {
+            let run = member.run;
+            snaps.push(
+                self.snapshots.get(&client, run, None).await?.ok_or(RunError::NoSuchRun(run))?,
+            );
+        }
         let tx = client.transaction().await?;
-        // An event about a node that a redrive on new definitions took away.
-        let gone = |job: &Job| job.event.node().is_some_and(|n| n as usize >= snapshot.len());
         // A redrive resumes from the nodes that failed, read under the root's lock, so that
-        // none changes before it applies. (A redrive is alone in its batch.)
+        // none changes before it applies. (A redrive is alone in its batch and its group.)
         let mut redrive = None;
-        if let [Job { event: Event::Redrive { .. }, .. }] = jobs {
-            nodes::lock(&tx, run, &[0]).await?;
-            redrive = Some(Event::Redrive { nodes: nodes::redrivable(&tx, run).await? });
+        if let [Member { run, jobs }] = members {
+            if let [Job { event: Event::Redrive { .. }, .. }] = jobs.as_slice() {
+                nodes::lock(&tx, &[(*run, 0)]).await?;
+                redrive = Some(Event::Redrive { nodes: nodes::redrivable(&tx, *run).await? });
+            }
         }
-        let event_of = |job: &Job| match (&job.event, &redrive) {
-            (Event::Redrive { .. }, Some(resolved)) => resolved.clone(),
-            (event, _) => event.clone(),
-        };
-        let mut involved = BTreeSet::from([0]);
-        for job in jobs.iter().filter(|job| !gone(job)) {
-            let event = redrive.as_ref().unwrap_or(&job.event);
-            involved.extend(machine::involved(snapshot, event)?);
+        let mut involved = Vec::new();
+        for (member, snap) in members.iter().zip(&snaps) {
+            let mut nodes = BTreeSet::from([0]);
+            for job in member.jobs.iter().filter(|job| !gone(job, snap)) {
+                let event = redrive.as_ref().unwrap_or(&job.event);
+                nodes.extend(machine::involved(&snap.snapshot, event)?);
+            }
+            involved.extend(nodes.into_iter().map(|idx| (member.run, idx)));
         }
-        let involved: Vec<NodeIdx> = involved.into_iter().collect();
-        let loaded: HashMap<NodeIdx, Stored> =
-            nodes::lock(&tx, run, &involved).await?.into_iter().map(|s| (s.idx, s)).collect();
-        if let Some(root) = loaded.get(&0).filter(|root| root.rev != snap.rev) {
-            // Another server gave the run a new snapshot: read it, and try again.
-            self.snapshots.get(&tx, run, Some(root.rev)).await?;
-            return Err(StaleSnapshot.into());
+        involved.sort_unstable();
+        let mut loaded: HashMap<Uuid, HashMap<NodeIdx, Stored>> = HashMap::new();
+        for (run, stored) in nodes::lock(&tx, &involved).await? {
+            loaded.entry(run).or_default().insert(stored.idx, stored);
         }
+        for (member, snap) in members.iter().zip(&snaps) {
+            let root = loaded.get(&member.run).and_then(|nodes| nodes.get(&0));
+            if let Some(root) = root.filter(|root| root.rev != snap.rev) {
+                // Another server gave the run a new snapshot: read it, and try again.
+                self.snapshots.get(&tx, member.run, Some(root.rev)).await?;
+                return Err(StaleSnapshot.into());
+            }
+        }
+
+        let now = now_ms();
+        let applied: Vec<Result<Applied, RunError>> = members
+            .iter()
+            .zip(snaps)
+            .map(|(member, snap)| {
+                let loaded = loaded.remove(&member.run).unwrap_or_default();
+                self.apply_batch(member, snap, loaded, redrive.as_ref(), now)
+                    .map_err(|e| self.failed(member.run, &e))
+            })
+            .collect();
+        let done: Vec<&Applied> = applied.iter().filter_map(|a| a.as_ref().ok()).collect();
+        let epochs = write(&tx, &done, now).await?;
+        tx.commit().await?;
+
+        let mut deferred = false;
+        for (member, applied) in members.iter().zip(&applied) {
+            let Ok(applied) = applied else { continue };
+            for (job, reply) in member.jobs.iter().zip(&applied.replies) {
+                if let (Some((node, attempt)), Reply::Done) = (callback_of(&job.event), reply) {
+                    self.answered.recorded(member.run, node, attempt);
+                }
+            }
+            deferred |= applied.plan.deferred;
+        }
+        if deferred {
+            self.wake.notify_one();
+        }
+        Ok(applied
+            .into_iter()
+            .map(|applied| {
+                let Applied { run, snap, state, plan, replies, .. } = applied?;
+                let epochs = epochs.get(&run).cloned().unwrap_or_default();
+                Ok((replies, Launch::of(plan, &state, &epochs, run, snap)))
+            })
+            .collect())
+    }
+
+    /// Applies one run's batch with the engine, to the nodes loaded (and locked) for it.
+    fn apply_batch(
+        &self,
+        member: &Member,
+        snap: Arc<RunSnapshot>,
+        loaded: HashMap<NodeIdx, Stored>,
+        redrive: Option<&Event>,
+        now: i64,
+    ) -> Result<Applied> {
+        let (run, snapshot) = (member.run, &snap.snapshot);
         let mut state = Nodes::new();
         for stored in loaded.values() {
             state.load(stored.idx, stored.state.clone());
         }
-
-        let now = now_ms();
         let mut plan = Plan::new(now);
-        let mut replies = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            if gone(job) {
+        let mut replies = Vec::with_capacity(member.jobs.len());
+        for job in &member.jobs {
+            if gone(job, &snap) {
                 let callback = matches!(job.event, Event::Result { .. } | Event::Failure { .. });
                 replies.push(if callback { Reply::Superseded } else { Reply::Ignored });
                 continue;
@@ -105,7 +243,11 @@ impl Shared {
                     continue;
                 }
             }
-            let outcome = machine::apply(snapshot, &mut state, event_of(job), &self.ctx(now))
+            let event = match (&job.event, redrive) {
+                (Event::Redrive { .. }, Some(resolved)) => resolved.clone(),
+                (event, _) => event.clone(),
+            };
+            let outcome = machine::apply(snapshot, &mut state, event, &self.ctx(now))
                 .with_context(|| format!("run {run}: applying {}", describe(&job.event)))?;
             let (fenced, http_status) = (job.fence.is_some(), job.http_status);
             plan.record(snapshot, &job.event, &outcome, &state, fenced, http_status);
@@ -141,41 +283,67 @@ impl Shared {
             plan.take(self, snapshot, &mut state, &work)?;
             replies.push(outcome.reply);
         }
-
-        let epochs: HashMap<NodeIdx, i64> =
-            nodes::write(&tx, run, &plan.writes(&state, &loaded)).await?.into_iter().collect();
-        // The other writes do not depend on each other: they go down the connection together.
-        let root = state.changed().any(|(idx, _)| idx == 0).then(|| state.get(0)).flatten();
-        let attempts = async {
-            attempts::supersede(&tx, run, &plan.superseded, now).await?;
-            attempts::insert(&tx, run, &plan.sent, now).await?;
-            attempts::finish(&tx, run, &plan.ended).await
-        };
-        let run_state = async {
-            if plan.cancel {
-                nodes::cancel_unfinished(&tx, run, now).await?;
-            }
-            if let Some(root) = root {
-                runs::set_state(&tx, run, root.state(), plan.failed_node, root.completed_at)
-                    .await?;
-            }
-            Ok(())
-        };
-        let notify = async { Ok(plan.notify(&tx).await?) };
-        try_join4(attempts, events::insert(&tx, run, &plan.history, now), run_state, notify)
-            .await?;
-        tx.commit().await?;
-        for (job, reply) in jobs.iter().zip(&replies) {
-            if let (Some((node, attempt)), Reply::Done) = (callback_of(&job.event), reply) {
-                self.answered.recorded(run, node, attempt);
-            }
-        }
-        if plan.deferred {
-            self.wake.notify_one();
-        }
-        let launch = Launch::of(plan, &state, &epochs, run, snap);
-        Ok((replies, launch))
+        Ok(Applied { run, snap, loaded, state, plan, replies })
     }
+}
+
+/// Writes what a group's batches changed: each kind of row in one statement for all their
+/// runs, sent down the connection together. Returns the written nodes' lease epochs, by run.
+async fn write(
+    tx: &Transaction<'_>,
+    applied: &[&Applied],
+    now: i64,
+) -> Result<HashMap<Uuid, HashMap<NodeIdx, i64>>> {
+    let writes: Vec<(Uuid, Vec<Write<'_>>)> =
+        applied.iter().map(|a| (a.run, a.plan.writes(&a.state, &a.loaded))).collect();
+    let writes: Vec<(Uuid, &[Write<'_>])> =
+        writes.iter().map(|(run, writes)| (*run, writes.as_slice())).collect();
+    let mut epochs: HashMap<Uuid, HashMap<NodeIdx, i64>> = HashMap::new();
+    for (run, idx, epoch) in nodes::write(tx, &writes).await? {
+        epochs.entry(run).or_default().insert(idx, epoch);
+    }
+
+    let superseded: Vec<_> =
+        applied.iter().map(|a| (a.run, a.plan.superseded.as_slice())).collect();
+    let sent: Vec<_> = applied.iter().map(|a| (a.run, a.plan.sent.as_slice())).collect();
+    let ended: Vec<_> = applied.iter().map(|a| (a.run, a.plan.ended.as_slice())).collect();
+    let history: Vec<_> = applied.iter().map(|a| (a.run, a.plan.history.as_slice())).collect();
+    let states: Vec<RunState> = applied
+        .iter()
+        .filter_map(|a| {
+            let root = a.state.changed().any(|(idx, _)| idx == 0).then(|| a.state.get(0))??;
+            Some(RunState {
+                id: a.run,
+                state: root.state(),
+                failed_node: a.plan.failed_node,
+                completed_at: root.completed_at,
+            })
+        })
+        .collect();
+    let attempts = async {
+        attempts::supersede(tx, &superseded, now).await?;
+        attempts::insert(tx, &sent, now).await?;
+        attempts::finish(tx, &ended).await
+    };
+    let run_states = async {
+        for a in applied.iter().filter(|a| a.plan.cancel) {
+            nodes::cancel_unfinished(tx, a.run, now).await?;
+        }
+        runs::set_states(tx, &states).await
+    };
+    let notify = async {
+        match applied.iter().find(|a| a.plan.deferred) {
+            Some(a) => Ok(a.plan.notify(tx).await?),
+            None => Ok(()),
+        }
+    };
+    try_join4(attempts, events::insert(tx, &history, now), run_states, notify).await?;
+    Ok(epochs)
+}
+
+/// An event about a node that a redrive on new definitions took away.
+fn gone(job: &Job, snap: &RunSnapshot) -> bool {
+    job.event.node().is_some_and(|n| n as usize >= snap.snapshot.len())
 }
 
 /// The run's snapshot changed while the batch read it.

@@ -1,7 +1,8 @@
 //! One queue of events per run. The first event for a run makes its submitter's task the run's
 //! leader, which applies the queued events in batches until the queue is empty; events that
 //! arrive meanwhile join the next batch. So a run's concurrent events (10,000 sibling callbacks,
-//! say) share transactions instead of queueing one by one on the run's lock.
+//! say) share transactions instead of queueing one by one on the run's lock. The batches of
+//! different runs share transactions too, in groups (see [`super::group`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -13,6 +14,7 @@ use aetr_engine::NodeIdx;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::batch::Member;
 use super::{RunError, Shared};
 
 /// The most events one transaction applies.
@@ -132,7 +134,7 @@ async fn lead_run(shared: &Arc<Shared>, run: Uuid) {
         }
     }
     let _leading = Leading(&shared.mailboxes, run);
-    while let Some(batch) = shared.mailboxes.next_batch(run) {
-        shared.apply_batch(run, batch).await;
+    while let Some(jobs) = shared.mailboxes.next_batch(run) {
+        shared.batches.commit(shared, Member { run, jobs }).await;
     }
 }

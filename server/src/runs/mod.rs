@@ -14,6 +14,7 @@
 
 mod answered;
 mod batch;
+mod group;
 pub mod history;
 mod launch;
 mod mailbox;
@@ -24,12 +25,13 @@ mod snapshots;
 mod start;
 pub mod token;
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aetr_engine::graph;
 use aetr_engine::machine::{Ctx, Event, Nodes, Reply};
-use aetr_engine::{Limits, NodeIdx, Snapshot};
+use aetr_engine::{FieldError, Limits, NodeIdx, Snapshot};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +43,7 @@ use crate::scripts::{OwnedCall, ScriptPool};
 use crate::store::nodes::Accepted;
 use crate::store::steps;
 pub(crate) use answered::Answered;
+use group::Groups;
 use launch::Launch;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
@@ -67,6 +70,9 @@ pub struct Settings {
     pub max_result_bytes: usize,
     /// How many POSTs may be in flight at once.
     pub dispatch_concurrency: usize,
+    /// How many groups of runs' events may be committed at once (see [`group`]): a quarter of
+    /// the database connections, so that the rest serve starts, reads and the dispatcher.
+    pub group_committers: usize,
     /// How often the dispatcher looks for due work when nothing wakes it.
     pub poll_interval: Duration,
     /// Where actions may POST, and how.
@@ -87,6 +93,10 @@ pub(crate) struct Shared {
     pub key: TokenKey,
     pub snapshots: Snapshots,
     mailboxes: Mailboxes,
+    /// Runs' batches of events, waiting for their group's transaction.
+    batches: Groups<batch::Member>,
+    /// Starts, waiting for their group's transaction.
+    starts: Groups<start::Start>,
     pub scripts: ScriptPool,
     /// One permit per POST in flight.
     pub permits: Arc<Semaphore>,
@@ -155,6 +165,8 @@ impl Runs {
         let shared = Shared {
             pool,
             permits: Arc::new(Semaphore::new(settings.dispatch_concurrency)),
+            batches: Groups::new(settings.group_committers),
+            starts: Groups::new(settings.group_committers),
             settings,
             key: TokenKey::new(key),
             snapshots: Snapshots::default(),
@@ -235,16 +247,29 @@ impl Shared {
         client: &impl deadpool_postgres::GenericClient,
         step_id: Uuid,
     ) -> Result<Option<Snapshot>, ApiError> {
-        let steps = steps::closure(client, &[step_id]).await?;
-        if !steps.contains_key(&step_id) {
-            return Ok(None);
-        }
+        let mut found = self.snapshots_of_steps(client, BTreeSet::from([step_id])).await?;
+        Ok(found.remove(&step_id).transpose()?)
+    }
+
+    /// The snapshots of the trees rooted at `step_ids`, as their steps are defined now, read
+    /// in one query; a step that does not exist is missing.
+    async fn snapshots_of_steps(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        step_ids: BTreeSet<Uuid>,
+    ) -> Result<HashMap<Uuid, Result<Snapshot, FieldError>>, ApiError> {
+        let ids: Vec<Uuid> = step_ids.into_iter().collect();
+        let steps = steps::closure(client, &ids).await?;
         let limits = self.settings.limits.clone();
-        let snapshot =
-            tokio::task::spawn_blocking(move || graph::snapshot(step_id, &steps, &limits))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))??;
-        Ok(Some(snapshot))
+        let snapshots = tokio::task::spawn_blocking(move || {
+            ids.into_iter()
+                .filter(|id| steps.contains_key(id))
+                .map(|id| (id, graph::snapshot(id, &steps, &limits)))
+                .collect()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(snapshots)
     }
 
     /// After the transaction that wrote a run's whole snapshot and nodes (a start, a redrive on

@@ -20,7 +20,7 @@ use super::plan::Plan;
 use super::{RunSnapshot, Runs};
 use crate::http::ApiError;
 use crate::store::events::NewEvent;
-use crate::store::nodes::Revision;
+use crate::store::nodes::{NewNodes, Revision};
 use crate::store::time::now_ms;
 use crate::store::{attempts, events, nodes, runs};
 
@@ -106,16 +106,21 @@ impl Runs {
             .enumerate()
             .map(|(idx, st)| (idx as NodeIdx, *st, plan.lease_until(idx as NodeIdx)))
             .collect();
-        let epochs = nodes::insert_all(&tx, run, &new, &revision, &writes).await?;
+        let new_nodes = NewNodes { run, snapshot: &new, rev: revision, started: writes };
+        let epochs: Vec<(NodeIdx, i64)> = nodes::insert_all(&tx, &[new_nodes])
+            .await?
+            .into_iter()
+            .map(|(_, idx, epoch)| (idx, epoch))
+            .collect();
         let moved: HashMap<NodeIdx, NodeIdx> = (0..new.len() as NodeIdx)
             .filter_map(|idx| Some((rebased.paired[idx as usize]?, idx)))
             .collect();
         attempts::put_back(&tx, run, held, |old| moved.get(&old).copied()).await?;
         let superseded: Vec<(NodeIdx, u32)> =
             states.iter().enumerate().map(|(idx, st)| (idx as NodeIdx, st.live_from)).collect();
-        attempts::supersede(&tx, run, &superseded, now).await?;
-        attempts::insert(&tx, run, &plan.sent, now).await?;
-        events::insert(&tx, run, &plan.history, now).await?;
+        attempts::supersede(&tx, &[(run, &superseded)], now).await?;
+        attempts::insert(&tx, &[(run, &plan.sent)], now).await?;
+        events::insert(&tx, &[(run, &plan.history)], now).await?;
         plan.notify(&tx).await?;
         tx.commit().await?;
 

@@ -1,15 +1,22 @@
-//! Starting a run: its snapshot, its nodes and its first dispatches, in one transaction.
+//! Starting runs: each run's snapshot, nodes and first dispatches. Starts that come together
+//! are committed together, in groups (see [`super::group`]): one transaction, one statement per
+//! table, and one read of the step definitions for all of them.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use aetr_engine::machine::{self, Event, NodeState, Nodes};
+use aetr_engine::machine::{self, Event, NodeState, Nodes, State};
+use aetr_engine::{NodeIdx, Snapshot};
 use futures_util::future::try_join;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::group::{Groups, Part};
 use super::plan::Plan;
-use super::{RunSnapshot, Runs};
+use super::{RunSnapshot, Runs, Shared};
 use crate::definitions::not_found;
 use crate::http::ApiError;
+use crate::store::nodes::NewNodes;
 use crate::store::time::now_ms;
 use crate::store::{attempts, events, nodes, runs};
 
@@ -29,63 +36,199 @@ pub struct Started {
     pub created: bool,
 }
 
+/// A start waiting for its group, and who waits for its answer.
+#[derive(Debug)]
+pub(crate) struct Start {
+    request: StartRun,
+    reply: oneshot::Sender<Result<Started, ApiError>>,
+}
+
+impl Part for Start {
+    fn events(&self) -> usize {
+        1
+    }
+
+    fn alone(&self) -> bool {
+        false
+    }
+
+    async fn commit(shared: &Arc<Shared>, group: Vec<Start>) {
+        shared.start_group(group).await;
+    }
+
+    fn groups(shared: &Shared) -> &Groups<Start> {
+        &shared.starts
+    }
+}
+
 impl Runs {
     pub async fn start(&self, request: StartRun) -> Result<Started, ApiError> {
         let shared = &self.shared;
-        let StartRun { step_id, input, idempotency_key: key } = request;
-        let mut client = shared.pool.get().await?;
-        if let Some(key) = &key {
-            if let Some(found) = earlier(&client, key, step_id).await? {
+        if let Some(key) = &request.idempotency_key {
+            let client = shared.pool.get().await?;
+            if let Some(found) = earlier(&client, key, request.step_id).await? {
                 return Ok(found);
             }
         }
-        let snapshot =
-            shared.snapshot_of_step(&client, step_id).await?.ok_or_else(|| not_found(step_id))?;
+        let (reply, answer) = oneshot::channel();
+        shared.starts.commit(shared, Start { request, reply }).await;
+        answer.await.unwrap_or_else(|_| {
+            Err(ApiError::Internal(anyhow::anyhow!("the start was dropped unanswered")))
+        })
+    }
+}
 
-        let (id, now) = (Uuid::now_v7(), now_ms());
+/// A run that a start is to make, before it is written.
+struct NewRun {
+    id: Uuid,
+    snapshot: Snapshot,
+    state: Nodes,
+    plan: Plan,
+}
+
+impl Shared {
+    /// Starts a group of runs in one transaction. If the group fails, each start is tried
+    /// again alone, so that one start's trouble is its own.
+    async fn start_group(self: &Arc<Self>, group: Vec<Start>) {
+        let requests: Vec<&StartRun> = group.iter().map(|s| &s.request).collect();
+        let outcomes = match self.try_starts(&requests).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if group.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                for start in group {
+                    let outcome = match self.try_starts(&[&start.request]).await {
+                        Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
+                            Err(ApiError::Internal(anyhow::anyhow!("a start gave no outcome")))
+                        }),
+                        Err(e) => Err(e),
+                    };
+                    let _ = start.reply.send(outcome);
+                }
+                return;
+            }
+        };
+        for (start, outcome) in group.into_iter().zip(outcomes) {
+            let _ = start.reply.send(outcome);
+        }
+    }
+
+    /// Starts runs in one transaction; each start's own outcome (a step that does not exist,
+    /// say) is in the list.
+    async fn try_starts(
+        self: &Arc<Self>,
+        requests: &[&StartRun],
+    ) -> Result<Vec<Result<Started, ApiError>>, ApiError> {
+        let mut client = self.pool.get().await?;
+        let step_ids: BTreeSet<Uuid> = requests.iter().map(|r| r.step_id).collect();
+        let snapshots = self.snapshots_of_steps(&client, step_ids).await?;
+        let now = now_ms();
+        let mut outcomes: Vec<Result<NewRun, ApiError>> = requests
+            .iter()
+            .map(|request| {
+                let snapshot = match snapshots.get(&request.step_id) {
+                    Some(Ok(snapshot)) => snapshot.clone(),
+                    Some(Err(e)) => return Err(e.clone().into()),
+                    None => return Err(not_found(request.step_id)),
+                };
+                self.new_run(snapshot, request.input.clone(), now)
+                    .map_err(|e| ApiError::Internal(e.into()))
+            })
+            .collect();
+
+        let made: Vec<(&StartRun, &NewRun)> = requests
+            .iter()
+            .zip(&outcomes)
+            .filter_map(|(request, outcome)| Some((*request, outcome.as_ref().ok()?)))
+            .collect();
+        let tx = client.transaction().await?;
+        let rows: Vec<runs::NewRun<'_>> = made
+            .iter()
+            .map(|(request, new)| {
+                let root = new.state.get(0);
+                runs::NewRun {
+                    id: new.id,
+                    snapshot: &new.snapshot,
+                    state: root.map_or(State::Pending, NodeState::state),
+                    idempotency_key: request.idempotency_key.as_deref(),
+                    created_at: now,
+                    completed_at: root.and_then(|root| root.completed_at),
+                }
+            })
+            .collect();
+        // A run whose idempotency key another start took (in this group, or committed since
+        // the key was looked up) is not made: that start's run is the answer.
+        let inserted = runs::insert(&tx, &rows).await?;
+        let made: Vec<&NewRun> =
+            made.into_iter().map(|(_, new)| new).filter(|new| inserted.contains(&new.id)).collect();
+        let new_nodes: Vec<NewNodes<'_>> = made
+            .iter()
+            .map(|new| NewNodes {
+                run: new.id,
+                snapshot: &new.snapshot,
+                rev: Default::default(),
+                started: new
+                    .state
+                    .changed()
+                    .map(|(idx, st)| (idx, st, new.plan.lease_until(idx)))
+                    .collect(),
+            })
+            .collect();
+        let mut epochs: HashMap<Uuid, Vec<(NodeIdx, i64)>> = HashMap::new();
+        for (run, idx, epoch) in nodes::insert_all(&tx, &new_nodes).await? {
+            epochs.entry(run).or_default().push((idx, epoch));
+        }
+        let sent: Vec<_> = made.iter().map(|new| (new.id, new.plan.sent.as_slice())).collect();
+        let history: Vec<_> = made.iter().map(|n| (n.id, n.plan.history.as_slice())).collect();
+        try_join(attempts::insert(&tx, &sent, now), events::insert(&tx, &history, now)).await?;
+        if let Some(new) = made.iter().find(|new| new.plan.deferred) {
+            new.plan.notify(&tx).await?;
+        }
+        tx.commit().await?;
+
+        let mut answers = Vec::with_capacity(requests.len());
+        for (request, outcome) in requests.iter().zip(outcomes.drain(..)) {
+            let new = match outcome {
+                Ok(new) => new,
+                Err(e) => {
+                    answers.push(Err(e));
+                    continue;
+                }
+            };
+            if !inserted.contains(&new.id) {
+                let key = request.idempotency_key.as_deref().unwrap_or_default();
+                answers.push(earlier(&client, key, request.step_id).await.and_then(|found| {
+                    found.ok_or_else(|| {
+                        let e = anyhow::anyhow!("the run of idempotency key {key:?} vanished");
+                        ApiError::Internal(e)
+                    })
+                }));
+                continue;
+            }
+            let NewRun { id, snapshot, state, plan } = new;
+            tracing::info!(run = %id, step = %request.step_id, nodes = snapshot.len(), "run started");
+            let snap = Arc::new(RunSnapshot { snapshot, created_at: now, rev: 0 });
+            let epochs = epochs.remove(&id).unwrap_or_default();
+            self.launch_run(id, snap, plan, &state, epochs);
+            answers.push(Ok(Started { id, created: true }));
+        }
+        Ok(answers)
+    }
+
+    /// A new run of `snapshot`: its start applied by the engine, and the work it takes.
+    fn new_run(
+        &self,
+        snapshot: Snapshot,
+        input: Option<String>,
+        now: i64,
+    ) -> Result<NewRun, machine::MachineError> {
         let mut state = Nodes::new();
         state.load(0, NodeState::default());
         let start = Event::Start { input };
-        let outcome = machine::apply(&snapshot, &mut state, start.clone(), &shared.ctx(now))
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        let outcome = machine::apply(&snapshot, &mut state, start.clone(), &self.ctx(now))?;
         let mut plan = Plan::new(now);
         plan.record(&snapshot, &start, &outcome, &state, false, None);
-        plan.take(shared, &snapshot, &mut state, &outcome.work)
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        let root = state.get(0).cloned().unwrap_or_default();
-        let started: Vec<_> =
-            state.changed().map(|(idx, st)| (idx, st, plan.lease_until(idx))).collect();
-
-        let tx = client.transaction().await?;
-        let run = runs::NewRun {
-            id,
-            snapshot: &snapshot,
-            state: root.state(),
-            idempotency_key: key.as_deref(),
-            created_at: now,
-            completed_at: root.completed_at,
-        };
-        if !runs::insert(&tx, &run).await? {
-            // Another start with this key won the race; it has committed.
-            drop(tx);
-            let key = key.as_deref().unwrap_or_default();
-            return earlier(&client, key, step_id).await?.ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("the run of idempotency key {key:?} vanished"))
-            });
-        }
-        let epochs = nodes::insert_all(&tx, id, &snapshot, &Default::default(), &started).await?;
-        try_join(
-            attempts::insert(&tx, id, &plan.sent, now),
-            events::insert(&tx, id, &plan.history, now),
-        )
-        .await?;
-        plan.notify(&tx).await?;
-        tx.commit().await?;
-
-        tracing::info!(run = %id, step = %step_id, nodes = snapshot.len(), "run started");
-        let snap = Arc::new(RunSnapshot { snapshot, created_at: now, rev: 0 });
-        shared.launch_run(id, snap, plan, &state, epochs);
-        Ok(Started { id, created: true })
+        plan.take(self, &snapshot, &mut state, &outcome.work)?;
+        Ok(NewRun { id: Uuid::now_v7(), snapshot, state, plan })
     }
 }
 

@@ -6,6 +6,7 @@ use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::time::{from_system, opt_from_system, to_system};
+use super::{flatten, PerRun};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,24 +41,23 @@ pub struct Ended {
     pub at: i64,
 }
 
-/// Records attempts as sent at `at`. An attempt sent again (after its sender died) keeps its
-/// first record.
+/// Records attempts of runs as sent at `at`. An attempt sent again (after its sender died)
+/// keeps its first record.
 pub async fn insert(
     client: &impl GenericClient,
-    run: Uuid,
-    sent: &[(NodeIdx, u32)],
+    sent: &PerRun<'_, (NodeIdx, u32)>,
     at: i64,
 ) -> Result<()> {
     const SQL: &str = "INSERT INTO attempts (run_id, idx, n, dispatched_at, status)
-        SELECT $1, u.idx, u.n, $4, 'Executing' FROM unnest($2::int[], $3::int[]) AS u(idx, n)
+        SELECT u.run_id, u.idx, u.n, $4, 'Executing'
+        FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, n)
         ON CONFLICT DO NOTHING";
-    if sent.is_empty() {
+    let (runs, idxs, ns) = columns(sent);
+    if runs.is_empty() {
         return Ok(());
     }
-    let idxs: Vec<i32> = sent.iter().map(|s| s.0 as i32).collect();
-    let ns: Vec<i32> = sent.iter().map(|s| s.1 as i32).collect();
     let statement = client.prepare_cached(SQL).await?;
-    client.execute(&statement, &[&run, &idxs, &ns, &to_system(at)]).await?;
+    client.execute(&statement, &[&runs, &idxs, &ns, &to_system(at)]).await?;
     Ok(())
 }
 
@@ -65,43 +65,56 @@ pub async fn insert(
 /// executing were superseded (by an operator's action or a redrive): they end `Cancelled`.
 pub async fn supersede(
     client: &impl GenericClient,
-    run: Uuid,
-    nodes: &[(NodeIdx, u32)],
+    nodes: &PerRun<'_, (NodeIdx, u32)>,
     at: i64,
 ) -> Result<()> {
     const SQL: &str = "UPDATE attempts a
         SET status = 'Cancelled', error = 'superseded', finished_at = $4
-        FROM unnest($2::int[], $3::int[]) AS u(idx, below)
-        WHERE a.run_id = $1 AND a.idx = u.idx AND a.n < u.below AND a.status = 'Executing'";
-    if nodes.is_empty() {
+        FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, below)
+        WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n < u.below
+          AND a.status = 'Executing'";
+    let (runs, idxs, below) = columns(nodes);
+    if runs.is_empty() {
         return Ok(());
     }
-    let idxs: Vec<i32> = nodes.iter().map(|s| s.0 as i32).collect();
-    let below: Vec<i32> = nodes.iter().map(|s| i32::try_from(s.1).unwrap_or(i32::MAX)).collect();
     let statement = client.prepare_cached(SQL).await?;
-    client.execute(&statement, &[&run, &idxs, &below, &to_system(at)]).await?;
+    client.execute(&statement, &[&runs, &idxs, &below, &to_system(at)]).await?;
     Ok(())
 }
 
-/// Records how attempts ended.
-pub async fn finish(client: &impl GenericClient, run: Uuid, ended: &[Ended]) -> Result<()> {
+/// The runs, nodes and attempt numbers of `rows`, as arrays.
+fn columns(rows: &PerRun<'_, (NodeIdx, u32)>) -> (Vec<Uuid>, Vec<i32>, Vec<i32>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for (run, &(idx, n)) in flatten(rows) {
+        columns.0.push(run);
+        columns.1.push(idx as i32);
+        columns.2.push(i32::try_from(n).unwrap_or(i32::MAX));
+    }
+    columns
+}
+
+/// Records how attempts of runs ended.
+pub async fn finish(client: &impl GenericClient, ended: &PerRun<'_, Ended>) -> Result<()> {
     const SQL: &str = "UPDATE attempts a
         SET status = u.status, error = u.error,
             http_status = coalesce(u.http_status, a.http_status), finished_at = u.at
-        FROM unnest($2::int[], $3::int[], $4::text[], $5::text[], $6::int[], $7::timestamptz[])
-            AS u(idx, n, status, error, http_status, at)
-        WHERE a.run_id = $1 AND a.idx = u.idx AND a.n = u.n";
+        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::text[], $6::int[],
+                    $7::timestamptz[])
+            AS u(run_id, idx, n, status, error, http_status, at)
+        WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n = u.n";
+    let ended: Vec<(Uuid, &Ended)> = flatten(ended).collect();
     if ended.is_empty() {
         return Ok(());
     }
-    let idxs: Vec<i32> = ended.iter().map(|e| e.idx as i32).collect();
-    let ns: Vec<i32> = ended.iter().map(|e| e.n as i32).collect();
-    let statuses: Vec<&str> = ended.iter().map(|e| e.status.as_str()).collect();
-    let errors: Vec<Option<&str>> = ended.iter().map(|e| e.error.as_deref()).collect();
-    let http: Vec<Option<i32>> = ended.iter().map(|e| e.http_status.map(i32::from)).collect();
-    let ats: Vec<std::time::SystemTime> = ended.iter().map(|e| to_system(e.at)).collect();
+    let runs: Vec<Uuid> = ended.iter().map(|(run, _)| *run).collect();
+    let idxs: Vec<i32> = ended.iter().map(|(_, e)| e.idx as i32).collect();
+    let ns: Vec<i32> = ended.iter().map(|(_, e)| e.n as i32).collect();
+    let statuses: Vec<&str> = ended.iter().map(|(_, e)| e.status.as_str()).collect();
+    let errors: Vec<Option<&str>> = ended.iter().map(|(_, e)| e.error.as_deref()).collect();
+    let http: Vec<Option<i32>> = ended.iter().map(|(_, e)| e.http_status.map(i32::from)).collect();
+    let ats: Vec<std::time::SystemTime> = ended.iter().map(|(_, e)| to_system(e.at)).collect();
     let statement = client.prepare_cached(SQL).await?;
-    client.execute(&statement, &[&run, &idxs, &ns, &statuses, &errors, &http, &ats]).await?;
+    client.execute(&statement, &[&runs, &idxs, &ns, &statuses, &errors, &http, &ats]).await?;
     Ok(())
 }
 

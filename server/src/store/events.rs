@@ -9,6 +9,7 @@ use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use super::time::{from_system, to_system};
+use super::{flatten, PerRun};
 
 /// One thing that happened to a run, to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,29 +22,31 @@ pub struct NewEvent {
     pub changes: Vec<(NodeIdx, State, State)>,
 }
 
-/// Records events that happened at `at`, in the order given.
+/// Records events of runs that happened at `at`, in the order given.
 pub async fn insert(
     client: &impl GenericClient,
-    run: Uuid,
-    events: &[NewEvent],
+    events: &PerRun<'_, NewEvent>,
     at: i64,
 ) -> Result<()> {
     const SQL: &str = "INSERT INTO run_events (run_id, at, kind, idx, attempt, detail, changes)
-        SELECT $1, $2, u.kind, u.idx, u.attempt, u.detail, u.changes
-        FROM unnest($3::text[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[])
-            WITH ORDINALITY AS u(kind, idx, attempt, detail, changes, ord)
+        SELECT u.run_id, $1, u.kind, u.idx, u.attempt, u.detail, u.changes
+        FROM unnest($2::uuid[], $3::text[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[])
+            WITH ORDINALITY AS u(run_id, kind, idx, attempt, detail, changes, ord)
         ORDER BY u.ord";
+    let events: Vec<(Uuid, &NewEvent)> = flatten(events).collect();
     if events.is_empty() {
         return Ok(());
     }
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let idxs: Vec<Option<i32>> = events.iter().map(|e| e.idx.map(|i| i as i32)).collect();
-    let attempts: Vec<Option<i32>> = events.iter().map(|e| e.attempt.map(|n| n as i32)).collect();
+    let runs: Vec<Uuid> = events.iter().map(|(run, _)| *run).collect();
+    let kinds: Vec<&str> = events.iter().map(|(_, e)| e.kind).collect();
+    let idxs: Vec<Option<i32>> = events.iter().map(|(_, e)| e.idx.map(|i| i as i32)).collect();
+    let attempts: Vec<Option<i32>> =
+        events.iter().map(|(_, e)| e.attempt.map(|n| n as i32)).collect();
     let details: Vec<Option<Json<&Value>>> =
-        events.iter().map(|e| e.detail.as_ref().map(Json)).collect();
+        events.iter().map(|(_, e)| e.detail.as_ref().map(Json)).collect();
     let changes: Vec<Json<Value>> = events
         .iter()
-        .map(|e| {
+        .map(|(_, e)| {
             Json(Value::Array(
                 e.changes
                     .iter()
@@ -54,7 +57,7 @@ pub async fn insert(
         .collect();
     let statement = client.prepare_cached(SQL).await?;
     client
-        .execute(&statement, &[&run, &to_system(at), &kinds, &idxs, &attempts, &details, &changes])
+        .execute(&statement, &[&to_system(at), &runs, &kinds, &idxs, &attempts, &details, &changes])
         .await?;
     Ok(())
 }

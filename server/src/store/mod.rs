@@ -1,5 +1,7 @@
 //! Storage: SQL next to the code that uses it, prepared and cached per connection. Functions
-//! take `&impl GenericClient`, so that a caller can group them in one transaction.
+//! take `&impl GenericClient`, so that a caller can group them in one transaction. The writes
+//! of running runs take the rows of many runs at once ([`PerRun`]): one statement writes what a
+//! transaction changed in all the runs it moved.
 
 pub mod attempts;
 pub mod events;
@@ -8,3 +10,11 @@ pub mod runs;
 pub mod steps;
 pub mod time;
 pub mod views;
+
+/// Rows of several runs: each run with its own rows.
+pub type PerRun<'a, T> = [(uuid::Uuid, &'a [T])];
+
+/// Each row of `rows` with its run's id beside it.
+pub(crate) fn flatten<'a, T>(rows: &'a PerRun<'a, T>) -> impl Iterator<Item = (uuid::Uuid, &'a T)> {
+    rows.iter().flat_map(|(run, rows)| rows.iter().map(move |row| (*run, row)))
+}

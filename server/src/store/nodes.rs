@@ -6,6 +6,7 @@
 //! several runs (the accepted POSTs, a cancel) lock in `(run_id, idx)` order, so that no two
 //! transactions wait on each other in a cycle.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use aetr_engine::machine::{Fault, NodeState, Phase};
@@ -17,6 +18,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::time::{opt_from_system, opt_to_system, to_system};
+use super::PerRun;
 
 /// A node's state as stored, with its lease's epoch.
 #[derive(Debug, Clone)]
@@ -36,20 +38,26 @@ macro_rules! state_columns {
     };
 }
 
-/// Locks and loads a run's nodes (`$2`, an array of idx) in idx order. Public for the tests
-/// that check its plan.
+/// Locks and loads nodes of runs (`$1` and `$2`: run ids and idx, pair by pair) in
+/// `(run_id, idx)` order. Public for the tests that check its plan.
 pub const LOCK_SQL: &str = concat!(
-    "SELECT ",
+    "SELECT run_id, ",
     state_columns!(),
-    " FROM run_nodes WHERE run_id = $1 AND idx = ANY($2) ORDER BY idx FOR UPDATE"
+    " FROM run_nodes JOIN unnest($1::uuid[], $2::int[]) AS u(r, i) ON run_id = u.r AND idx = u.i
+      ORDER BY run_id, idx FOR UPDATE OF run_nodes"
 );
 
-/// Locks and loads nodes `idxs` of a run, in idx order (the lock order).
-pub async fn lock(client: &impl GenericClient, run: Uuid, idxs: &[NodeIdx]) -> Result<Vec<Stored>> {
-    let idxs = to_i32s(idxs)?;
+/// Locks and loads nodes of runs, in `(run_id, idx)` order (the lock order: a run's root
+/// first). Each comes with its run's id.
+pub async fn lock(
+    client: &impl GenericClient,
+    nodes: &[(Uuid, NodeIdx)],
+) -> Result<Vec<(Uuid, Stored)>> {
+    let runs: Vec<Uuid> = nodes.iter().map(|(run, _)| *run).collect();
+    let idxs = to_i32s(nodes.iter().map(|(_, idx)| *idx))?;
     let statement = client.prepare_cached(LOCK_SQL).await?;
-    let rows = client.query(&statement, &[&run, &idxs]).await?;
-    rows.iter().map(stored_of).collect()
+    let rows = client.query(&statement, &[&runs, &idxs]).await?;
+    rows.iter().map(|row| Ok((row.try_get("run_id")?, stored_of(row)?))).collect()
 }
 
 /// The nodes that a redrive resumes from: failed, held, and parked. Their phases cannot change
@@ -76,13 +84,12 @@ pub struct Write<'a> {
     pub new_holder: bool,
 }
 
-/// Writes changed nodes. Returns each node's lease epoch after the write. Large texts that did
-/// not change are not sent again.
+/// Writes changed nodes of runs. Returns each node's lease epoch after the write, with its run
+/// and idx. Large texts that did not change are not sent again.
 pub async fn write(
     client: &impl GenericClient,
-    run: Uuid,
-    writes: &[Write<'_>],
-) -> Result<Vec<(NodeIdx, i64)>> {
+    writes: &PerRun<'_, Write<'_>>,
+) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
     const SQL: &str = "UPDATE run_nodes n SET
             phase = u.phase,
             input = CASE WHEN u.keep & 1 = 0 THEN u.input ELSE n.input END,
@@ -93,58 +100,28 @@ pub async fn write(
             live_from = u.live_from, remaining = u.remaining, due_at = u.due_at,
             started_at = u.started_at, completed_at = u.completed_at,
             lease_until = u.lease_until, lease_epoch = n.lease_epoch + u.bump
-        FROM unnest($2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[],
-                    $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[], $13::int[],
-                    $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+                    $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
+                    $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
                     $17::timestamptz[], $18::int[], $19::bool[])
-            AS u(idx, phase, keep, input, result, output, error, fault, attempt, round_from,
-                 live_from, remaining, due_at, started_at, completed_at, lease_until, bump, fresh)
-        WHERE n.run_id = $1 AND n.idx = u.idx AND (NOT u.fresh OR n.phase = 'Waiting')
-        RETURNING n.idx, n.lease_epoch";
-    if writes.is_empty() {
-        return Ok(Vec::new());
-    }
+            AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
+                 round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
+                 bump, fresh)
+        WHERE n.run_id = u.run_id AND n.idx = u.idx AND (NOT u.fresh OR n.phase = 'Waiting')
+        RETURNING n.run_id, n.idx, n.lease_epoch";
     let mut c = Columns::default();
-    for w in writes {
-        let s = w.state;
-        let keep = |bit: i32, now: &Option<String>, then: Option<&Option<String>>| {
-            if then == Some(now) {
-                bit
-            } else {
-                0
-            }
-        };
-        let b = w.before;
-        let keep = keep(1, &s.input, b.map(|b| &b.input))
-            | keep(2, &s.result, b.map(|b| &b.result))
-            | keep(4, &s.output, b.map(|b| &b.output))
-            | keep(8, &s.error, b.map(|b| &b.error));
-        let text = |bit: i32, t: &Option<String>| if keep & bit == 0 { t.clone() } else { None };
-        c.idx.push(i32::try_from(w.idx)?);
-        c.phase.push(s.phase.as_str());
-        c.keep.push(keep);
-        c.input.push(text(1, &s.input));
-        c.result.push(text(2, &s.result));
-        c.output.push(text(4, &s.output));
-        c.error.push(text(8, &s.error));
-        c.fault.push(s.fault.map(Json));
-        c.attempt.push(i32::try_from(s.attempt)?);
-        c.round_from.push(i32::try_from(s.round_from)?);
-        c.live_from.push(i32::try_from(s.live_from)?);
-        c.remaining.push(i32::try_from(s.remaining)?);
-        c.due_at.push(opt_to_system(s.due_at));
-        c.started_at.push(opt_to_system(s.started_at));
-        c.completed_at.push(opt_to_system(s.completed_at));
-        c.lease_until.push(opt_to_system(w.lease_until));
-        c.bump.push(i32::from(w.new_holder));
-        c.fresh.push(w.before.is_none());
+    for (run, w) in super::flatten(writes) {
+        c.push(run, w)?;
+    }
+    if c.idx.is_empty() {
+        return Ok(Vec::new());
     }
     let statement = client.prepare_cached(SQL).await?;
     let rows = client
         .query(
             &statement,
             &[
-                &run,
+                &c.run,
                 &c.idx,
                 &c.phase,
                 &c.keep,
@@ -166,19 +143,23 @@ pub async fn write(
             ],
         )
         .await?;
-    if rows.len() != writes.len() {
+    if rows.len() != c.idx.len() {
+        let runs: BTreeSet<Uuid> = c.run.iter().copied().collect();
         bail!(
-            "run {run}: {} of {} node writes matched; a node that was started was not Waiting",
+            "{} of {} node writes matched (runs {runs:?}); a node that was started was not Waiting",
             rows.len(),
-            writes.len()
+            c.idx.len()
         );
     }
-    rows.iter().map(|r| Ok((r.try_get::<_, i32>(0)? as NodeIdx, r.try_get(1)?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i32>(1)? as NodeIdx, r.try_get(2)?)))
+        .collect()
 }
 
-/// The arrays of a [`write`].
+/// The arrays of a [`write`] or an [`insert_all`].
 #[derive(Default)]
 struct Columns {
+    run: Vec<Uuid>,
     idx: Vec<i32>,
     phase: Vec<&'static str>,
     keep: Vec<i32>,
@@ -199,41 +180,134 @@ struct Columns {
     fresh: Vec<bool>,
 }
 
-/// Inserts every node of a new run as `Waiting`, then writes the nodes that the start changed
-/// (`started`, with the lease each takes, if any) like any change, so that one statement knows
-/// how a node's state is stored. Returns the started nodes' lease epochs.
+impl Columns {
+    /// Adds a node's write. A text that the node had already is sent as NULL, with its bit in
+    /// `keep` set.
+    fn push(&mut self, run: Uuid, w: &Write<'_>) -> Result<()> {
+        let s = w.state;
+        let keep = |bit: i32, now: &Option<String>, then: Option<&Option<String>>| {
+            if then == Some(now) {
+                bit
+            } else {
+                0
+            }
+        };
+        let b = w.before;
+        let keep = keep(1, &s.input, b.map(|b| &b.input))
+            | keep(2, &s.result, b.map(|b| &b.result))
+            | keep(4, &s.output, b.map(|b| &b.output))
+            | keep(8, &s.error, b.map(|b| &b.error));
+        let text = |bit: i32, t: &Option<String>| if keep & bit == 0 { t.clone() } else { None };
+        self.run.push(run);
+        self.idx.push(i32::try_from(w.idx)?);
+        self.phase.push(s.phase.as_str());
+        self.keep.push(keep);
+        self.input.push(text(1, &s.input));
+        self.result.push(text(2, &s.result));
+        self.output.push(text(4, &s.output));
+        self.error.push(text(8, &s.error));
+        self.fault.push(s.fault.map(Json));
+        self.attempt.push(i32::try_from(s.attempt)?);
+        self.round_from.push(i32::try_from(s.round_from)?);
+        self.live_from.push(i32::try_from(s.live_from)?);
+        self.remaining.push(i32::try_from(s.remaining)?);
+        self.due_at.push(opt_to_system(s.due_at));
+        self.started_at.push(opt_to_system(s.started_at));
+        self.completed_at.push(opt_to_system(s.completed_at));
+        self.lease_until.push(opt_to_system(w.lease_until));
+        self.bump.push(i32::from(w.new_holder));
+        self.fresh.push(w.before.is_none());
+        Ok(())
+    }
+}
+
+/// The nodes of a new run (or of a run's new snapshot), and those that its start changed,
+/// with the lease each takes, if any.
+#[derive(Debug)]
+pub struct NewNodes<'a> {
+    pub run: Uuid,
+    pub snapshot: &'a Snapshot,
+    pub rev: Revision,
+    pub started: Vec<(NodeIdx, &'a NodeState, Option<i64>)>,
+}
+
+/// Inserts every node of new runs: those that the starts changed in their new state, with the
+/// lease each takes, the others `Waiting`. Returns the started nodes' lease epochs, with their
+/// runs.
 pub async fn insert_all(
     client: &impl GenericClient,
-    run: Uuid,
-    snapshot: &Snapshot,
-    rev: &Revision,
-    started: &[(NodeIdx, &NodeState, Option<i64>)],
-) -> Result<Vec<(NodeIdx, i64)>> {
-    const WAITING: &str = "INSERT INTO run_nodes
-            (run_id, idx, parent_idx, position, depth, phase, lease_epoch, snapshot_rev)
-        SELECT $1, u.idx, u.parent_idx, u.position, u.depth, 'Waiting', $6, $7
-        FROM unnest($2::int[], $3::int[], $4::int[], $5::int[])
-            AS u(idx, parent_idx, position, depth)";
-    let nodes = snapshot.nodes();
-    let idx: Vec<i32> = (0..nodes.len()).map(i32::try_from).collect::<Result<_, _>>()?;
-    let parent: Vec<Option<i32>> = nodes.iter().map(|n| n.parent.map(|p| p as i32)).collect();
-    let position: Vec<i32> = nodes.iter().map(|n| n.position as i32).collect();
-    let depth: Vec<i32> = nodes.iter().map(|n| n.depth as i32).collect();
-    let statement = client.prepare_cached(WAITING).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&run, &idx, &parent, &position, &depth, &rev.first_epoch, &rev.rev];
-    client.execute(&statement, &params).await?;
-    let writes: Vec<Write<'_>> = started
-        .iter()
-        .map(|(idx, state, lease)| Write {
-            idx: *idx,
-            state,
-            before: None,
-            lease_until: *lease,
-            new_holder: lease.is_some(),
-        })
-        .collect();
-    write(client, run, &writes).await
+    runs: &[NewNodes<'_>],
+) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
+    const SQL: &str = "INSERT INTO run_nodes
+            (run_id, idx, parent_idx, position, depth, snapshot_rev, phase, input, result,
+             output, error, fault, attempt, round_from, live_from, remaining, due_at,
+             started_at, completed_at, lease_until, lease_epoch)
+        SELECT u.run_id, u.idx, u.parent_idx, u.position, u.depth, u.rev, u.phase, u.input,
+               u.result, u.output, u.error, u.fault, u.attempt, u.round_from, u.live_from,
+               u.remaining, u.due_at, u.started_at, u.completed_at, u.lease_until,
+               u.epoch + u.bump
+        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[],
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[],
+                    $13::int[], $14::int[], $15::int[], $16::int[], $17::timestamptz[],
+                    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::bigint[],
+                    $22::int[])
+            AS u(run_id, idx, parent_idx, position, depth, rev, phase, input, result, output,
+                 error, fault, attempt, round_from, live_from, remaining, due_at, started_at,
+                 completed_at, lease_until, epoch, bump)";
+    let waiting = NodeState::default();
+    let mut c = Columns::default();
+    let (mut parent, mut position, mut depth, mut rev, mut epoch) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut epochs = Vec::new();
+    for new in runs {
+        let started: HashMap<NodeIdx, (&NodeState, Option<i64>)> =
+            new.started.iter().map(|&(idx, state, lease)| (idx, (state, lease))).collect();
+        for (idx, node) in new.snapshot.nodes().iter().enumerate() {
+            let idx = NodeIdx::try_from(idx)?;
+            let (state, lease_until) = started.get(&idx).copied().unwrap_or((&waiting, None));
+            let new_holder = lease_until.is_some();
+            c.push(new.run, &Write { idx, state, before: None, lease_until, new_holder })?;
+            parent.push(node.parent.map(|p| p as i32));
+            position.push(node.position as i32);
+            depth.push(node.depth as i32);
+            rev.push(new.rev.rev);
+            epoch.push(new.rev.first_epoch);
+            if started.contains_key(&idx) {
+                epochs.push((new.run, idx, new.rev.first_epoch + i64::from(new_holder)));
+            }
+        }
+    }
+    let statement = client.prepare_cached(SQL).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &c.run,
+                &c.idx,
+                &parent,
+                &position,
+                &depth,
+                &rev,
+                &c.phase,
+                &c.input,
+                &c.result,
+                &c.output,
+                &c.error,
+                &c.fault,
+                &c.attempt,
+                &c.round_from,
+                &c.live_from,
+                &c.remaining,
+                &c.due_at,
+                &c.started_at,
+                &c.completed_at,
+                &c.lease_until,
+                &epoch,
+                &c.bump,
+            ],
+        )
+        .await?;
+    Ok(epochs)
 }
 
 /// The snapshot revision that new nodes belong to, and the lease epoch they start at: above
@@ -497,6 +571,6 @@ pub fn state_of(row: &Row) -> Result<NodeState> {
     })
 }
 
-fn to_i32s(idxs: &[NodeIdx]) -> Result<Vec<i32>> {
-    idxs.iter().map(|&i| Ok(i32::try_from(i)?)).collect()
+fn to_i32s(idxs: impl Iterator<Item = NodeIdx>) -> Result<Vec<i32>> {
+    idxs.map(|i| Ok(i32::try_from(i)?)).collect()
 }

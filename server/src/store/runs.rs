@@ -1,5 +1,7 @@
 //! Runs: one row each, with the snapshot of the tree that the run walks.
 
+use std::collections::HashSet;
+
 use aetr_engine::machine::State;
 use aetr_engine::{NodeIdx, Snapshot};
 use anyhow::{anyhow, Result};
@@ -21,32 +23,39 @@ pub struct NewRun<'a> {
     pub completed_at: Option<i64>,
 }
 
-/// Inserts a run. `false` if a run with its idempotency key exists (nothing is written).
-pub async fn insert(client: &impl GenericClient, run: &NewRun<'_>) -> Result<bool> {
+/// Inserts runs. Returns the ids of those inserted: a run whose idempotency key another run
+/// has (or an earlier one of `runs`) is not.
+pub async fn insert(client: &impl GenericClient, runs: &[NewRun<'_>]) -> Result<HashSet<Uuid>> {
     const SQL: &str = "INSERT INTO runs (id, step_id, step_name, step_type, state, snapshot,
             node_count, idempotency_key, created_at, completed_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (idempotency_key) DO NOTHING";
-    let root = run.snapshot.root();
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                             $6::json[], $7::int[], $8::text[], $9::timestamptz[],
+                             $10::timestamptz[])
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id";
+    let roots: Vec<_> = runs.iter().map(|r| r.snapshot.root()).collect();
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let steps: Vec<Uuid> = roots.iter().map(|root| root.step_id).collect();
+    let names: Vec<&str> = roots.iter().map(|root| root.name.as_str()).collect();
+    let types: Vec<&str> = roots.iter().map(|root| root.step_type().as_str()).collect();
+    let states: Vec<&str> = runs.iter().map(|r| r.state.as_str()).collect();
+    let snapshots: Vec<Json<&Snapshot>> = runs.iter().map(|r| Json(r.snapshot)).collect();
+    let counts: Vec<i32> =
+        runs.iter().map(|r| i32::try_from(r.snapshot.len())).collect::<Result<_, _>>()?;
+    let keys: Vec<Option<&str>> = runs.iter().map(|r| r.idempotency_key).collect();
+    let created: Vec<_> = runs.iter().map(|r| to_system(r.created_at)).collect();
+    let completed: Vec<_> = runs.iter().map(|r| opt_to_system(r.completed_at)).collect();
     let statement = client.prepare_cached(SQL).await?;
-    let inserted = client
-        .execute(
+    let rows = client
+        .query(
             &statement,
             &[
-                &run.id,
-                &root.step_id,
-                &root.name,
-                &root.step_type().as_str(),
-                &run.state.as_str(),
-                &Json(run.snapshot),
-                &i32::try_from(run.snapshot.len())?,
-                &run.idempotency_key,
-                &to_system(run.created_at),
-                &opt_to_system(run.completed_at),
+                &ids, &steps, &names, &types, &states, &snapshots, &counts, &keys, &created,
+                &completed,
             ],
         )
         .await?;
-    Ok(inserted == 1)
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
 /// The run made with an idempotency key: its id and its root step.
@@ -106,26 +115,37 @@ pub async fn replace_snapshot(
     Ok(())
 }
 
-/// A run's state, as its root's changed. `failed_node`: the node that failed it (`Some(None)`
-/// when a redrive resumed it), or `None` to leave it as it is.
-pub async fn set_state(
-    client: &impl GenericClient,
-    id: Uuid,
-    state: State,
-    failed_node: Option<Option<NodeIdx>>,
-    completed_at: Option<i64>,
-) -> Result<()> {
-    const SQL: &str = "UPDATE runs SET state = $2, completed_at = $3,
-            failed_node = CASE WHEN $4 THEN $5 ELSE failed_node END
-        WHERE id = $1";
-    let failed = failed_node.flatten().map(i32::try_from).transpose()?;
+/// A run's state, as its root's changed.
+#[derive(Debug, Clone, Copy)]
+pub struct RunState {
+    pub id: Uuid,
+    pub state: State,
+    /// The node that failed the run (`Some(None)` when a redrive resumed it), or `None` to
+    /// leave it as it is.
+    pub failed_node: Option<Option<NodeIdx>>,
+    pub completed_at: Option<i64>,
+}
+
+/// Records runs' states.
+pub async fn set_states(client: &impl GenericClient, states: &[RunState]) -> Result<()> {
+    const SQL: &str = "UPDATE runs r SET state = u.state, completed_at = u.completed_at,
+            failed_node = CASE WHEN u.set_failed THEN u.failed_node ELSE r.failed_node END
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[])
+            AS u(id, state, completed_at, set_failed, failed_node)
+        WHERE r.id = u.id";
+    if states.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = states.iter().map(|s| s.id).collect();
+    let names: Vec<&str> = states.iter().map(|s| s.state.as_str()).collect();
+    let completed: Vec<_> = states.iter().map(|s| opt_to_system(s.completed_at)).collect();
+    let set_failed: Vec<bool> = states.iter().map(|s| s.failed_node.is_some()).collect();
+    let failed: Vec<Option<i32>> = states
+        .iter()
+        .map(|s| s.failed_node.flatten().map(i32::try_from).transpose())
+        .collect::<Result<_, _>>()?;
     let statement = client.prepare_cached(SQL).await?;
-    client
-        .execute(
-            &statement,
-            &[&id, &state.as_str(), &opt_to_system(completed_at), &failed_node.is_some(), &failed],
-        )
-        .await?;
+    client.execute(&statement, &[&ids, &names, &completed, &set_failed, &failed]).await?;
     Ok(())
 }
 

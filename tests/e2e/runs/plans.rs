@@ -31,7 +31,7 @@ async fn the_claim_the_lock_and_the_pages_use_their_indexes() {
         assert!(claim.contains(index), "the claim does not use {index}:\n{claim}");
     }
     let next_due = plan(&db, nodes::NEXT_DUE_SQL, &[]).await;
-    let lock = plan(&db, nodes::LOCK_SQL, &[&run, &vec![0i32]]).await;
+    let lock = plan(&db, nodes::LOCK_SQL, &[&vec![run], &vec![0i32]]).await;
     assert!(lock.contains("run_nodes_pkey"), "{lock}");
     let children = plan(&db, views::CHILDREN_SQL, &[&run, &0i32, &-1i32, &51i64]).await;
     assert!(children.contains("run_nodes_children"), "{children}");

@@ -1,0 +1,131 @@
+//! Group commit: the work of many runs in one transaction.
+//!
+//! A run's leader (see [`super::mailbox`]) hands its batch of events to a queue of groups, and
+//! so does a start; each waits until its part is committed. A few committers take the queued
+//! parts in groups, each group in one transaction whose statements write the rows of all its
+//! runs at once: when many runs move at the same time, they share statements and commits
+//! instead of each paying for its own. A part that finds a committer free is taken at once, so
+//! a lone run waits for nobody.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::Shared;
+
+/// The most parts in one group.
+const MAX_PARTS: usize = 128;
+/// The most events in one group (a run's batch may be larger, and is then alone).
+const MAX_EVENTS: usize = 1024;
+
+/// What a group is made of: a run's batch of events, or a start.
+pub(crate) trait Part: Send + Sized + 'static {
+    /// How many events it brings.
+    fn events(&self) -> usize;
+    /// It must be committed alone (a cancel or a redrive, which touch the whole run).
+    fn alone(&self) -> bool;
+    /// Commits a group of parts, and answers each.
+    fn commit(shared: &Arc<Shared>, group: Vec<Self>) -> impl Future<Output = ()> + Send;
+    /// The queue that parts of this kind wait in.
+    fn groups(shared: &Shared) -> &Groups<Self>;
+}
+
+#[derive(Debug)]
+pub(crate) struct Groups<P> {
+    queue: Mutex<Queue<P>>,
+    /// How many groups may be committed at once.
+    committers: usize,
+}
+
+#[derive(Debug)]
+struct Queue<P> {
+    waiting: VecDeque<Waiting<P>>,
+    /// Committers at work.
+    active: usize,
+}
+
+/// A part waiting for its group, and whoever waits for it to be committed.
+#[derive(Debug)]
+struct Waiting<P> {
+    part: P,
+    done: oneshot::Sender<()>,
+}
+
+impl<P: Part> Groups<P> {
+    pub fn new(committers: usize) -> Groups<P> {
+        let queue = Queue { waiting: VecDeque::new(), active: 0 };
+        Groups { queue: Mutex::new(queue), committers: committers.max(1) }
+    }
+
+    /// Commits a part in the next group, and returns once it is answered.
+    pub async fn commit(&self, shared: &Arc<Shared>, part: P) {
+        let (done, committed) = oneshot::channel();
+        let start = {
+            let mut queue = self.lock();
+            queue.waiting.push_back(Waiting { part, done });
+            let start = queue.active < self.committers;
+            if start {
+                queue.active += 1;
+            }
+            start
+        };
+        if start {
+            let shared = Arc::clone(shared);
+            shared.clone().spawn(async move { commit_groups::<P>(&shared).await });
+        }
+        // An error: the committer is gone (it panicked); the part's own answer says so.
+        let _ = committed.await;
+    }
+
+    /// The next group; `None` (and the committer stops) when no part waits.
+    fn next(&self) -> Option<Vec<Waiting<P>>> {
+        let mut queue = self.lock();
+        let Some(first) = queue.waiting.pop_front() else {
+            queue.active -= 1;
+            return None;
+        };
+        let mut events = first.part.events();
+        let mut group = vec![first];
+        if group[0].part.alone() {
+            return Some(group);
+        }
+        while group.len() < MAX_PARTS {
+            let Some(next) = queue.waiting.front() else { break };
+            if next.part.alone() || events + next.part.events() > MAX_EVENTS {
+                break;
+            }
+            events += next.part.events();
+            group.extend(queue.waiting.pop_front());
+        }
+        Some(group)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<P>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Commits groups until no part waits.
+async fn commit_groups<P: Part>(shared: &Arc<Shared>) {
+    // If this task ends early (a panic), it must not be counted as at work any more, or no
+    // committer would be started again once all had failed.
+    struct Active<'a, P: Part>(&'a Groups<P>);
+    impl<P: Part> Drop for Active<'_, P> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.lock().active -= 1;
+            }
+        }
+    }
+    let groups = P::groups(shared);
+    let _active = Active(groups);
+    while let Some(group) = groups.next() {
+        let (parts, done): (Vec<_>, Vec<_>) = group.into_iter().map(|w| (w.part, w.done)).unzip();
+        P::commit(shared, parts).await;
+        for done in done {
+            let _ = done.send(());
+        }
+    }
+}
