@@ -24,6 +24,7 @@ mod rebase;
 mod snapshots;
 mod start;
 pub mod token;
+mod trees;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use aetr_engine::graph;
 use aetr_engine::machine::{Ctx, Event, Nodes, Reply};
-use aetr_engine::{FieldError, Limits, NodeIdx, Snapshot};
+use aetr_engine::{Limits, NodeIdx, Snapshot};
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,7 @@ pub use snapshots::RunSnapshot;
 use snapshots::Snapshots;
 pub use start::{StartRun, Started};
 use token::TokenKey;
+use trees::{Tree, Trees};
 
 use crate::guard::Egress;
 
@@ -92,6 +94,8 @@ pub(crate) struct Shared {
     pub settings: Settings,
     pub key: TokenKey,
     pub snapshots: Snapshots,
+    /// The snapshots of trees that runs start from.
+    trees: Trees,
     mailboxes: Mailboxes,
     /// Runs' batches of events, waiting for their group's transaction.
     batches: Groups<batch::Member>,
@@ -170,6 +174,7 @@ impl Runs {
             settings,
             key: TokenKey::new(key),
             snapshots: Snapshots::default(),
+            trees: Trees::default(),
             mailboxes: Mailboxes::default(),
             scripts,
             http,
@@ -251,25 +256,34 @@ impl Shared {
         Ok(found.remove(&step_id).transpose()?)
     }
 
-    /// The snapshots of the trees rooted at `step_ids`, as their steps are defined now, read
-    /// in one query; a step that does not exist is missing.
+    /// The snapshots of the trees rooted at `step_ids`, as their steps are defined now: from
+    /// memory while the step graph has not changed, else read in one query. A step that does
+    /// not exist is missing.
     async fn snapshots_of_steps(
         &self,
         client: &impl deadpool_postgres::GenericClient,
         step_ids: BTreeSet<Uuid>,
-    ) -> Result<HashMap<Uuid, Result<Snapshot, FieldError>>, ApiError> {
+    ) -> Result<HashMap<Uuid, Tree>, ApiError> {
         let ids: Vec<Uuid> = step_ids.into_iter().collect();
-        let steps = steps::closure(client, &ids).await?;
+        let version = steps::graph_version(client).await?;
+        let (mut found, missing) = self.trees.get(version, &ids);
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let steps = steps::closure(client, &missing).await?;
         let limits = self.settings.limits.clone();
-        let snapshots = tokio::task::spawn_blocking(move || {
-            ids.into_iter()
+        let read: HashMap<Uuid, Tree> = tokio::task::spawn_blocking(move || {
+            missing
+                .into_iter()
                 .filter(|id| steps.contains_key(id))
                 .map(|id| (id, graph::snapshot(id, &steps, &limits)))
                 .collect()
         })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-        Ok(snapshots)
+        self.trees.keep(version, &read);
+        found.extend(read);
+        Ok(found)
     }
 
     /// After the transaction that wrote a run's whole snapshot and nodes (a start, a redrive on

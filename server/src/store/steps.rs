@@ -28,11 +28,21 @@ pub struct StepSummary {
 /// The transaction-level advisory lock that serialises writes to the step graph: "aetr" and 2.
 const GRAPH_LOCK: i64 = 0x6165_7472_0000_0002;
 
-/// Serialises writes to the step graph until the transaction ends.
+/// Serialises writes to the step graph until the transaction ends, and counts the write in the
+/// graph's version (see [`graph_version`]).
 pub async fn lock_graph(tx: &impl GenericClient) -> Result<()> {
     let statement = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
     tx.execute(&statement, &[&GRAPH_LOCK]).await?;
+    let statement = tx.prepare_cached("UPDATE graph_version SET n = n + 1").await?;
+    tx.execute(&statement, &[]).await?;
     Ok(())
+}
+
+/// The step graph's version: it grows with every committed write to the graph, so a tree read
+/// at one version is still the same while the version is.
+pub async fn graph_version(client: &impl GenericClient) -> Result<i64> {
+    let statement = client.prepare_cached("SELECT n FROM graph_version").await?;
+    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
 }
 
 /// Selects whole steps (with their children, in order) from `$from`, which names the steps as
