@@ -7,7 +7,7 @@ use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
 use deadpool_postgres::Transaction;
-use futures_util::future::try_join4;
+use futures_util::future::try_join5;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -288,7 +288,7 @@ impl Shared {
 }
 
 /// Writes what a group's batches changed: each kind of row in one statement for all their
-/// runs, sent down the connection together. Returns the written nodes' lease epochs, by run.
+/// runs, all sent down the connection together (none depends on another's answer). Returns the written nodes' lease epochs, by run.
 async fn write(
     tx: &Transaction<'_>,
     applied: &[&Applied],
@@ -298,11 +298,6 @@ async fn write(
         applied.iter().map(|a| (a.run, a.plan.writes(&a.state, &a.loaded))).collect();
     let writes: Vec<(Uuid, &[Write<'_>])> =
         writes.iter().map(|(run, writes)| (*run, writes.as_slice())).collect();
-    let mut epochs: HashMap<Uuid, HashMap<NodeIdx, i64>> = HashMap::new();
-    for (run, idx, epoch) in nodes::write(tx, &writes).await? {
-        epochs.entry(run).or_default().insert(idx, epoch);
-    }
-
     let superseded: Vec<_> =
         applied.iter().map(|a| (a.run, a.plan.superseded.as_slice())).collect();
     let sent: Vec<_> = applied.iter().map(|a| (a.run, a.plan.sent.as_slice())).collect();
@@ -325,19 +320,24 @@ async fn write(
         attempts::insert(tx, &sent, now).await?;
         attempts::finish(tx, &ended).await
     };
-    let run_states = async {
-        for a in applied.iter().filter(|a| a.plan.cancel) {
-            nodes::cancel_unfinished(tx, a.run, now).await?;
-        }
-        runs::set_states(tx, &states).await
-    };
+    let run_states = runs::set_states(tx, &states);
     let notify = async {
         match applied.iter().find(|a| a.plan.deferred) {
             Some(a) => Ok(a.plan.notify(tx).await?),
             None => Ok(()),
         }
     };
-    try_join4(attempts, events::insert(tx, &history, now), run_states, notify).await?;
+    let history = events::insert(tx, &history, now);
+    let (written, ..) =
+        try_join5(nodes::write(tx, &writes), attempts, history, run_states, notify).await?;
+    // A cancel (alone in its group) ends the nodes that its batch did not write, after them.
+    for a in applied.iter().filter(|a| a.plan.cancel) {
+        nodes::cancel_unfinished(tx, a.run, now).await?;
+    }
+    let mut epochs: HashMap<Uuid, HashMap<NodeIdx, i64>> = HashMap::new();
+    for (run, idx, epoch) in written {
+        epochs.entry(run).or_default().insert(idx, epoch);
+    }
     Ok(epochs)
 }
 
