@@ -85,7 +85,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         limits: args.limits.tree_limits(),
         max_result_bytes: args.limits.max_callback_bytes,
         dispatch_concurrency: args.dispatch_concurrency as usize,
-        group_committers: (args.database.db_pool_size as usize / 4).clamp(1, 8),
+        group_committers: (args.database.db_pool_size as usize / 8).clamp(1, 8),
         poll_interval: Duration::from_millis(args.poll_interval_ms),
         egress,
     };

@@ -1,9 +1,10 @@
 //! Runs: the imperative shell around the engine's state machine.
 //!
 //! An event (a callback, a POST's outcome, a script's result, a claimed timer) goes to its run's
-//! [`mailbox`]. One task per run and server applies the run's queued events in batches, each
-//! batch in one transaction ([`batch`]): it locks the nodes the events involve (the root first),
-//! applies them with the engine, writes what changed, and commits. Only then are the events
+//! [`mailbox`]. One task per run and server takes the run's queued events in batches, and the
+//! batches of many runs are committed together, in [`group`]s of one transaction each
+//! ([`batch`]): it locks the nodes the events involve (each run's root first), applies them
+//! with the engine, writes what changed for all the group's runs, and commits. Only then are the events
 //! answered and the work they made started ([`launch`]): POSTs to services and scripts, which
 //! run outside any transaction and report back as new events.
 //!
@@ -72,8 +73,10 @@ pub struct Settings {
     pub max_result_bytes: usize,
     /// How many POSTs may be in flight at once.
     pub dispatch_concurrency: usize,
-    /// How many groups of runs' events may be committed at once (see [`group`]): a quarter of
-    /// the database connections, so that the rest serve starts, reads and the dispatcher.
+    /// How many groups of runs' events (and, apart, of starts) may be committed at once (see
+    /// [`group`]): an eighth of the database connections. Fewer committers make larger groups:
+    /// with 1,000 runs moving at once, 2 committed 4,100 to 4,450 actions/s, 4 committed 4,150
+    /// to 4,300, and 8 committed 3,200.
     pub group_committers: usize,
     /// How often the dispatcher looks for due work when nothing wakes it.
     pub poll_interval: Duration,
