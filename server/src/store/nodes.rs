@@ -13,7 +13,7 @@ use aetr_engine::machine::{Fault, NodeState, Phase};
 use aetr_engine::{NodeIdx, Snapshot};
 use anyhow::{anyhow, bail, Context, Result};
 use deadpool_postgres::GenericClient;
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -117,32 +117,7 @@ pub async fn write(
         return Ok(Vec::new());
     }
     let statement = client.prepare_cached(SQL).await?;
-    let rows = client
-        .query(
-            &statement,
-            &[
-                &c.run,
-                &c.idx,
-                &c.phase,
-                &c.keep,
-                &c.input,
-                &c.result,
-                &c.output,
-                &c.error,
-                &c.fault,
-                &c.attempt,
-                &c.round_from,
-                &c.live_from,
-                &c.remaining,
-                &c.due_at,
-                &c.started_at,
-                &c.completed_at,
-                &c.lease_until,
-                &c.bump,
-                &c.fresh,
-            ],
-        )
-        .await?;
+    let rows = client.query(&statement, &c.params()).await?;
     if rows.len() != c.idx.len() {
         let runs: BTreeSet<Uuid> = c.run.iter().copied().collect();
         bail!(
@@ -181,6 +156,31 @@ struct Columns {
 }
 
 impl Columns {
+    /// The arrays as parameters, in the order of the fields (`$1` to `$19`).
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.run,
+            &self.idx,
+            &self.phase,
+            &self.keep,
+            &self.input,
+            &self.result,
+            &self.output,
+            &self.error,
+            &self.fault,
+            &self.attempt,
+            &self.round_from,
+            &self.live_from,
+            &self.remaining,
+            &self.due_at,
+            &self.started_at,
+            &self.completed_at,
+            &self.lease_until,
+            &self.bump,
+            &self.fresh,
+        ]
+    }
+
     /// Adds a node's write. A text that the node had already is sent as NULL, with its bit in
     /// `keep` set.
     fn push(&mut self, run: Uuid, w: &Write<'_>) -> Result<()> {
@@ -239,21 +239,21 @@ pub async fn insert_all(
     runs: &[NewNodes<'_>],
 ) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
     const SQL: &str = "INSERT INTO run_nodes
-            (run_id, idx, parent_idx, position, depth, snapshot_rev, phase, input, result,
-             output, error, fault, attempt, round_from, live_from, remaining, due_at,
-             started_at, completed_at, lease_until, lease_epoch)
-        SELECT u.run_id, u.idx, u.parent_idx, u.position, u.depth, u.rev, u.phase, u.input,
-               u.result, u.output, u.error, u.fault, u.attempt, u.round_from, u.live_from,
-               u.remaining, u.due_at, u.started_at, u.completed_at, u.lease_until,
-               u.epoch + u.bump
-        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[],
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::jsonb[],
-                    $13::int[], $14::int[], $15::int[], $16::int[], $17::timestamptz[],
-                    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::bigint[],
-                    $22::int[])
-            AS u(run_id, idx, parent_idx, position, depth, rev, phase, input, result, output,
-                 error, fault, attempt, round_from, live_from, remaining, due_at, started_at,
-                 completed_at, lease_until, epoch, bump)";
+            (run_id, idx, phase, input, result, output, error, fault, attempt, round_from,
+             live_from, remaining, due_at, started_at, completed_at, lease_until, lease_epoch,
+             parent_idx, position, depth, snapshot_rev)
+        SELECT u.run_id, u.idx, u.phase, u.input, u.result, u.output, u.error, u.fault,
+               u.attempt, u.round_from, u.live_from, u.remaining, u.due_at, u.started_at,
+               u.completed_at, u.lease_until, u.epoch + u.bump, u.parent_idx, u.position,
+               u.depth, u.rev
+        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+                    $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
+                    $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                    $17::timestamptz[], $18::int[], $19::bool[], $20::int[], $21::int[],
+                    $22::int[], $23::int[], $24::bigint[])
+            AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
+                 round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
+                 bump, fresh, parent_idx, position, depth, rev, epoch)";
     let waiting = NodeState::default();
     let mut c = Columns::default();
     let (mut parent, mut position, mut depth, mut rev, mut epoch) =
@@ -277,36 +277,10 @@ pub async fn insert_all(
             }
         }
     }
+    let mut params = c.params();
+    params.extend([&parent as &(dyn ToSql + Sync), &position, &depth, &rev, &epoch]);
     let statement = client.prepare_cached(SQL).await?;
-    client
-        .execute(
-            &statement,
-            &[
-                &c.run,
-                &c.idx,
-                &parent,
-                &position,
-                &depth,
-                &rev,
-                &c.phase,
-                &c.input,
-                &c.result,
-                &c.output,
-                &c.error,
-                &c.fault,
-                &c.attempt,
-                &c.round_from,
-                &c.live_from,
-                &c.remaining,
-                &c.due_at,
-                &c.started_at,
-                &c.completed_at,
-                &c.lease_until,
-                &epoch,
-                &c.bump,
-            ],
-        )
-        .await?;
+    client.execute(&statement, &params).await?;
     Ok(epochs)
 }
 
