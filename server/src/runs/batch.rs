@@ -40,6 +40,9 @@ pub(crate) struct Member {
 }
 
 impl Part for Member {
+    type Outcome = BatchOutcome;
+    type Error = anyhow::Error;
+
     fn events(&self) -> usize {
         self.jobs.len()
     }
@@ -49,14 +52,38 @@ impl Part for Member {
         self.jobs.iter().any(Job::is_run_wide)
     }
 
-    async fn commit(shared: &Arc<Shared>, group: Vec<Member>) {
-        shared.apply_group(group).await;
-    }
-
     fn groups(shared: &Shared) -> &Groups<Member> {
         &shared.batches
     }
+
+    async fn commit(shared: &Arc<Shared>, group: &[Member]) -> Result<Vec<Self::Outcome>> {
+        shared.commit_batches(group).await
+    }
+
+    fn failed(&self, shared: &Shared, error: anyhow::Error) -> Self::Outcome {
+        Err(shared.failed(self.run, &error))
+    }
+
+    /// Answers the batch's events, and starts the work it made.
+    fn answer(self, shared: &Arc<Shared>, outcome: Self::Outcome) {
+        match outcome {
+            Ok((replies, launch)) => {
+                for (job, reply) in self.jobs.into_iter().zip(replies) {
+                    let _ = job.reply.send(Ok(reply));
+                }
+                launch.start(shared);
+            }
+            Err(error) => {
+                for job in self.jobs {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
 }
+
+/// What becomes of a run's batch: its events' replies and the work it made, once committed.
+type BatchOutcome = Result<(Vec<Reply>, Launch), RunError>;
 
 /// A run's batch, applied by the engine but not yet written.
 struct Applied {
@@ -68,57 +95,7 @@ struct Applied {
     replies: Vec<Reply>,
 }
 
-/// What became of one member of a committed group.
-type Outcome = Result<(Vec<Reply>, Launch), RunError>;
-
 impl Shared {
-    /// Applies a group of batches, answers their events once it is committed, and starts the
-    /// work they made. If the group fails for a reason other than a conflict, each of its
-    /// batches is applied again alone, so that one run's trouble fails only its own events.
-    pub(crate) async fn apply_group(self: &Arc<Self>, members: Vec<Member>) {
-        match self.commit_group(&members).await {
-            Ok(outcomes) => {
-                for (member, outcome) in members.into_iter().zip(outcomes) {
-                    self.answer(member, outcome);
-                }
-            }
-            Err(_) if members.len() > 1 => {
-                for member in members {
-                    let outcome = match self.commit_group(std::slice::from_ref(&member)).await {
-                        Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
-                            Err(RunError::Internal("a group of one gave no outcome".into()))
-                        }),
-                        Err(e) => Err(self.failed(member.run, &e)),
-                    };
-                    self.answer(member, outcome);
-                }
-            }
-            Err(e) => {
-                for member in members {
-                    let error = self.failed(member.run, &e);
-                    self.answer(member, Err(error));
-                }
-            }
-        }
-    }
-
-    /// Answers a member's events, and starts the work its batch made.
-    fn answer(self: &Arc<Self>, member: Member, outcome: Outcome) {
-        match outcome {
-            Ok((replies, launch)) => {
-                for (job, reply) in member.jobs.into_iter().zip(replies) {
-                    let _ = job.reply.send(Ok(reply));
-                }
-                launch.start(self);
-            }
-            Err(error) => {
-                for job in member.jobs {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-            }
-        }
-    }
-
     /// The error that a run's events get when their batch failed; logged if it is a bug.
     fn failed(&self, run: Uuid, e: &anyhow::Error) -> RunError {
         let error = RunError::of(e);
@@ -128,9 +105,9 @@ impl Shared {
         error
     }
 
-    /// Commits a group, tried again after a conflict. A member whose events the engine refuses
-    /// (a bug, or corrupt state) fails alone, and writes nothing.
-    async fn commit_group(&self, members: &[Member]) -> Result<Vec<Outcome>> {
+    /// Commits a group of batches, tried again after a conflict. A member whose events the
+    /// engine refuses (a bug, or corrupt state) fails alone, and writes nothing.
+    async fn commit_batches(&self, members: &[Member]) -> Result<Vec<BatchOutcome>> {
         let mut tries = 0;
         loop {
             tries += 1;
@@ -143,7 +120,7 @@ impl Shared {
         }
     }
 
-    async fn try_group(&self, members: &[Member]) -> Result<Vec<Outcome>> {
+    async fn try_group(&self, members: &[Member]) -> Result<Vec<BatchOutcome>> {
         let mut client = self.pool.get().await?;
         let mut snaps = Vec::with_capacity(members.len());
         for member in members {

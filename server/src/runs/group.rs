@@ -22,14 +22,26 @@ const MAX_EVENTS: usize = 1024;
 
 /// What a group is made of: a run's batch of events, or a start.
 pub(crate) trait Part: Send + Sized + 'static {
+    /// What becomes of a part: what its waiters are answered.
+    type Outcome: Send;
+    /// Why a whole group could not be committed.
+    type Error: Send;
     /// How many events it brings.
     fn events(&self) -> usize;
     /// It must be committed alone (a cancel or a redrive, which touch the whole run).
     fn alone(&self) -> bool;
-    /// Commits a group of parts, and answers each.
-    fn commit(shared: &Arc<Shared>, group: Vec<Self>) -> impl Future<Output = ()> + Send;
     /// The queue that parts of this kind wait in.
     fn groups(shared: &Shared) -> &Groups<Self>;
+    /// Commits a group in one transaction: each part's outcome, in order, or an error for the
+    /// whole group (nothing of it is written).
+    fn commit(
+        shared: &Arc<Shared>,
+        group: &[Self],
+    ) -> impl Future<Output = Result<Vec<Self::Outcome>, Self::Error>> + Send;
+    /// The outcome of a part that failed alone.
+    fn failed(&self, shared: &Shared, error: Self::Error) -> Self::Outcome;
+    /// Answers the part's waiters, and starts the work that its outcome made.
+    fn answer(self, shared: &Arc<Shared>, outcome: Self::Outcome);
 }
 
 #[derive(Debug)]
@@ -123,9 +135,34 @@ async fn commit_groups<P: Part>(shared: &Arc<Shared>) {
     let _active = Active(groups);
     while let Some(group) = groups.next() {
         let (parts, done): (Vec<_>, Vec<_>) = group.into_iter().map(|w| (w.part, w.done)).unzip();
-        P::commit(shared, parts).await;
+        commit_group(shared, parts).await;
         for done in done {
             let _ = done.send(());
         }
+    }
+}
+
+/// Commits a group and answers its parts. If the group fails, each part is committed again
+/// alone, so that one part's trouble (a run's corrupt state, say) fails only its own waiters.
+async fn commit_group<P: Part>(shared: &Arc<Shared>, group: Vec<P>) {
+    let outcomes = match P::commit(shared, &group).await {
+        Ok(outcomes) => outcomes,
+        Err(e) if group.len() == 1 => vec![group[0].failed(shared, e)],
+        Err(_) => {
+            for part in group {
+                let outcome = match P::commit(shared, std::slice::from_ref(&part)).await {
+                    Ok(outcomes) => outcomes.into_iter().next(),
+                    Err(e) => Some(part.failed(shared, e)),
+                };
+                // No outcome (a bug): the part is dropped, and its waiters told so.
+                if let Some(outcome) = outcome {
+                    part.answer(shared, outcome);
+                }
+            }
+            return;
+        }
+    };
+    for (part, outcome) in group.into_iter().zip(outcomes) {
+        part.answer(shared, outcome);
     }
 }

@@ -256,7 +256,7 @@ impl Shared {
         step_id: Uuid,
     ) -> Result<Option<Snapshot>, ApiError> {
         let mut found = self.snapshots_of_steps(client, BTreeSet::from([step_id])).await?;
-        Ok(found.remove(&step_id).transpose()?)
+        Ok(found.remove(&step_id).map(Arc::unwrap_or_clone).transpose()?)
     }
 
     /// The snapshots of the trees rooted at `step_ids`, as their steps are defined now: from
@@ -266,7 +266,7 @@ impl Shared {
         &self,
         client: &impl deadpool_postgres::GenericClient,
         step_ids: BTreeSet<Uuid>,
-    ) -> Result<HashMap<Uuid, Tree>, ApiError> {
+    ) -> Result<HashMap<Uuid, Arc<Tree>>, ApiError> {
         let ids: Vec<Uuid> = step_ids.into_iter().collect();
         let version = steps::graph_version(client).await?;
         let (mut found, missing) = self.trees.get(version, &ids);
@@ -275,11 +275,11 @@ impl Shared {
         }
         let steps = steps::closure(client, &missing).await?;
         let limits = self.settings.limits.clone();
-        let read: HashMap<Uuid, Tree> = tokio::task::spawn_blocking(move || {
+        let read: HashMap<Uuid, Arc<Tree>> = tokio::task::spawn_blocking(move || {
             missing
                 .into_iter()
                 .filter(|id| steps.contains_key(id))
-                .map(|id| (id, graph::snapshot(id, &steps, &limits)))
+                .map(|id| (id, Arc::new(graph::snapshot(id, &steps, &limits))))
                 .collect()
         })
         .await

@@ -2,7 +2,7 @@
 //! are committed together, in groups (see [`super::group`]): one transaction, one statement per
 //! table, and one read of the step definitions for all of them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use aetr_engine::machine::{self, Event, NodeState, Nodes, State};
@@ -44,6 +44,9 @@ pub(crate) struct Start {
 }
 
 impl Part for Start {
+    type Outcome = Result<Started, ApiError>;
+    type Error = ApiError;
+
     fn events(&self) -> usize {
         1
     }
@@ -52,12 +55,20 @@ impl Part for Start {
         false
     }
 
-    async fn commit(shared: &Arc<Shared>, group: Vec<Start>) {
-        shared.start_group(group).await;
-    }
-
     fn groups(shared: &Shared) -> &Groups<Start> {
         &shared.starts
+    }
+
+    async fn commit(shared: &Arc<Shared>, group: &[Start]) -> Result<Vec<Self::Outcome>, ApiError> {
+        shared.try_starts(group).await
+    }
+
+    fn failed(&self, _: &Shared, error: ApiError) -> Self::Outcome {
+        Err(error)
+    }
+
+    fn answer(self, _: &Arc<Shared>, outcome: Self::Outcome) {
+        let _ = self.reply.send(outcome);
     }
 }
 
@@ -87,45 +98,21 @@ struct NewRun {
 }
 
 impl Shared {
-    /// Starts a group of runs in one transaction. If the group fails, each start is tried
-    /// again alone, so that one start's trouble is its own.
-    async fn start_group(self: &Arc<Self>, group: Vec<Start>) {
-        let requests: Vec<&StartRun> = group.iter().map(|s| &s.request).collect();
-        let outcomes = match self.try_starts(&requests).await {
-            Ok(outcomes) => outcomes,
-            Err(e) if group.len() == 1 => vec![Err(e)],
-            Err(_) => {
-                for start in group {
-                    let outcome = match self.try_starts(&[&start.request]).await {
-                        Ok(mut outcomes) => outcomes.pop().unwrap_or_else(|| {
-                            Err(ApiError::Internal(anyhow::anyhow!("a start gave no outcome")))
-                        }),
-                        Err(e) => Err(e),
-                    };
-                    let _ = start.reply.send(outcome);
-                }
-                return;
-            }
-        };
-        for (start, outcome) in group.into_iter().zip(outcomes) {
-            let _ = start.reply.send(outcome);
-        }
-    }
-
-    /// Starts runs in one transaction; each start's own outcome (a step that does not exist,
-    /// say) is in the list.
+    /// Starts a group of runs in one transaction; each start's own outcome (a step that does
+    /// not exist, say) is in the list.
     async fn try_starts(
         self: &Arc<Self>,
-        requests: &[&StartRun],
+        starts: &[Start],
     ) -> Result<Vec<Result<Started, ApiError>>, ApiError> {
+        let requests: Vec<&StartRun> = starts.iter().map(|s| &s.request).collect();
         let mut client = self.pool.get().await?;
         let step_ids: BTreeSet<Uuid> = requests.iter().map(|r| r.step_id).collect();
         let snapshots = self.snapshots_of_steps(&client, step_ids).await?;
         let now = now_ms();
-        let mut outcomes: Vec<Result<NewRun, ApiError>> = requests
+        let outcomes: Vec<Result<NewRun, ApiError>> = requests
             .iter()
             .map(|request| {
-                let snapshot = match snapshots.get(&request.step_id) {
+                let snapshot = match snapshots.get(&request.step_id).map(Arc::as_ref) {
                     Some(Ok(snapshot)) => snapshot.clone(),
                     Some(Err(e)) => return Err(e.clone().into()),
                     None => return Err(not_found(request.step_id)),
@@ -140,53 +127,13 @@ impl Shared {
             .zip(&outcomes)
             .filter_map(|(request, outcome)| Some((*request, outcome.as_ref().ok()?)))
             .collect();
-        let tx = client.transaction().await?;
-        let rows: Vec<runs::NewRun<'_>> = made
-            .iter()
-            .map(|(request, new)| {
-                let root = new.state.get(0);
-                runs::NewRun {
-                    id: new.id,
-                    snapshot: &new.snapshot,
-                    state: root.map_or(State::Pending, NodeState::state),
-                    idempotency_key: request.idempotency_key.as_deref(),
-                    created_at: now,
-                    completed_at: root.and_then(|root| root.completed_at),
-                }
-            })
-            .collect();
-        // A run whose idempotency key another start took (in this group, or committed since
-        // the key was looked up) is not made: that start's run is the answer.
-        let inserted = runs::insert(&tx, &rows).await?;
-        let made: Vec<&NewRun> =
-            made.into_iter().map(|(_, new)| new).filter(|new| inserted.contains(&new.id)).collect();
-        let new_nodes: Vec<NewNodes<'_>> = made
-            .iter()
-            .map(|new| NewNodes {
-                run: new.id,
-                snapshot: &new.snapshot,
-                rev: Default::default(),
-                started: new
-                    .state
-                    .changed()
-                    .map(|(idx, st)| (idx, st, new.plan.lease_until(idx)))
-                    .collect(),
-            })
-            .collect();
-        let mut epochs: HashMap<Uuid, Vec<(NodeIdx, i64)>> = HashMap::new();
-        for (run, idx, epoch) in nodes::insert_all(&tx, &new_nodes).await? {
-            epochs.entry(run).or_default().push((idx, epoch));
-        }
-        let sent: Vec<_> = made.iter().map(|new| (new.id, new.plan.sent.as_slice())).collect();
-        let history: Vec<_> = made.iter().map(|n| (n.id, n.plan.history.as_slice())).collect();
-        try_join(attempts::insert(&tx, &sent, now), events::insert(&tx, &history, now)).await?;
-        if let Some(new) = made.iter().find(|new| new.plan.deferred) {
-            new.plan.notify(&tx).await?;
-        }
-        tx.commit().await?;
+        let (inserted, mut epochs) = match made.is_empty() {
+            true => Default::default(),
+            false => write_runs(&mut client, &made, now).await?,
+        };
 
         let mut answers = Vec::with_capacity(requests.len());
-        for (request, outcome) in requests.iter().zip(outcomes.drain(..)) {
+        for (request, outcome) in requests.iter().zip(outcomes) {
             let new = match outcome {
                 Ok(new) => new,
                 Err(e) => {
@@ -230,6 +177,60 @@ impl Shared {
         plan.take(self, &snapshot, &mut state, &outcome.work)?;
         Ok(NewRun { id: Uuid::now_v7(), snapshot, state, plan })
     }
+}
+
+/// Writes new runs in one transaction: the runs, their nodes, their first attempts and their
+/// history. Returns the runs inserted (a run whose idempotency key another start took, in this
+/// group or committed since the key was looked up, is not: that start's run is the answer), and
+/// the lease epochs of their started nodes.
+async fn write_runs(
+    client: &mut deadpool_postgres::Client,
+    made: &[(&StartRun, &NewRun)],
+    now: i64,
+) -> Result<(HashSet<Uuid>, HashMap<Uuid, Vec<(NodeIdx, i64)>>), ApiError> {
+    let tx = client.transaction().await?;
+    let rows: Vec<runs::NewRun<'_>> = made
+        .iter()
+        .map(|(request, new)| {
+            let root = new.state.get(0);
+            runs::NewRun {
+                id: new.id,
+                snapshot: &new.snapshot,
+                state: root.map_or(State::Pending, NodeState::state),
+                idempotency_key: request.idempotency_key.as_deref(),
+                created_at: now,
+                completed_at: root.and_then(|root| root.completed_at),
+            }
+        })
+        .collect();
+    let inserted = runs::insert(&tx, &rows).await?;
+    let made: Vec<&NewRun> =
+        made.iter().map(|(_, new)| *new).filter(|new| inserted.contains(&new.id)).collect();
+    let new_nodes: Vec<NewNodes<'_>> = made
+        .iter()
+        .map(|new| NewNodes {
+            run: new.id,
+            snapshot: &new.snapshot,
+            rev: Default::default(),
+            started: new
+                .state
+                .changed()
+                .map(|(idx, st)| (idx, st, new.plan.lease_until(idx)))
+                .collect(),
+        })
+        .collect();
+    let mut epochs: HashMap<Uuid, Vec<(NodeIdx, i64)>> = HashMap::new();
+    for (run, idx, epoch) in nodes::insert_all(&tx, &new_nodes).await? {
+        epochs.entry(run).or_default().push((idx, epoch));
+    }
+    let sent: Vec<_> = made.iter().map(|new| (new.id, new.plan.sent.as_slice())).collect();
+    let history: Vec<_> = made.iter().map(|n| (n.id, n.plan.history.as_slice())).collect();
+    try_join(attempts::insert(&tx, &sent, now), events::insert(&tx, &history, now)).await?;
+    if let Some(new) = made.iter().find(|new| new.plan.deferred) {
+        new.plan.notify(&tx).await?;
+    }
+    tx.commit().await?;
+    Ok((inserted, epochs))
 }
 
 /// The run that an earlier start with this idempotency key made: 409 if it was of another step.

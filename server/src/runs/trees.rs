@@ -3,7 +3,7 @@
 //! cost one walk of the step graph, not one each.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aetr_engine::{FieldError, Snapshot};
 use uuid::Uuid;
@@ -23,13 +23,13 @@ pub(crate) struct Trees {
 struct Kept {
     /// The graph's version that every kept tree was read at.
     version: i64,
-    trees: HashMap<Uuid, Tree>,
+    trees: HashMap<Uuid, Arc<Tree>>,
     nodes: usize,
 }
 
 impl Trees {
     /// The kept trees of `roots` at `version`, and the roots that must be read.
-    pub fn get(&self, version: i64, roots: &[Uuid]) -> (HashMap<Uuid, Tree>, Vec<Uuid>) {
+    pub fn get(&self, version: i64, roots: &[Uuid]) -> (HashMap<Uuid, Arc<Tree>>, Vec<Uuid>) {
         let mut kept = self.lock();
         if kept.version != version {
             *kept = Kept { version, ..Kept::default() };
@@ -39,7 +39,7 @@ impl Trees {
         for root in roots {
             match kept.trees.get(root) {
                 Some(tree) => {
-                    found.insert(*root, tree.clone());
+                    found.insert(*root, Arc::clone(tree));
                 }
                 None => missing.push(*root),
             }
@@ -48,18 +48,18 @@ impl Trees {
     }
 
     /// Keeps trees read at `version`.
-    pub fn keep(&self, version: i64, trees: &HashMap<Uuid, Tree>) {
+    pub fn keep(&self, version: i64, trees: &HashMap<Uuid, Arc<Tree>>) {
         let mut kept = self.lock();
         if kept.version != version {
             return;
         }
         for (root, tree) in trees {
-            let size = tree.as_ref().map_or(1, Snapshot::len);
+            let size = tree.as_ref().as_ref().map_or(1, Snapshot::len);
             if kept.nodes + size > BUDGET_NODES {
                 kept.trees.clear();
                 kept.nodes = 0;
             }
-            if size <= BUDGET_NODES && kept.trees.insert(*root, tree.clone()).is_none() {
+            if size <= BUDGET_NODES && kept.trees.insert(*root, Arc::clone(tree)).is_none() {
                 kept.nodes += size;
             }
         }
