@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use futures_util::future::{try_join, try_join5};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -19,14 +19,8 @@ use super::{RunError, RunSnapshot, Shared};
 use crate::store::nodes::{Stored, Write};
 use crate::store::runs::RunState;
 use crate::store::time::now_ms;
+use crate::store::tx::{Tx, KEYED_LOOKUPS};
 use crate::store::{attempts, events, nodes, runs};
-
-/// Sent with a group's first statement. Every statement of a group looks rows up by key (a
-/// run and a node, an attempt), a few hundred at most, and an index finds each in
-/// microseconds. But the planner prices those lookups above a hash join over the whole table
-/// until the table is some hundreds of thousands of rows: measured, a batch of 513 callbacks
-/// locked its nodes in 16 ms through a hash of all 33,000 rows, against 1.2 ms by the index.
-const KEYED_LOOKUPS: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// How many times a group is tried when PostgreSQL aborts it for a deadlock or a
 /// serialization failure.
@@ -121,23 +115,21 @@ impl Shared {
     }
 
     async fn try_group(&self, members: &[Member]) -> Result<Vec<BatchOutcome>> {
-        let mut client = self.pool.get().await?;
+        let tx = Tx::new(self.pool.get().await?);
+        let db = tx.client();
         let mut snaps = Vec::with_capacity(members.len());
         for member in members {
             let run = member.run;
-            snaps.push(
-                self.snapshots.get(&client, run, None).await?.ok_or(RunError::NoSuchRun(run))?,
-            );
+            snaps.push(self.snapshots.get(db, run, None).await?.ok_or(RunError::NoSuchRun(run))?);
         }
-        let tx = client.transaction().await?;
         // A redrive resumes from the nodes that failed, read under the root's lock, so that
         // none changes before it applies. (A redrive is alone in its batch and its group.)
         let mut redrive = None;
         if let [Member { run, jobs }] = members {
             if let [Job { event: Event::Redrive { .. }, .. }] = jobs.as_slice() {
-                tx.batch_execute(KEYED_LOOKUPS).await?;
-                nodes::lock(&tx, &[(*run, 0)]).await?;
-                redrive = Some(Event::Redrive { nodes: nodes::redrivable(&tx, *run).await? });
+                let begin = async { anyhow::Ok(tx.begin(KEYED_LOOKUPS).await?) };
+                try_join(begin, nodes::lock(db, &[(*run, 0)])).await?;
+                redrive = Some(Event::Redrive { nodes: nodes::redrivable(db, *run).await? });
             }
         }
         let mut involved = Vec::new();
@@ -150,13 +142,14 @@ impl Shared {
             involved.extend(nodes.into_iter().map(|idx| (member.run, idx)));
         }
         involved.sort_unstable();
-        let keyed = async {
+        // The transaction begins in the lock's round trip (unless a redrive began it).
+        let begin = async {
             if redrive.is_none() {
-                tx.batch_execute(KEYED_LOOKUPS).await?;
+                tx.begin(KEYED_LOOKUPS).await?;
             }
             anyhow::Ok(())
         };
-        let (_, locked) = try_join(keyed, nodes::lock(&tx, &involved)).await?;
+        let (_, locked) = try_join(begin, nodes::lock(db, &involved)).await?;
         let mut loaded: HashMap<Uuid, HashMap<NodeIdx, Stored>> = HashMap::new();
         for (run, stored) in locked {
             loaded.entry(run).or_default().insert(stored.idx, stored);
@@ -165,7 +158,7 @@ impl Shared {
             let root = loaded.get(&member.run).and_then(|nodes| nodes.get(&0));
             if let Some(root) = root.filter(|root| root.rev != snap.rev) {
                 // Another server gave the run a new snapshot: read it, and try again.
-                self.snapshots.get(&tx, member.run, Some(root.rev)).await?;
+                self.snapshots.get(db, member.run, Some(root.rev)).await?;
                 return Err(StaleSnapshot.into());
             }
         }
@@ -181,7 +174,7 @@ impl Shared {
             })
             .collect();
         let done: Vec<&Applied> = applied.iter().filter_map(|a| a.as_ref().ok()).collect();
-        let epochs = write(&tx, &done, now).await?;
+        let epochs = write(db, &done, now).await?;
         tx.commit().await?;
 
         let mut deferred = false;
@@ -282,7 +275,7 @@ impl Shared {
 /// Writes what a group's batches changed: each kind of row in one statement for all their
 /// runs, all sent down the connection together (none depends on another's answer). Returns the written nodes' lease epochs, by run.
 async fn write(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     applied: &[&Applied],
     now: i64,
 ) -> Result<HashMap<Uuid, HashMap<NodeIdx, i64>>> {
@@ -307,11 +300,7 @@ async fn write(
             })
         })
         .collect();
-    let attempts = async {
-        attempts::supersede(tx, &superseded, now).await?;
-        attempts::insert(tx, &sent, now).await?;
-        attempts::finish(tx, &ended).await
-    };
+    let attempts = attempts::record(tx, &superseded, &sent, &ended, now);
     let run_states = runs::set_states(tx, &states);
     let notify = async {
         match applied.iter().find(|a| a.plan.deferred) {

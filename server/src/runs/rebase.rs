@@ -118,8 +118,7 @@ impl Runs {
         attempts::put_back(&tx, run, held, |old| moved.get(&old).copied()).await?;
         let superseded: Vec<(NodeIdx, u32)> =
             states.iter().enumerate().map(|(idx, st)| (idx as NodeIdx, st.live_from)).collect();
-        attempts::supersede(&tx, &[(run, &superseded)], now).await?;
-        attempts::insert(&tx, &[(run, &plan.sent)], now).await?;
+        attempts::record(&tx, &[(run, &superseded)], &[(run, &plan.sent)], &[], now).await?;
         events::insert(&tx, &[(run, &plan.history)], now).await?;
         plan.notify(&tx).await?;
         tx.commit().await?;

@@ -3,6 +3,7 @@
 use aetr_engine::NodeIdx;
 use anyhow::Result;
 use deadpool_postgres::GenericClient;
+use futures_util::future::try_join3;
 use uuid::Uuid;
 
 use super::time::{from_system, opt_from_system, to_system};
@@ -41,6 +42,47 @@ pub struct Ended {
     pub at: i64,
 }
 
+/// See [`insert`], [`supersede`] and [`finish`].
+const INSERT_SQL: &str = "INSERT INTO attempts (run_id, idx, n, dispatched_at, status)
+    SELECT u.run_id, u.idx, u.n, $4, 'Executing'
+    FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, n)
+    ON CONFLICT DO NOTHING";
+const SUPERSEDE_SQL: &str = "UPDATE attempts a
+    SET status = 'Cancelled', error = 'superseded', finished_at = $4
+    FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, below)
+    WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n < u.below
+      AND a.status = 'Executing'";
+const FINISH_SQL: &str = "UPDATE attempts a
+    SET status = u.status, error = u.error,
+        http_status = coalesce(u.http_status, a.http_status), finished_at = u.at
+    FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::text[], $6::int[],
+                $7::timestamptz[])
+        AS u(run_id, idx, n, status, error, http_status, at)
+    WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n = u.n";
+
+/// Records what became of attempts of runs, in one round trip: the attempts `superseded`
+/// (see [`supersede`]), those `sent` at `at` (see [`insert`]), and those `ended`, in this
+/// order, so that an attempt sent and ended in one transaction is inserted, then finished.
+pub async fn record(
+    client: &impl GenericClient,
+    superseded: &PerRun<'_, (NodeIdx, u32)>,
+    sent: &PerRun<'_, (NodeIdx, u32)>,
+    ended: &PerRun<'_, Ended>,
+    at: i64,
+) -> Result<()> {
+    // Prepared first (at once, when cached), each statement is sent when its future is first
+    // polled: in the order of the join, which is the order PostgreSQL runs them.
+    try_join3(
+        client.prepare_cached(SUPERSEDE_SQL),
+        client.prepare_cached(INSERT_SQL),
+        client.prepare_cached(FINISH_SQL),
+    )
+    .await?;
+    try_join3(supersede(client, superseded, at), insert(client, sent, at), finish(client, ended))
+        .await?;
+    Ok(())
+}
+
 /// Records attempts of runs as sent at `at`. An attempt sent again (after its sender died)
 /// keeps its first record.
 pub async fn insert(
@@ -48,36 +90,27 @@ pub async fn insert(
     sent: &PerRun<'_, (NodeIdx, u32)>,
     at: i64,
 ) -> Result<()> {
-    const SQL: &str = "INSERT INTO attempts (run_id, idx, n, dispatched_at, status)
-        SELECT u.run_id, u.idx, u.n, $4, 'Executing'
-        FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, n)
-        ON CONFLICT DO NOTHING";
     let (runs, idxs, ns) = columns(sent);
     if runs.is_empty() {
         return Ok(());
     }
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(INSERT_SQL).await?;
     client.execute(&statement, &[&runs, &idxs, &ns, &to_system(at)]).await?;
     Ok(())
 }
 
 /// Records that the attempts of nodes `(idx, below)` numbered below `below` that were still
 /// executing were superseded (by an operator's action or a redrive): they end `Cancelled`.
-pub async fn supersede(
+async fn supersede(
     client: &impl GenericClient,
     nodes: &PerRun<'_, (NodeIdx, u32)>,
     at: i64,
 ) -> Result<()> {
-    const SQL: &str = "UPDATE attempts a
-        SET status = 'Cancelled', error = 'superseded', finished_at = $4
-        FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, below)
-        WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n < u.below
-          AND a.status = 'Executing'";
     let (runs, idxs, below) = columns(nodes);
     if runs.is_empty() {
         return Ok(());
     }
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(SUPERSEDE_SQL).await?;
     client.execute(&statement, &[&runs, &idxs, &below, &to_system(at)]).await?;
     Ok(())
 }
@@ -94,14 +127,7 @@ fn columns(rows: &PerRun<'_, (NodeIdx, u32)>) -> (Vec<Uuid>, Vec<i32>, Vec<i32>)
 }
 
 /// Records how attempts of runs ended.
-pub async fn finish(client: &impl GenericClient, ended: &PerRun<'_, Ended>) -> Result<()> {
-    const SQL: &str = "UPDATE attempts a
-        SET status = u.status, error = u.error,
-            http_status = coalesce(u.http_status, a.http_status), finished_at = u.at
-        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::text[], $6::int[],
-                    $7::timestamptz[])
-            AS u(run_id, idx, n, status, error, http_status, at)
-        WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n = u.n";
+async fn finish(client: &impl GenericClient, ended: &PerRun<'_, Ended>) -> Result<()> {
     let ended: Vec<(Uuid, &Ended)> = flatten(ended).collect();
     if ended.is_empty() {
         return Ok(());
@@ -113,7 +139,7 @@ pub async fn finish(client: &impl GenericClient, ended: &PerRun<'_, Ended>) -> R
     let errors: Vec<Option<&str>> = ended.iter().map(|(_, e)| e.error.as_deref()).collect();
     let http: Vec<Option<i32>> = ended.iter().map(|(_, e)| e.http_status.map(i32::from)).collect();
     let ats: Vec<std::time::SystemTime> = ended.iter().map(|(_, e)| to_system(e.at)).collect();
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(FINISH_SQL).await?;
     client.execute(&statement, &[&runs, &idxs, &ns, &statuses, &errors, &http, &ats]).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod nodes;
 pub mod runs;
 pub mod steps;
 pub mod time;
+pub mod tx;
 pub mod views;
 
 /// Rows of several runs: each run with its own rows.

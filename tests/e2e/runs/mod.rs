@@ -10,6 +10,7 @@ mod parallel;
 mod plans;
 mod reads;
 mod sequential;
+mod transactions;
 
 use serde_json::{json, Value};
 
