@@ -6,21 +6,20 @@ use std::sync::Arc;
 use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
 use aetr_engine::NodeIdx;
 use anyhow::{Context, Result};
-use deadpool_postgres::GenericClient;
-use futures_util::future::{try_join, try_join5};
+use futures_util::future::{try_join, try_join5, try_join_all};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::group::{Groups, Part};
 use super::launch::Launch;
 use super::mailbox::Job;
-use super::plan::Plan;
+use super::plan::{Plan, NOTIFY_SQL};
 use super::{RunError, RunSnapshot, Shared};
 use crate::store::nodes::{Stored, Write};
 use crate::store::runs::RunState;
 use crate::store::time::now_ms;
 use crate::store::tx::{Tx, KEYED_LOOKUPS};
-use crate::store::{attempts, events, nodes, runs};
+use crate::store::{self, attempts, events, nodes, runs};
 
 /// How many times a group is tried when PostgreSQL aborts it for a deadlock or a
 /// serialization failure.
@@ -174,8 +173,7 @@ impl Shared {
             })
             .collect();
         let done: Vec<&Applied> = applied.iter().filter_map(|a| a.as_ref().ok()).collect();
-        let epochs = write(db, &done, now).await?;
-        tx.commit().await?;
+        let epochs = write_and_commit(&tx, &done, now).await?;
 
         let mut deferred = false;
         for (member, applied) in members.iter().zip(&applied) {
@@ -272,13 +270,31 @@ impl Shared {
     }
 }
 
-/// Writes what a group's batches changed: each kind of row in one statement for all their
-/// runs, all sent down the connection together (none depends on another's answer). Returns the written nodes' lease epochs, by run.
-async fn write(
-    tx: &impl GenericClient,
+/// Every statement that [`write_and_commit`] may send, prepared before it sends any.
+const WRITES: [&str; 9] = [
+    nodes::WRITE_SQL,
+    attempts::SUPERSEDE_SQL,
+    attempts::INSERT_SQL,
+    attempts::FINISH_SQL,
+    events::INSERT_SQL,
+    runs::SET_STATES_SQL,
+    NOTIFY_SQL,
+    nodes::CANCEL_NODES_SQL,
+    nodes::CANCEL_ATTEMPTS_SQL,
+];
+
+/// Writes what a group's batches changed, and commits: each kind of row in one statement for
+/// all their runs, and the COMMIT after them, all sent down the connection together, in one
+/// round trip (see [`store::prepare`]; none waits for another's answer). A statement that fails
+/// turns the COMMIT into a rollback. Returns the written nodes' lease epochs, by run.
+async fn write_and_commit(
+    tx: &Tx,
     applied: &[&Applied],
     now: i64,
 ) -> Result<HashMap<Uuid, HashMap<NodeIdx, i64>>> {
+    let client = tx.client();
+    store::prepare(client, &WRITES).await?;
+    let prepared = client.statement_cache.size();
     let writes: Vec<(Uuid, Vec<Write<'_>>)> =
         applied.iter().map(|a| (a.run, a.plan.writes(&a.state, &a.loaded))).collect();
     let writes: Vec<(Uuid, &[Write<'_>])> =
@@ -300,21 +316,33 @@ async fn write(
             })
         })
         .collect();
-    let attempts = attempts::record(tx, &superseded, &sent, &ended, now);
-    let run_states = runs::set_states(tx, &states);
+    let attempts = attempts::record(client, &superseded, &sent, &ended, now);
+    let run_states = runs::set_states(client, &states);
     let notify = async {
         match applied.iter().find(|a| a.plan.deferred) {
-            Some(a) => Ok(a.plan.notify(tx).await?),
+            Some(a) => Ok(a.plan.notify(client).await?),
             None => Ok(()),
         }
     };
-    let history = events::insert(tx, &history, now);
-    let (written, ..) =
-        try_join5(nodes::write(tx, &writes), attempts, history, run_states, notify).await?;
+    let history = events::insert(client, &history, now);
     // A cancel (alone in its group) ends the nodes that its batch did not write, after them.
-    for a in applied.iter().filter(|a| a.plan.cancel) {
-        nodes::cancel_unfinished(tx, a.run, now).await?;
-    }
+    let cancels = try_join_all(
+        applied
+            .iter()
+            .filter(|a| a.plan.cancel)
+            .map(|a| nodes::cancel_unfinished(client, a.run, now)),
+    );
+    let commit = async { Ok(tx.commit().await?) };
+    let ((written, ..), _) = try_join(
+        try_join5(nodes::write(client, &writes), attempts, history, run_states, notify),
+        try_join(cancels, commit),
+    )
+    .await?;
+    debug_assert_eq!(
+        client.statement_cache.size(),
+        prepared,
+        "a statement missing from WRITES was prepared, and may have gone after the COMMIT"
+    );
     let mut epochs: HashMap<Uuid, HashMap<NodeIdx, i64>> = HashMap::new();
     for (run, idx, epoch) in written {
         epochs.entry(run).or_default().insert(idx, epoch);

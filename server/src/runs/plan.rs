@@ -19,6 +19,9 @@ use crate::store::nodes::{Stored, Write};
 /// The channel that wakes dispatchers (of every server) when work waits in the database.
 pub const WORK_CHANNEL: &str = "aetr_work";
 
+/// See [`Plan::notify`].
+pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, '')";
+
 /// How long a POST's sender holds its node beyond the POST's own timeout, before another
 /// server may send the same attempt again.
 const POST_LEASE_MARGIN_MS: i64 = 30_000;
@@ -78,7 +81,8 @@ impl Plan {
     /// database.
     pub async fn notify(&self, client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
         if self.deferred {
-            client.execute("SELECT pg_notify($1, '')", &[&WORK_CHANNEL]).await?;
+            let statement = client.prepare_cached(NOTIFY_SQL).await?;
+            client.execute(&statement, &[&WORK_CHANNEL]).await?;
         }
         Ok(())
     }

@@ -43,16 +43,16 @@ pub struct Ended {
 }
 
 /// See [`insert`], [`supersede`] and [`finish`].
-const INSERT_SQL: &str = "INSERT INTO attempts (run_id, idx, n, dispatched_at, status)
+pub(crate) const INSERT_SQL: &str = "INSERT INTO attempts (run_id, idx, n, dispatched_at, status)
     SELECT u.run_id, u.idx, u.n, $4, 'Executing'
     FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, n)
     ON CONFLICT DO NOTHING";
-const SUPERSEDE_SQL: &str = "UPDATE attempts a
+pub(crate) const SUPERSEDE_SQL: &str = "UPDATE attempts a
     SET status = 'Cancelled', error = 'superseded', finished_at = $4
     FROM unnest($1::uuid[], $2::int[], $3::int[]) AS u(run_id, idx, below)
     WHERE a.run_id = u.run_id AND a.idx = u.idx AND a.n < u.below
       AND a.status = 'Executing'";
-const FINISH_SQL: &str = "UPDATE attempts a
+pub(crate) const FINISH_SQL: &str = "UPDATE attempts a
     SET status = u.status, error = u.error,
         http_status = coalesce(u.http_status, a.http_status), finished_at = u.at
     FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::text[], $6::int[],
@@ -70,14 +70,7 @@ pub async fn record(
     ended: &PerRun<'_, Ended>,
     at: i64,
 ) -> Result<()> {
-    // Prepared first (at once, when cached), each statement is sent when its future is first
-    // polled: in the order of the join, which is the order PostgreSQL runs them.
-    try_join3(
-        client.prepare_cached(SUPERSEDE_SQL),
-        client.prepare_cached(INSERT_SQL),
-        client.prepare_cached(FINISH_SQL),
-    )
-    .await?;
+    super::prepare(client, &[SUPERSEDE_SQL, INSERT_SQL, FINISH_SQL]).await?;
     try_join3(supersede(client, superseded, at), insert(client, sent, at), finish(client, ended))
         .await?;
     Ok(())

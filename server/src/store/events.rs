@@ -22,17 +22,20 @@ pub struct NewEvent {
     pub changes: Vec<(NodeIdx, State, State)>,
 }
 
+/// See [`insert`].
+pub(crate) const INSERT_SQL: &str =
+    "INSERT INTO run_events (run_id, at, kind, idx, attempt, detail, changes)
+    SELECT u.run_id, $1, u.kind, u.idx, u.attempt, u.detail, u.changes
+    FROM unnest($2::uuid[], $3::text[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[])
+        WITH ORDINALITY AS u(run_id, kind, idx, attempt, detail, changes, ord)
+    ORDER BY u.ord";
+
 /// Records events of runs that happened at `at`, in the order given.
 pub async fn insert(
     client: &impl GenericClient,
     events: &PerRun<'_, NewEvent>,
     at: i64,
 ) -> Result<()> {
-    const SQL: &str = "INSERT INTO run_events (run_id, at, kind, idx, attempt, detail, changes)
-        SELECT u.run_id, $1, u.kind, u.idx, u.attempt, u.detail, u.changes
-        FROM unnest($2::uuid[], $3::text[], $4::int[], $5::int[], $6::jsonb[], $7::jsonb[])
-            WITH ORDINALITY AS u(run_id, kind, idx, attempt, detail, changes, ord)
-        ORDER BY u.ord";
     let events: Vec<(Uuid, &NewEvent)> = flatten(events).collect();
     if events.is_empty() {
         return Ok(());
@@ -55,7 +58,7 @@ pub async fn insert(
             ))
         })
         .collect();
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(INSERT_SQL).await?;
     client
         .execute(&statement, &[&to_system(at), &runs, &kinds, &idxs, &attempts, &details, &changes])
         .await?;

@@ -12,6 +12,19 @@ pub mod time;
 pub mod tx;
 pub mod views;
 
+/// Prepares `statements` on the connection (at once, those it prepared before). A statement
+/// prepared is sent when the future that runs it is first polled, so the futures of a join are
+/// then sent, and run by PostgreSQL, in the join's order, all in one round trip; a statement not
+/// yet prepared would wait for its preparation, and go after the ones polled after it.
+pub(crate) async fn prepare(
+    client: &impl deadpool_postgres::GenericClient,
+    statements: &[&str],
+) -> Result<(), tokio_postgres::Error> {
+    futures_util::future::try_join_all(statements.iter().map(|sql| client.prepare_cached(sql)))
+        .await?;
+    Ok(())
+}
+
 /// Rows of several runs: each run with its own rows.
 pub type PerRun<'a, T> = [(uuid::Uuid, &'a [T])];
 

@@ -6,13 +6,14 @@
 //! several runs (the accepted POSTs, a cancel) lock in `(run_id, idx)` order, so that no two
 //! transactions wait on each other in a cycle.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use aetr_engine::machine::{Fault, NodeState, Phase};
 use aetr_engine::{NodeIdx, Snapshot};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::GenericClient;
+use futures_util::future::try_join;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -84,13 +85,11 @@ pub struct Write<'a> {
     pub new_holder: bool,
 }
 
-/// Writes changed nodes of runs. Returns each node's lease epoch after the write, with its run
-/// and idx. Large texts that did not change are not sent again.
-pub async fn write(
-    client: &impl GenericClient,
-    writes: &PerRun<'_, Write<'_>>,
-) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
-    const SQL: &str = "UPDATE run_nodes n SET
+/// See [`write`]. A node that was started must still be `Waiting`: if one is not, the
+/// statement fails (rather than writing fewer rows), so that its transaction rolls back even
+/// when the COMMIT went with it, before the answer (see `runs::batch::write`).
+pub(crate) const WRITE_SQL: &str = "WITH written AS (
+        UPDATE run_nodes n SET
             phase = u.phase,
             input = CASE WHEN u.keep & 1 = 0 THEN u.input ELSE n.input END,
             result = CASE WHEN u.keep & 2 = 0 THEN u.result ELSE n.result END,
@@ -105,10 +104,26 @@ pub async fn write(
                     $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
                     $17::timestamptz[], $18::int[], $19::bool[])
             AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
-                 round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
-                 bump, fresh)
+                 round_from, live_from, remaining, due_at, started_at, completed_at,
+                 lease_until, bump, fresh)
         WHERE n.run_id = u.run_id AND n.idx = u.idx AND (NOT u.fresh OR n.phase = 'Waiting')
-        RETURNING n.run_id, n.idx, n.lease_epoch";
+        RETURNING n.run_id, n.idx, n.lease_epoch),
+    counted AS (SELECT count(*) AS matched FROM written)
+    SELECT w.run_id, w.idx, w.lease_epoch
+    FROM counted LEFT JOIN written w ON true
+    WHERE CASE WHEN counted.matched = cardinality($2::int[]) THEN w.run_id IS NOT NULL
+        ELSE aetr_fail(format(
+            '%s of %s node writes matched (runs %s); a node that was started was not Waiting',
+            counted.matched, cardinality($2::int[]),
+            (SELECT string_agg(DISTINCT r::text, ', ') FROM unnest($1::uuid[]) AS r)))
+        END";
+
+/// Writes changed nodes of runs. Returns each node's lease epoch after the write, with its run
+/// and idx. Large texts that did not change are not sent again.
+pub async fn write(
+    client: &impl GenericClient,
+    writes: &PerRun<'_, Write<'_>>,
+) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
     let mut c = Columns::default();
     for (run, w) in super::flatten(writes) {
         c.push(run, w)?;
@@ -116,16 +131,8 @@ pub async fn write(
     if c.idx.is_empty() {
         return Ok(Vec::new());
     }
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(WRITE_SQL).await?;
     let rows = client.query(&statement, &c.params()).await?;
-    if rows.len() != c.idx.len() {
-        let runs: BTreeSet<Uuid> = c.run.iter().copied().collect();
-        bail!(
-            "{} of {} node writes matched (runs {runs:?}); a node that was started was not Waiting",
-            rows.len(),
-            c.idx.len()
-        );
-    }
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i32>(1)? as NodeIdx, r.try_get(2)?)))
         .collect()
@@ -311,22 +318,31 @@ pub async fn delete_all(client: &impl GenericClient, run: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// See [`cancel_unfinished`].
+pub(crate) const CANCEL_NODES_SQL: &str = "UPDATE run_nodes n
+    SET phase = 'Cancelled', completed_at = $2, due_at = NULL, lease_until = NULL
+    FROM (SELECT idx FROM run_nodes
+          WHERE run_id = $1
+            AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing')
+          ORDER BY idx FOR UPDATE) u
+    WHERE n.run_id = $1 AND n.idx = u.idx";
+
+/// See [`cancel_unfinished`].
+pub(crate) const CANCEL_ATTEMPTS_SQL: &str =
+    "UPDATE attempts SET status = 'Cancelled', finished_at = $2
+    WHERE run_id = $1 AND status = 'Executing'";
+
 /// Makes every unfinished node of a run `Cancelled`, and its unfinished attempts too.
+/// The two statements go together, in this order (see [`super::prepare`]).
 pub async fn cancel_unfinished(client: &impl GenericClient, run: Uuid, now: i64) -> Result<()> {
-    const NODES: &str = "UPDATE run_nodes n
-        SET phase = 'Cancelled', completed_at = $2, due_at = NULL, lease_until = NULL
-        FROM (SELECT idx FROM run_nodes
-              WHERE run_id = $1
-                AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing')
-              ORDER BY idx FOR UPDATE) u
-        WHERE n.run_id = $1 AND n.idx = u.idx";
-    const ATTEMPTS: &str = "UPDATE attempts SET status = 'Cancelled', finished_at = $2
-        WHERE run_id = $1 AND status = 'Executing'";
     let now = to_system(now);
-    let statement = client.prepare_cached(NODES).await?;
-    client.execute(&statement, &[&run, &now]).await?;
-    let statement = client.prepare_cached(ATTEMPTS).await?;
-    client.execute(&statement, &[&run, &now]).await?;
+    let (nodes, attempts) = try_join(
+        client.prepare_cached(CANCEL_NODES_SQL),
+        client.prepare_cached(CANCEL_ATTEMPTS_SQL),
+    )
+    .await?;
+    try_join(client.execute(&nodes, &[&run, &now]), client.execute(&attempts, &[&run, &now]))
+        .await?;
     Ok(())
 }
 

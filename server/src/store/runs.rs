@@ -126,13 +126,16 @@ pub struct RunState {
     pub completed_at: Option<i64>,
 }
 
+/// See [`set_states`].
+pub(crate) const SET_STATES_SQL: &str =
+    "UPDATE runs r SET state = u.state, completed_at = u.completed_at,
+        failed_node = CASE WHEN u.set_failed THEN u.failed_node ELSE r.failed_node END
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[])
+        AS u(id, state, completed_at, set_failed, failed_node)
+    WHERE r.id = u.id";
+
 /// Records runs' states.
 pub async fn set_states(client: &impl GenericClient, states: &[RunState]) -> Result<()> {
-    const SQL: &str = "UPDATE runs r SET state = u.state, completed_at = u.completed_at,
-            failed_node = CASE WHEN u.set_failed THEN u.failed_node ELSE r.failed_node END
-        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[], $5::int[])
-            AS u(id, state, completed_at, set_failed, failed_node)
-        WHERE r.id = u.id";
     if states.is_empty() {
         return Ok(());
     }
@@ -144,7 +147,7 @@ pub async fn set_states(client: &impl GenericClient, states: &[RunState]) -> Res
         .iter()
         .map(|s| s.failed_node.flatten().map(i32::try_from).transpose())
         .collect::<Result<_, _>>()?;
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(SET_STATES_SQL).await?;
     client.execute(&statement, &[&ids, &names, &completed, &set_failed, &failed]).await?;
     Ok(())
 }

@@ -1,9 +1,14 @@
-//! A transaction whose `BEGIN` travels down the connection with its first statements, instead
-//! of waiting for its own round trip as `Client::transaction` does.
+//! A transaction whose `BEGIN` travels down the connection with its first statements, and whose
+//! `COMMIT` may travel with its last, instead of each waiting for its own round trip as with
+//! `Client::transaction`.
 //!
-//! tokio-postgres sends a statement when its future is first polled, and PostgreSQL runs what
-//! one connection sends in order. So [`Tx::begin`], polled in a join before the transaction's
-//! first statements, opens the transaction before them, and all arrive in one round trip.
+//! tokio-postgres sends a statement when its future is first polled (once it is prepared: see
+//! [`super::prepare`]), and PostgreSQL runs what one connection sends in order. So
+//! [`Tx::begin`], polled in a join before the transaction's first statements, opens the
+//! transaction before them; [`Tx::commit`], polled after the last ones, commits after them, or
+//! rolls back if one of them failed (PostgreSQL answers the COMMIT of a failed transaction by
+//! rolling it back). A check that must be able to undo the transaction must then be made by
+//! the statements themselves, not by the caller after their answers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
