@@ -19,7 +19,7 @@ use crate::store::nodes::{Stored, Write};
 use crate::store::runs::RunState;
 use crate::store::time::now_ms;
 use crate::store::tx::{Tx, KEYED_LOOKUPS};
-use crate::store::{self, attempts, events, nodes, runs};
+use crate::store::{attempts, events, nodes, runs};
 
 /// How many times a group is tried when PostgreSQL aborts it for a deadlock or a
 /// serialization failure.
@@ -285,16 +285,14 @@ const WRITES: [&str; 9] = [
 
 /// Writes what a group's batches changed, and commits: each kind of row in one statement for
 /// all their runs, and the COMMIT after them, all sent down the connection together, in one
-/// round trip (see [`store::prepare`]; none waits for another's answer). A statement that fails
-/// turns the COMMIT into a rollback. Returns the written nodes' lease epochs, by run.
+/// round trip (see [`Tx::commit_with`]; none waits for another's answer). A statement that
+/// fails turns the COMMIT into a rollback. Returns the written nodes' lease epochs, by run.
 async fn write_and_commit(
     tx: &Tx,
     applied: &[&Applied],
     now: i64,
 ) -> Result<HashMap<Uuid, HashMap<NodeIdx, i64>>> {
     let client = tx.client();
-    store::prepare(client, &WRITES).await?;
-    let prepared = client.statement_cache.size();
     let writes: Vec<(Uuid, Vec<Write<'_>>)> =
         applied.iter().map(|a| (a.run, a.plan.writes(&a.state, &a.loaded))).collect();
     let writes: Vec<(Uuid, &[Write<'_>])> =
@@ -332,17 +330,11 @@ async fn write_and_commit(
             .filter(|a| a.plan.cancel)
             .map(|a| nodes::cancel_unfinished(client, a.run, now)),
     );
-    let commit = async { Ok(tx.commit().await?) };
-    let ((written, ..), _) = try_join(
+    let writes = try_join(
         try_join5(nodes::write(client, &writes), attempts, history, run_states, notify),
-        try_join(cancels, commit),
-    )
-    .await?;
-    debug_assert_eq!(
-        client.statement_cache.size(),
-        prepared,
-        "a statement missing from WRITES was prepared, and may have gone after the COMMIT"
+        cancels,
     );
+    let ((written, ..), _) = tx.commit_with(&WRITES, writes).await?;
     let mut epochs: HashMap<Uuid, HashMap<NodeIdx, i64>> = HashMap::new();
     for (run, idx, epoch) in written {
         epochs.entry(run).or_default().insert(idx, epoch);

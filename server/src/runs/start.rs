@@ -7,17 +7,18 @@ use std::sync::Arc;
 
 use aetr_engine::machine::{self, Event, NodeState, Nodes, State};
 use aetr_engine::{NodeIdx, Snapshot};
-use futures_util::future::try_join;
+use futures_util::future::{try_join, try_join4};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::group::{Groups, Part};
-use super::plan::Plan;
+use super::plan::{Plan, NOTIFY_SQL};
 use super::{RunSnapshot, Runs, Shared};
 use crate::definitions::not_found;
 use crate::http::ApiError;
 use crate::store::nodes::NewNodes;
 use crate::store::time::now_ms;
+use crate::store::tx::Tx;
 use crate::store::{attempts, events, nodes, runs};
 
 /// `POST /runs/step/{stepId}`'s request.
@@ -105,9 +106,10 @@ impl Shared {
         starts: &[Start],
     ) -> Result<Vec<Result<Started, ApiError>>, ApiError> {
         let requests: Vec<&StartRun> = starts.iter().map(|s| &s.request).collect();
-        let mut client = self.pool.get().await?;
+        let tx = Tx::new(self.pool.get().await?);
+        let client = tx.client();
         let step_ids: BTreeSet<Uuid> = requests.iter().map(|r| r.step_id).collect();
-        let snapshots = self.snapshots_of_steps(&client, step_ids).await?;
+        let snapshots = self.snapshots_of_steps(client, step_ids).await?;
         let now = now_ms();
         let outcomes: Vec<Result<NewRun, ApiError>> = requests
             .iter()
@@ -129,7 +131,7 @@ impl Shared {
             .collect();
         let (inserted, mut epochs) = match made.is_empty() {
             true => Default::default(),
-            false => write_runs(&mut client, &made, now).await?,
+            false => write_runs(&tx, &made, now).await?,
         };
 
         let mut answers = Vec::with_capacity(requests.len());
@@ -143,7 +145,7 @@ impl Shared {
             };
             if !inserted.contains(&new.id) {
                 let key = request.idempotency_key.as_deref().unwrap_or_default();
-                answers.push(earlier(&client, key, request.step_id).await.and_then(|found| {
+                answers.push(earlier(client, key, request.step_id).await.and_then(|found| {
                     found.ok_or_else(|| {
                         let e = anyhow::anyhow!("the run of idempotency key {key:?} vanished");
                         ApiError::Internal(e)
@@ -179,16 +181,20 @@ impl Shared {
     }
 }
 
-/// Writes new runs in one transaction: the runs, their nodes, their first attempts and their
-/// history. Returns the runs inserted (a run whose idempotency key another start took, in this
-/// group or committed since the key was looked up, is not: that start's run is the answer), and
-/// the lease epochs of their started nodes.
+/// Every statement that [`write_runs`] sends after the runs' own rows.
+const NEW_RUN_WRITES: [&str; 4] =
+    [nodes::INSERT_ALL_SQL, attempts::INSERT_SQL, events::INSERT_SQL, NOTIFY_SQL];
+
+/// Writes new runs in one transaction, in two round trips: its BEGIN with the runs, then their
+/// nodes, first attempts and history with its COMMIT. Returns the runs inserted (a run whose
+/// idempotency key another start took, in this group or committed since the key was looked up,
+/// is not: that start's run is the answer), and the lease epochs of their started nodes.
 async fn write_runs(
-    client: &mut deadpool_postgres::Client,
+    tx: &Tx,
     made: &[(&StartRun, &NewRun)],
     now: i64,
 ) -> Result<(HashSet<Uuid>, HashMap<Uuid, Vec<(NodeIdx, i64)>>), ApiError> {
-    let tx = client.transaction().await?;
+    let client = tx.client();
     let rows: Vec<runs::NewRun<'_>> = made
         .iter()
         .map(|(request, new)| {
@@ -203,7 +209,8 @@ async fn write_runs(
             }
         })
         .collect();
-    let inserted = runs::insert(&tx, &rows).await?;
+    let begin = async { anyhow::Ok(tx.begin("").await?) };
+    let (_, inserted) = try_join(begin, runs::insert(client, &rows)).await?;
     let made: Vec<&NewRun> =
         made.iter().map(|(_, new)| *new).filter(|new| inserted.contains(&new.id)).collect();
     let new_nodes: Vec<NewNodes<'_>> = made
@@ -219,17 +226,25 @@ async fn write_runs(
                 .collect(),
         })
         .collect();
-    let mut epochs: HashMap<Uuid, Vec<(NodeIdx, i64)>> = HashMap::new();
-    for (run, idx, epoch) in nodes::insert_all(&tx, &new_nodes).await? {
-        epochs.entry(run).or_default().push((idx, epoch));
-    }
     let sent: Vec<_> = made.iter().map(|new| (new.id, new.plan.sent.as_slice())).collect();
     let history: Vec<_> = made.iter().map(|n| (n.id, n.plan.history.as_slice())).collect();
-    try_join(attempts::insert(&tx, &sent, now), events::insert(&tx, &history, now)).await?;
-    if let Some(new) = made.iter().find(|new| new.plan.deferred) {
-        new.plan.notify(&tx).await?;
+    let notify = async {
+        match made.iter().find(|new| new.plan.deferred) {
+            Some(new) => Ok(new.plan.notify(client).await?),
+            None => Ok(()),
+        }
+    };
+    let writes = try_join4(
+        nodes::insert_all(client, &new_nodes),
+        attempts::insert(client, &sent, now),
+        events::insert(client, &history, now),
+        notify,
+    );
+    let (written, ..) = tx.commit_with(&NEW_RUN_WRITES, writes).await?;
+    let mut epochs: HashMap<Uuid, Vec<(NodeIdx, i64)>> = HashMap::new();
+    for (run, idx, epoch) in written {
+        epochs.entry(run).or_default().push((idx, epoch));
     }
-    tx.commit().await?;
     Ok((inserted, epochs))
 }
 

@@ -238,6 +238,24 @@ pub struct NewNodes<'a> {
     pub started: Vec<(NodeIdx, &'a NodeState, Option<i64>)>,
 }
 
+/// See [`insert_all`].
+pub(crate) const INSERT_ALL_SQL: &str = "INSERT INTO run_nodes
+        (run_id, idx, phase, input, result, output, error, fault, attempt, round_from,
+         live_from, remaining, due_at, started_at, completed_at, lease_until, lease_epoch,
+         parent_idx, position, depth, snapshot_rev)
+    SELECT u.run_id, u.idx, u.phase, u.input, u.result, u.output, u.error, u.fault,
+           u.attempt, u.round_from, u.live_from, u.remaining, u.due_at, u.started_at,
+           u.completed_at, u.lease_until, u.epoch + u.bump, u.parent_idx, u.position,
+           u.depth, u.rev
+    FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
+                $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                $17::timestamptz[], $18::int[], $19::bool[], $20::int[], $21::int[],
+                $22::int[], $23::int[], $24::bigint[])
+        AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
+             round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
+             bump, fresh, parent_idx, position, depth, rev, epoch)";
+
 /// Inserts every node of new runs: those that the starts changed in their new state, with the
 /// lease each takes, the others `Waiting`. Returns the started nodes' lease epochs, with their
 /// runs.
@@ -245,22 +263,6 @@ pub async fn insert_all(
     client: &impl GenericClient,
     runs: &[NewNodes<'_>],
 ) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
-    const SQL: &str = "INSERT INTO run_nodes
-            (run_id, idx, phase, input, result, output, error, fault, attempt, round_from,
-             live_from, remaining, due_at, started_at, completed_at, lease_until, lease_epoch,
-             parent_idx, position, depth, snapshot_rev)
-        SELECT u.run_id, u.idx, u.phase, u.input, u.result, u.output, u.error, u.fault,
-               u.attempt, u.round_from, u.live_from, u.remaining, u.due_at, u.started_at,
-               u.completed_at, u.lease_until, u.epoch + u.bump, u.parent_idx, u.position,
-               u.depth, u.rev
-        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
-                    $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
-                    $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-                    $17::timestamptz[], $18::int[], $19::bool[], $20::int[], $21::int[],
-                    $22::int[], $23::int[], $24::bigint[])
-            AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
-                 round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
-                 bump, fresh, parent_idx, position, depth, rev, epoch)";
     let waiting = NodeState::default();
     let mut c = Columns::default();
     let (mut parent, mut position, mut depth, mut rev, mut epoch) =
@@ -286,7 +288,7 @@ pub async fn insert_all(
     }
     let mut params = c.params();
     params.extend([&parent as &(dyn ToSql + Sync), &position, &depth, &rev, &epoch]);
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(INSERT_ALL_SQL).await?;
     client.execute(&statement, &params).await?;
     Ok(epochs)
 }

@@ -10,9 +10,11 @@
 //! rolling it back). A check that must be able to undo the transaction must then be made by
 //! the statements themselves, not by the caller after their answers.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use deadpool_postgres::Object;
+use futures_util::future::try_join;
 use futures_util::FutureExt;
 
 /// The settings of a transaction that moves runs, sent with its `BEGIN`. Each of its statements
@@ -47,6 +49,26 @@ impl Tx {
     pub async fn begin(&self, then: &str) -> Result<(), tokio_postgres::Error> {
         self.open.store(true, Ordering::Release);
         self.client().batch_execute(&format!("BEGIN; {then}")).await
+    }
+
+    /// Runs `writes`, and the COMMIT after them, in one round trip: `statements` (every one that
+    /// `writes` may send) are prepared first, so that `writes` sends them all at its first
+    /// poll, before the COMMIT. If one fails, the COMMIT rolls back, and its error is returned.
+    pub async fn commit_with<T>(
+        &self,
+        statements: &[&str],
+        writes: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let client = self.client();
+        super::prepare(client, statements).await?;
+        let prepared = client.statement_cache.size();
+        let (written, ()) = try_join(writes, async { Ok(self.commit().await?) }).await?;
+        debug_assert_eq!(
+            client.statement_cache.size(),
+            prepared,
+            "a statement missing from `statements` was prepared: it may have gone after the COMMIT"
+        );
+        Ok(written)
     }
 
     /// Commits the transaction.
