@@ -316,12 +316,7 @@ async fn write_and_commit(
         .collect();
     let attempts = attempts::record(client, &superseded, &sent, &ended, now);
     let run_states = runs::set_states(client, &states);
-    let notify = async {
-        match applied.iter().find(|a| a.plan.deferred) {
-            Some(a) => Ok(a.plan.notify(client).await?),
-            None => Ok(()),
-        }
-    };
+    let notify = Plan::notify(applied.iter().map(|a| &a.plan), client);
     let history = events::insert(client, &history, now);
     // A cancel (alone in its group) ends the nodes that its batch did not write, after them.
     let cancels = try_join_all(

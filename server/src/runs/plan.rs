@@ -77,10 +77,13 @@ impl Plan {
         }
     }
 
-    /// Wakes every server's dispatcher once the transaction commits, if work waits in the
-    /// database.
-    pub async fn notify(&self, client: &impl GenericClient) -> Result<(), tokio_postgres::Error> {
-        if self.deferred {
+    /// Wakes every server's dispatcher once the transaction commits, if work that one of
+    /// `plans` made waits in the database.
+    pub async fn notify<'a>(
+        plans: impl IntoIterator<Item = &'a Plan>,
+        client: &impl GenericClient,
+    ) -> anyhow::Result<()> {
+        if plans.into_iter().any(|plan| plan.deferred) {
             let statement = client.prepare_cached(NOTIFY_SQL).await?;
             client.execute(&statement, &[&WORK_CHANNEL]).await?;
         }

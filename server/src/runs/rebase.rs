@@ -120,7 +120,7 @@ impl Runs {
             states.iter().enumerate().map(|(idx, st)| (idx as NodeIdx, st.live_from)).collect();
         attempts::record(&tx, &[(run, &superseded)], &[(run, &plan.sent)], &[], now).await?;
         events::insert(&tx, &[(run, &plan.history)], now).await?;
-        plan.notify(&tx).await?;
+        Plan::notify([&plan], &tx).await?;
         tx.commit().await?;
 
         tracing::info!(%run, nodes = new.len(), rerun = rerun.len(), "run retried on the latest definitions");

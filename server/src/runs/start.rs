@@ -228,12 +228,7 @@ async fn write_runs(
         .collect();
     let sent: Vec<_> = made.iter().map(|new| (new.id, new.plan.sent.as_slice())).collect();
     let history: Vec<_> = made.iter().map(|n| (n.id, n.plan.history.as_slice())).collect();
-    let notify = async {
-        match made.iter().find(|new| new.plan.deferred) {
-            Some(new) => Ok(new.plan.notify(client).await?),
-            None => Ok(()),
-        }
-    };
+    let notify = Plan::notify(made.iter().map(|new| &new.plan), client);
     let writes = try_join4(
         nodes::insert_all(client, &new_nodes),
         attempts::insert(client, &sent, now),
