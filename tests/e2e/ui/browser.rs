@@ -13,6 +13,17 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
 }
 
+/// The Node.js that `scripts/ensure-browser` unpacked into `target/tools/node` when the one on
+/// PATH is too old for playwright-core, else the one on PATH.
+fn node() -> PathBuf {
+    let unpacked = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/node/bin/node");
+    if unpacked.exists() {
+        unpacked
+    } else {
+        PathBuf::from("node")
+    }
+}
+
 /// Where the scripts write their screenshots (git-ignored).
 fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots")
@@ -36,7 +47,7 @@ async fn run_script_with(app: &TestApp, script: &str, env: &[(&str, &str)]) -> S
     if !dir.join("node_modules/playwright-core").exists() {
         missing("tests/browser/node_modules/playwright-core");
     }
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(node());
     cmd.arg(script)
         .current_dir(&dir)
         .env("AETR_URL", app.url(""))
