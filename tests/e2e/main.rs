@@ -14,4 +14,5 @@ mod resilience;
 mod runs;
 mod scripts;
 mod steps;
+mod store;
 mod ui;

@@ -18,13 +18,13 @@
 
 mod memory;
 mod nodes;
-mod rebase;
+mod redrive_latest;
 mod state;
 mod transition;
 
 pub use memory::MemoryRun;
 pub use nodes::{Nodes, StateChange};
-pub use rebase::{rebase, Rebased};
+pub use redrive_latest::{redrive_latest, LatestRedrive};
 pub use state::{Fault, NodeState, Phase, State};
 pub use transition::apply;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::rebase::{Memo, Reuse};
+use super::redrive_latest::{Memo, Reuse};
 use super::{
     Ctx, Event, Fault, MachineError, NodeState, Nodes, Outcome, Phase, Reply, Retry, RunChange,
     Work,

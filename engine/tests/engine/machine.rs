@@ -601,9 +601,9 @@ fn a_redrive_on_new_definitions_keeps_unchanged_completed_nodes() {
     let c = h.dispatch("c");
     h.fail("c", c, "bad url");
 
-    let rebased = h.rebase(&tree("http://svc.test/new"));
+    let redriven = h.redrive_latest(&tree("http://svc.test/new"));
     let rerun: Vec<&str> =
-        rebased.rerun.iter().map(|&i| h.run.snapshot().node(i).name.as_str()).collect();
+        redriven.rerun.iter().map(|&i| h.run.snapshot().node(i).name.as_str()).collect();
     assert_eq!(rerun, ["s", "c"]);
     assert_eq!(h.run.root().state(), State::Executing);
     assert_eq!(h.state("b").output.as_deref(), Some("rb"), "b keeps its result");
@@ -625,8 +625,8 @@ fn a_redrive_on_new_definitions_reruns_a_changed_mapper_alone_and_whatever_its_o
     h.succeed("a", a, "ra");
     assert_eq!(h.run.root().error.as_deref(), Some("mapper: oops"));
 
-    let rebased = h.rebase(&tree("function apply(d) { return d + '!'; }"));
-    assert!(rebased.rerun.contains(&h.idx("a")), "a's mapper runs again");
+    let redriven = h.redrive_latest(&tree("function apply(d) { return d + '!'; }"));
+    assert!(redriven.rerun.contains(&h.idx("a")), "a's mapper runs again");
     assert!(!h.is_due("a"), "a is not sent again");
     assert_eq!(h.state("a").output.as_deref(), Some("ra!"));
     let b = h.dispatch("b");
@@ -644,8 +644,9 @@ fn a_redrive_on_new_definitions_pairs_nodes_by_path_and_reruns_what_moved() {
     let b = h.dispatch("b");
     h.fail("b", b, "down");
     // A new first child: every child's path now holds another step.
-    let rebased = h.rebase(&par("p", vec![api_at("z", "http://svc.test/z"), api("a"), api("b")]));
-    assert_eq!(rebased.rerun.len(), 4);
+    let redriven =
+        h.redrive_latest(&par("p", vec![api_at("z", "http://svc.test/z"), api("a"), api("b")]));
+    assert_eq!(redriven.rerun.len(), 4);
     for name in ["z", "a", "b"] {
         assert!(h.is_due(name), "{name} runs");
     }

@@ -120,10 +120,10 @@ impl Harness {
 
     /// Redrives the run on a new definition of its tree, as `?definition=latest` does, and
     /// takes the work that starts.
-    pub fn rebase(&mut self, tree: &Value) -> aetr_engine::machine::Rebased {
+    pub fn redrive_latest(&mut self, tree: &Value) -> aetr_engine::machine::LatestRedrive {
         let new = snapshot_of(tree);
         let input = self.run.root().input.clone();
-        let rebased = aetr_engine::machine::rebase(
+        let redriven = aetr_engine::machine::redrive_latest(
             self.run.snapshot(),
             self.run.nodes(),
             &new,
@@ -131,10 +131,10 @@ impl Harness {
             &self.run.ctx,
         )
         .unwrap();
-        self.run = MemoryRun::with_states(new, rebased.states.clone(), self.run.ctx);
+        self.run = MemoryRun::with_states(new, redriven.states.clone(), self.run.ctx);
         self.dispatches.clear();
-        self.take_work(&rebased.outcome.work);
-        rebased
+        self.take_work(&redriven.outcome.work);
+        redriven
     }
 
     pub fn start(&mut self, input: Option<&str>) {

@@ -107,3 +107,33 @@ pub async fn create_database(admin: &tokio_postgres::Config, name: &str) -> Resu
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// Whether an error (from the pool or a statement) says that the database cannot be reached now.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    use deadpool_postgres::PoolError;
+    if let Some(db) = e.downcast_ref::<tokio_postgres::Error>() {
+        return database_unavailable(db);
+    }
+    match e.downcast_ref::<PoolError>() {
+        Some(PoolError::Backend(db)) => database_unavailable(db),
+        Some(PoolError::Timeout(_) | PoolError::Closed) => true,
+        _ => false,
+    }
+}
+
+/// Whether an error says the database cannot be reached now (as opposed to a bug): the
+/// connection is gone or failed, the server is shutting down or refusing connections, or a
+/// statement ran out of time.
+pub fn database_unavailable(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error;
+    if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
+        return true;
+    }
+    e.code().is_some_and(|code| {
+        let code = code.code();
+        code.starts_with("08") // connection exception
+            || code.starts_with("57P") // admin, crash or startup shutdown
+            || code == "53300" // too many connections
+            || code == "57014" // statement timeout
+    })
+}

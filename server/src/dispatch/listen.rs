@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::runs::{Shared, WORK_CHANNEL};
+use crate::runs::Shared;
+use crate::store::changes::WORK_CHANNEL;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 

@@ -74,7 +74,7 @@ impl From<FieldError> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        if is_unavailable(&e) {
+        if crate::db::is_unavailable(&e) {
             ApiError::Unavailable(e)
         } else {
             ApiError::Internal(e)
@@ -84,7 +84,7 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if database_unavailable(&e) {
+        if crate::db::database_unavailable(&e) {
             ApiError::Unavailable(e.into())
         } else {
             ApiError::Internal(e.into())
@@ -109,45 +109,24 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
-/// Whether an error (from the pool or a statement) says that the database cannot be reached now.
-pub fn is_unavailable(e: &anyhow::Error) -> bool {
-    use deadpool_postgres::PoolError;
-    if let Some(db) = e.downcast_ref::<tokio_postgres::Error>() {
-        return database_unavailable(db);
-    }
-    match e.downcast_ref::<PoolError>() {
-        Some(PoolError::Backend(db)) => database_unavailable(db),
-        Some(PoolError::Timeout(_) | PoolError::Closed) => true,
-        _ => false,
-    }
-}
-
 impl From<crate::runs::RunError> for ApiError {
     fn from(e: crate::runs::RunError) -> Self {
         use crate::runs::RunError;
+        let message = e.to_string();
         match e {
-            RunError::NoSuchRun(id) => ApiError::NotFound(format!("no run with id {id}")),
-            RunError::Unavailable(why) => ApiError::Unavailable(anyhow::anyhow!(why)),
-            RunError::Internal(why) => ApiError::Internal(anyhow::anyhow!(why)),
+            RunError::NoSuchRun(_) | RunError::NoSuchStep(_) => ApiError::NotFound(message),
+            RunError::Refused(field) => ApiError::Fields(field.into()),
+            RunError::KeyOfAnotherStep { .. }
+            | RunError::StepGone(_)
+            | RunError::RedrivenMeanwhile
+            | RunError::NotInError => ApiError::Conflict(message),
+            RunError::Conflict => ApiError::Unavailable(anyhow::anyhow!(message)),
+            RunError::Unavailable(cause) => ApiError::Unavailable(anyhow::anyhow!("{cause:#}")),
+            RunError::Corrupt { .. } | RunError::Internal(_) => {
+                ApiError::Internal(anyhow::anyhow!(message))
+            }
         }
     }
-}
-
-/// Whether an error says the database cannot be reached now (as opposed to a bug): the
-/// connection is gone or failed, the server is shutting down or refusing connections, or a
-/// statement ran out of time.
-fn database_unavailable(e: &tokio_postgres::Error) -> bool {
-    use std::error::Error;
-    if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
-        return true;
-    }
-    e.code().is_some_and(|code| {
-        let code = code.code();
-        code.starts_with("08") // connection exception
-            || code.starts_with("57P") // admin, crash or startup shutdown
-            || code == "53300" // too many connections
-            || code == "57014" // statement timeout
-    })
 }
 
 impl ResponseError for ApiError {

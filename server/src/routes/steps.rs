@@ -143,7 +143,7 @@ pub struct ChildrenBody {
         ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
     ),
     responses(
-        (status = 200, description = "A page of steps.", body = [StepSummary],
+        (status = 200, description = "A page of steps.", body = [StepLine],
          headers(("Link" = String, description = "`<url>; rel=\"next\"` when another page follows."))),
         (status = 400, description = "A bad `limit` or `after`.", body = ErrorBody),
     ))]
@@ -153,7 +153,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let client = state.pool.get().await?;
     let rows = steps::list(&client, query.non_empty("q"), page.after, page.fetch()).await?;
     let (rows, link) = page.finish(rows, |s| s.id, &query, &req);
-    Ok(with_link(HttpResponse::Ok(), link).json(rows))
+    Ok(with_link(HttpResponse::Ok(), link).json(lines(rows)))
 }
 
 /// Creates one step, whose children (if any) are stored steps given by id.
@@ -281,7 +281,7 @@ pub async fn set_children(
 #[utoipa::path(get, path = "/api/v1/steps/{id}/parents", tag = "steps",
     params(("id" = Uuid, Path, description = "The step's id.")),
     responses(
-        (status = 200, description = "Its parents, each once.", body = [StepSummary]),
+        (status = 200, description = "Its parents, each once.", body = [StepLine]),
         (status = 404, description = "No such step.", body = ErrorBody),
     ))]
 pub async fn parents(
@@ -293,7 +293,24 @@ pub async fn parents(
     if !steps::exists(&client, id).await? {
         return Err(not_found(id));
     }
-    Ok(HttpResponse::Ok().json(steps::parents(&client, id).await?))
+    Ok(HttpResponse::Ok().json(lines(steps::parents(&client, id).await?)))
+}
+
+/// One line of a list of steps.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = StepSummary)]
+pub struct StepLine {
+    id: Uuid,
+    name: String,
+    #[schema(value_type = StepTypeDoc)]
+    step_type: StepType,
+}
+
+fn lines(rows: Vec<StepSummary>) -> Vec<StepLine> {
+    rows.into_iter()
+        .map(|StepSummary { id, name, step_type }| StepLine { id, name, step_type })
+        .collect()
 }
 
 /// Deletes a step that no other step uses. Runs keep their snapshots.

@@ -23,7 +23,7 @@ const MAX_EVENTS: usize = 1024;
 /// What a group is made of: a run's batch of events, or a start.
 pub(crate) trait Part: Send + Sized + 'static {
     /// What becomes of a part: what its waiters are answered.
-    type Outcome: Send;
+    type Answer: Send;
     /// Why a whole group could not be committed.
     type Error: Send;
     /// How many events it brings.
@@ -32,16 +32,16 @@ pub(crate) trait Part: Send + Sized + 'static {
     fn alone(&self) -> bool;
     /// The queue that parts of this kind wait in.
     fn groups(shared: &Shared) -> &Groups<Self>;
-    /// Commits a group in one transaction: each part's outcome, in order, or an error for the
+    /// Commits a group in one transaction: each part's answer, in order, or an error for the
     /// whole group (nothing of it is written).
     fn commit(
         shared: &Arc<Shared>,
         group: &[Self],
-    ) -> impl Future<Output = Result<Vec<Self::Outcome>, Self::Error>> + Send;
-    /// The outcome of a part that failed alone.
-    fn failed(&self, shared: &Shared, error: Self::Error) -> Self::Outcome;
-    /// Answers the part's waiters, and starts the work that its outcome made.
-    fn answer(self, shared: &Arc<Shared>, outcome: Self::Outcome);
+    ) -> impl Future<Output = Result<Vec<Self::Answer>, Self::Error>> + Send;
+    /// The answer of a part that failed alone.
+    fn failed(&self, shared: &Shared, error: Self::Error) -> Self::Answer;
+    /// Answers the part's waiters, and starts the work that its answer made.
+    fn answer(self, shared: &Arc<Shared>, answer: Self::Answer);
 }
 
 #[derive(Debug)]
@@ -145,24 +145,24 @@ async fn commit_groups<P: Part>(shared: &Arc<Shared>) {
 /// Commits a group and answers its parts. If the group fails, each part is committed again
 /// alone, so that one part's trouble (a run's corrupt state, say) fails only its own waiters.
 async fn commit_group<P: Part>(shared: &Arc<Shared>, group: Vec<P>) {
-    let outcomes = match P::commit(shared, &group).await {
-        Ok(outcomes) => outcomes,
+    let answers = match P::commit(shared, &group).await {
+        Ok(answers) => answers,
         Err(e) if group.len() == 1 => vec![group[0].failed(shared, e)],
         Err(_) => {
             for part in group {
-                let outcome = match P::commit(shared, std::slice::from_ref(&part)).await {
-                    Ok(outcomes) => outcomes.into_iter().next(),
+                let answer = match P::commit(shared, std::slice::from_ref(&part)).await {
+                    Ok(answers) => answers.into_iter().next(),
                     Err(e) => Some(part.failed(shared, e)),
                 };
-                // No outcome (a bug): the part is dropped, and its waiters told so.
-                if let Some(outcome) = outcome {
-                    part.answer(shared, outcome);
+                // No answer (a bug): the part is dropped, and its waiters told so.
+                if let Some(answer) = answer {
+                    part.answer(shared, answer);
                 }
             }
             return;
         }
     };
-    for (part, outcome) in group.into_iter().zip(outcomes) {
-        part.answer(shared, outcome);
+    for (part, answer) in group.into_iter().zip(answers) {
+        part.answer(shared, answer);
     }
 }

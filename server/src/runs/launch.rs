@@ -1,7 +1,6 @@
 //! Starting the work that committed events made: POSTs and scripts, each under the lease that
 //! its node took in the transaction, and each reporting back as a fenced event.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aetr_engine::machine::{Event, Nodes, Phase};
@@ -12,6 +11,7 @@ use super::plan::Plan;
 use super::{Fence, RunSnapshot, Shared};
 use crate::dispatch::SendJob;
 use crate::scripts::OwnedCall;
+use crate::store::changes::Epochs;
 use crate::store::nodes;
 
 /// A mapper or reducer to run, under the lease its node holds at `epoch`.
@@ -55,11 +55,11 @@ impl Launch {
     pub fn of(
         plan: Plan,
         state: &Nodes,
-        epochs: &HashMap<NodeIdx, i64>,
+        epochs: &Epochs,
         run: Uuid,
         snap: Arc<RunSnapshot>,
     ) -> Launch {
-        let epoch = |idx: NodeIdx| epochs.get(&idx).copied().unwrap_or_default();
+        let epoch = |idx: NodeIdx| epochs.of(run, idx);
         let sends = plan
             .sends
             .into_iter()

@@ -14,7 +14,7 @@ use aetr_engine::NodeIdx;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::batch::Member;
+use super::batch::RunBatch;
 use super::{RunError, Shared};
 
 /// The most events one transaction applies.
@@ -28,9 +28,9 @@ pub struct Fence {
     pub epoch: i64,
 }
 
-/// An event waiting to be applied, and who waits for its answer.
+/// An event queued for its run's next batch, and who waits for its answer.
 #[derive(Debug)]
-pub(crate) struct Job {
+pub(crate) struct Queued {
     pub event: Event,
     pub fence: Option<Fence>,
     /// The HTTP status of the POST answer that the event reports, if any.
@@ -50,7 +50,7 @@ pub(crate) struct Premapped {
     pub outcome: Result<Option<String>, ScriptError>,
 }
 
-impl Job {
+impl Queued {
     /// Cancel and redrive touch the whole run: each is applied in a batch of its own.
     pub fn is_run_wide(&self) -> bool {
         matches!(self.event, Event::Cancel | Event::Redrive { .. })
@@ -60,7 +60,7 @@ impl Job {
 #[derive(Debug, Default)]
 pub(crate) struct Mailboxes {
     /// A run is here while it has a leader.
-    queues: Mutex<HashMap<Uuid, VecDeque<Job>>>,
+    queues: Mutex<HashMap<Uuid, VecDeque<Queued>>>,
 }
 
 impl Mailboxes {
@@ -74,14 +74,14 @@ impl Mailboxes {
         premapped: Option<Premapped>,
     ) -> Result<Reply, RunError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job { event, fence, http_status, premapped, reply };
+        let queued = Queued { event, fence, http_status, premapped, reply };
         let lead = match self.lock().entry(run) {
             Entry::Occupied(mut queue) => {
-                queue.get_mut().push_back(job);
+                queue.get_mut().push_back(queued);
                 false
             }
             Entry::Vacant(slot) => {
-                slot.insert(VecDeque::from([job]));
+                slot.insert(VecDeque::from([queued]));
                 true
             }
         };
@@ -92,13 +92,13 @@ impl Mailboxes {
             shared.clone().spawn(async move { lead_run(&shared, run).await });
         }
         answer.await.unwrap_or_else(|_| {
-            Err(RunError::Internal(format!("the events of run {run} were dropped unapplied")))
+            Err(RunError::internal(format!("the events of run {run} were dropped unapplied")))
         })
     }
 
     /// The next batch of a run's events; `None` (and the run has no leader any more) when none
     /// is queued.
-    fn next_batch(&self, run: Uuid) -> Option<Vec<Job>> {
+    fn next_batch(&self, run: Uuid) -> Option<Vec<Queued>> {
         let mut queues = self.lock();
         let queue = queues.get_mut(&run)?;
         let Some(first) = queue.pop_front() else {
@@ -107,14 +107,14 @@ impl Mailboxes {
         };
         let mut batch = vec![first];
         if !batch[0].is_run_wide() {
-            while batch.len() < MAX_BATCH && queue.front().is_some_and(|j| !j.is_run_wide()) {
+            while batch.len() < MAX_BATCH && queue.front().is_some_and(|q| !q.is_run_wide()) {
                 batch.extend(queue.pop_front());
             }
         }
         Some(batch)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, VecDeque<Job>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, VecDeque<Queued>>> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -134,7 +134,7 @@ async fn lead_run(shared: &Arc<Shared>, run: Uuid) {
         }
     }
     let _leading = Leading(&shared.mailboxes, run);
-    while let Some(jobs) = shared.mailboxes.next_batch(run) {
-        shared.batches.commit(shared, Member { run, jobs }).await;
+    while let Some(events) = shared.mailboxes.next_batch(run) {
+        shared.batches.commit(shared, RunBatch { run, events }).await;
     }
 }

@@ -4,7 +4,9 @@
 //! [`mailbox`]. One task per run and server takes the run's queued events in batches, and the
 //! batches of many runs are committed together, in [`group`]s of one transaction each
 //! ([`batch`]): it locks the nodes the events involve (each run's root first), applies them
-//! with the engine, writes what changed for all the group's runs, and commits. Only then are the events
+//! with the engine ([`apply`]), and writes what changed for all the group's runs through the
+//! one write path, [`crate::store::changes`], which starts ([`start`]) and redrives on the
+//! latest definitions ([`redrive_latest`]) share. Only then are the events
 //! answered and the work they made started ([`launch`]): POSTs to services and scripts, which
 //! run outside any transaction and report back as new events.
 //!
@@ -14,14 +16,16 @@
 //! out because its server died.
 
 mod answered;
+mod apply;
 mod batch;
+mod error;
 mod group;
 pub mod history;
 mod launch;
 mod mailbox;
 pub mod node_id;
 mod plan;
-mod rebase;
+mod redrive_latest;
 mod snapshots;
 mod start;
 pub mod token;
@@ -40,19 +44,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::http::ApiError;
 use crate::scripts::{OwnedCall, ScriptPool};
+use crate::store::changes::Epochs;
 use crate::store::nodes::Accepted;
 use crate::store::steps;
 pub(crate) use answered::Answered;
+pub use error::RunError;
 use group::Groups;
 use launch::Launch;
 pub(crate) use launch::{ScriptJob, ScriptKind};
 pub use mailbox::Fence;
 use mailbox::{Mailboxes, Premapped};
 use plan::Plan;
-pub(crate) use plan::WORK_CHANNEL;
-pub use rebase::Rebased;
+pub use redrive_latest::RedrivenLatest;
 pub use snapshots::RunSnapshot;
 use snapshots::Snapshots;
 pub use start::{StartRun, Started};
@@ -74,9 +78,8 @@ pub struct Settings {
     /// How many POSTs may be in flight at once.
     pub dispatch_concurrency: usize,
     /// How many groups of runs' events (and, apart, of starts) may be committed at once (see
-    /// [`group`]): an eighth of the database connections. Fewer committers make larger groups:
-    /// with 1,000 runs moving at once, 2 committed 4,100 to 4,450 actions/s, 4 committed 4,150
-    /// to 4,300, and 8 committed 3,200.
+    /// [`group`]): an eighth of the database connections, since fewer committers make larger
+    /// groups (bench/README.md has the measurements).
     pub group_committers: usize,
     /// How often the dispatcher looks for due work when nothing wakes it.
     pub poll_interval: Duration,
@@ -101,7 +104,7 @@ pub(crate) struct Shared {
     trees: Trees,
     mailboxes: Mailboxes,
     /// Runs' batches of events, waiting for their group's transaction.
-    batches: Groups<batch::Member>,
+    batches: Groups<batch::RunBatch>,
     /// Starts, waiting for their group's transaction.
     starts: Groups<start::Start>,
     pub scripts: ScriptPool,
@@ -120,32 +123,6 @@ pub(crate) struct Shared {
     pub stopping: CancellationToken,
     /// The runtime that the shell's tasks run on (HTTP handlers run on others).
     pub runtime: tokio::runtime::Handle,
-}
-
-/// Why an event could not be applied.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RunError {
-    #[error("no run with id {0}")]
-    NoSuchRun(Uuid),
-    /// The database cannot be reached now.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    /// A bug, or corrupt state: logged where it happened.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl RunError {
-    fn of(e: &anyhow::Error) -> RunError {
-        if let Some(RunError::NoSuchRun(id)) = e.downcast_ref::<RunError>() {
-            return RunError::NoSuchRun(*id);
-        }
-        if crate::http::error::is_unavailable(e) {
-            RunError::Unavailable(format!("{e:#}"))
-        } else {
-            RunError::Internal(format!("{e:#}"))
-        }
-    }
 }
 
 impl Runs {
@@ -238,14 +215,11 @@ impl Shared {
         run: Uuid,
         rev: Option<i32>,
     ) -> Result<Option<Arc<RunSnapshot>>, RunError> {
-        let found = async {
-            let client = self.pool.get().await?;
-            match rev {
-                Some(_) => self.snapshots.get(&client, run, rev).await,
-                None => self.snapshots.current(&client, run).await,
-            }
-        };
-        found.await.map_err(|e| RunError::of(&e))
+        let client = self.pool.get().await?;
+        Ok(match rev {
+            Some(_) => self.snapshots.get(&client, run, rev).await?,
+            None => self.snapshots.current(&client, run).await?,
+        })
     }
 
     /// The snapshot of the tree rooted at `step_id`, as its steps are defined now; `None` if
@@ -254,9 +228,9 @@ impl Shared {
         &self,
         client: &impl deadpool_postgres::GenericClient,
         step_id: Uuid,
-    ) -> Result<Option<Snapshot>, ApiError> {
+    ) -> Result<Option<Snapshot>, RunError> {
         let mut found = self.snapshots_of_steps(client, BTreeSet::from([step_id])).await?;
-        Ok(found.remove(&step_id).map(Arc::unwrap_or_clone).transpose()?)
+        found.remove(&step_id).map(Arc::unwrap_or_clone).transpose().map_err(RunError::Refused)
     }
 
     /// The snapshots of the trees rooted at `step_ids`, as their steps are defined now: from
@@ -266,7 +240,7 @@ impl Shared {
         &self,
         client: &impl deadpool_postgres::GenericClient,
         step_ids: BTreeSet<Uuid>,
-    ) -> Result<HashMap<Uuid, Arc<Tree>>, ApiError> {
+    ) -> Result<HashMap<Uuid, Arc<Tree>>, RunError> {
         let ids: Vec<Uuid> = step_ids.into_iter().collect();
         let version = steps::graph_version(client).await?;
         let (mut found, missing) = self.trees.get(version, &ids);
@@ -283,7 +257,7 @@ impl Shared {
                 .collect()
         })
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| RunError::internal(format!("reading the trees of steps: {e}")))?;
         self.trees.keep(version, &read);
         found.extend(read);
         Ok(found)
@@ -298,14 +272,13 @@ impl Shared {
         snap: Arc<RunSnapshot>,
         plan: Plan,
         state: &Nodes,
-        epochs: Vec<(NodeIdx, i64)>,
+        epochs: &Epochs,
     ) {
         self.snapshots.insert(run, Arc::clone(&snap));
         if plan.deferred {
             self.wake.notify_one();
         }
-        let epochs = epochs.into_iter().collect();
-        Launch::of(plan, state, &epochs, run, snap).start(self);
+        Launch::of(plan, state, epochs, run, snap).start(self);
     }
 
     /// Runs a task of the shell on the shell's runtime, tracked for shutdown.

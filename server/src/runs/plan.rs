@@ -1,26 +1,22 @@
-//! What a batch of events (or a run's start) asks of the shell, gathered while the engine
-//! applies them: the nodes to write and their leases, the attempts to record, and the work to
-//! start once the transaction commits.
+//! What a batch of events (or a run's start, or a redrive) asks of the shell, gathered while
+//! the engine applies them (see [`super::apply`]): the nodes to write and their leases, the
+//! attempts and history to record, and the work to start once the transaction commits. It
+//! holds no connection and calls nothing: [`Plan::changes`] hands its rows to the one write
+//! path, [`crate::store::changes`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aetr_engine::machine::{
-    self, Event, MachineError, NodeState, Nodes, Outcome, Reply, RunChange, Work,
-};
+use aetr_engine::machine::{Event, NodeState, Nodes, Outcome, Reply, RunChange};
 use aetr_engine::{Action, NodeIdx, Snapshot, StepBody};
-use deadpool_postgres::GenericClient;
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
-use super::{history, Shared};
+use super::history;
 use crate::store::attempts::{Ended, Status};
+use crate::store::changes::{NodeChanges, RunChanges};
 use crate::store::events::NewEvent;
 use crate::store::nodes::{Stored, Write};
-
-/// The channel that wakes dispatchers (of every server) when work waits in the database.
-pub const WORK_CHANNEL: &str = "aetr_work";
-
-/// See [`Plan::notify`].
-pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, '')";
+use crate::store::runs::{FailedNode, StateUpdate};
 
 /// How long a POST's sender holds its node beyond the POST's own timeout, before another
 /// server may send the same attempt again.
@@ -51,8 +47,8 @@ pub(crate) struct Plan {
     pub cancel: bool,
     /// Work waits in the database for a dispatcher (it is not due yet, or no slot was free).
     pub deferred: bool,
-    /// The run failed at this node (`Some(Some(n))`), or was resumed (`Some(None)`).
-    pub failed_node: Option<Option<NodeIdx>>,
+    /// What becomes of the run's failed node.
+    pub failed_node: FailedNode,
     /// What happened, for the run's history.
     pub history: Vec<NewEvent>,
     /// Nodes whose attempts before the given one an operator's action superseded.
@@ -71,23 +67,10 @@ impl Plan {
             ended: Vec::new(),
             cancel: false,
             deferred: false,
-            failed_node: None,
+            failed_node: FailedNode::Unchanged,
             history: Vec::new(),
             superseded: Vec::new(),
         }
-    }
-
-    /// Wakes every server's dispatcher once the transaction commits, if work that one of
-    /// `plans` made waits in the database.
-    pub async fn notify<'a>(
-        plans: impl IntoIterator<Item = &'a Plan>,
-        client: &impl GenericClient,
-    ) -> anyhow::Result<()> {
-        if plans.into_iter().any(|plan| plan.deferred) {
-            let statement = client.prepare_cached(NOTIFY_SQL).await?;
-            client.execute(&statement, &[&WORK_CHANNEL]).await?;
-        }
-        Ok(())
     }
 
     /// Records what an applied event means for attempts, leases and the run. `fenced`: the event
@@ -114,7 +97,7 @@ impl Plan {
         match event {
             // A claimed dispatch: the claimer sends it, under the lease it holds.
             Event::Dispatched { node, attempt } if outcome.reply == Reply::Send => {
-                self.take_post(snapshot, *node, *attempt, !fenced);
+                self.post(snapshot, *node, *attempt, !fenced);
             }
             Event::Result { node, attempt, .. } if done => {
                 self.ended.push(end(*node, *attempt, Status::Complete, None));
@@ -149,51 +132,10 @@ impl Plan {
             }
         }
         match &outcome.run {
-            Some(RunChange::Error { node, .. }) => self.failed_node = Some(Some(*node)),
-            Some(RunChange::Resumed) => self.failed_node = Some(None),
+            Some(RunChange::Error { node, .. }) => self.failed_node = FailedNode::At(*node),
+            Some(RunChange::Resumed) => self.failed_node = FailedNode::Cleared,
             _ => {}
         }
-    }
-
-    /// Takes the work that an event made: a dispatch that is due is made at once if a POST slot
-    /// is free (the engine records the node as `Executing`, in this transaction); scripts are
-    /// leased to this server and run after the commit.
-    pub fn take(
-        &mut self,
-        shared: &Shared,
-        snapshot: &Snapshot,
-        nodes: &mut Nodes,
-        work: &[Work],
-    ) -> Result<(), MachineError> {
-        for w in work {
-            match *w {
-                Work::Dispatch { node, attempt, not_before } => {
-                    let permit = (not_before <= self.now && !shared.stopping.is_cancelled())
-                        .then(|| shared.permits.clone().try_acquire_owned().ok())
-                        .flatten();
-                    let Some(permit) = permit else {
-                        self.deferred = true;
-                        continue;
-                    };
-                    let ctx = shared.ctx(self.now);
-                    let event = Event::Dispatched { node, attempt };
-                    let outcome = machine::apply(snapshot, nodes, event.clone(), &ctx)?;
-                    self.history.extend(history::entry(&event, &outcome, None));
-                    if outcome.reply == Reply::Send {
-                        self.take_post(snapshot, node, attempt, true);
-                        self.sends.push((node, attempt, permit));
-                    }
-                }
-                Work::Map { node } | Work::Reduce { node } => {
-                    self.scripts.push(node);
-                    let lease =
-                        i64::try_from(shared.scripts.lease().as_millis()).unwrap_or(i64::MAX);
-                    self.lease(node, self.now.saturating_add(lease), true);
-                }
-                Work::CancelUnfinished => self.cancel = true,
-            }
-        }
-        Ok(())
     }
 
     /// The nodes to write: those the engine changed, and those whose lease ends.
@@ -219,6 +161,37 @@ impl Plan {
             .collect()
     }
 
+    /// The rows that this plan writes for `run`, besides its nodes and the run's own row.
+    pub fn changes<'a>(
+        &'a self,
+        run: Uuid,
+        nodes: NodeChanges<'a>,
+        state: Option<StateUpdate>,
+    ) -> RunChanges<'a> {
+        RunChanges {
+            run,
+            nodes,
+            moved: None,
+            superseded: &self.superseded,
+            sent: &self.sent,
+            ended: &self.ended,
+            history: &self.history,
+            state,
+            cancel: self.cancel,
+        }
+    }
+
+    /// The run's new state, if the batch changed its root's.
+    pub fn run_state(&self, run: Uuid, nodes: &Nodes) -> Option<StateUpdate> {
+        let root = nodes.changed().any(|(idx, _)| idx == 0).then(|| nodes.get(0))??;
+        Some(StateUpdate {
+            id: run,
+            state: root.state(),
+            failed_node: self.failed_node,
+            completed_at: root.completed_at,
+        })
+    }
+
     /// The lease that a node takes in this plan, if any: its end.
     pub fn lease_until(&self, idx: NodeIdx) -> Option<i64> {
         self.leases.get(&idx).map(|l| l.until)
@@ -226,7 +199,7 @@ impl Plan {
 
     /// An attempt is sent: it is recorded, and its node leased for the POST's timeout and a
     /// margin.
-    fn take_post(&mut self, snapshot: &Snapshot, node: NodeIdx, attempt: u32, new_holder: bool) {
+    pub fn post(&mut self, snapshot: &Snapshot, node: NodeIdx, attempt: u32, new_holder: bool) {
         let timeout_ms = match &snapshot.node(node).body {
             StepBody::Action { action: Action::Api(api) } => {
                 i64::from(api.effective_timeout_seconds()) * 1000
@@ -237,7 +210,8 @@ impl Plan {
         self.lease(node, self.now + timeout_ms + POST_LEASE_MARGIN_MS, new_holder);
     }
 
-    fn lease(&mut self, idx: NodeIdx, until: i64, new_holder: bool) {
+    /// A node is leased until `until`; `new_holder`: by a new holder, so its epoch grows.
+    pub fn lease(&mut self, idx: NodeIdx, until: i64, new_holder: bool) {
         let lease = self.leases.entry(idx).or_insert(Lease { until, new_holder });
         lease.until = until;
         lease.new_holder |= new_holder;

@@ -2,24 +2,24 @@
 //! are committed together, in groups (see [`super::group`]): one transaction, one statement per
 //! table, and one read of the step definitions for all of them.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use aetr_engine::machine::{self, Event, NodeState, Nodes, State};
-use aetr_engine::{NodeIdx, Snapshot};
-use futures_util::future::{try_join, try_join4};
+use aetr_engine::machine::{Event, MachineError, NodeState, Nodes, State};
+use aetr_engine::Snapshot;
+use futures_util::future::try_join;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::apply::Applier;
 use super::group::{Groups, Part};
-use super::plan::{Plan, NOTIFY_SQL};
-use super::{RunSnapshot, Runs, Shared};
-use crate::definitions::not_found;
-use crate::http::ApiError;
-use crate::store::nodes::NewNodes;
+use super::plan::Plan;
+use super::{RunError, RunSnapshot, Runs, Shared};
+use crate::store::changes::{self, Epochs, NodeChanges};
+use crate::store::nodes::{NewNodes, Revision};
+use crate::store::runs::{self, RunRow};
 use crate::store::time::now_ms;
 use crate::store::tx::Tx;
-use crate::store::{attempts, events, nodes, runs};
 
 /// `POST /runs/step/{stepId}`'s request.
 #[derive(Debug)]
@@ -41,12 +41,12 @@ pub struct Started {
 #[derive(Debug)]
 pub(crate) struct Start {
     request: StartRun,
-    reply: oneshot::Sender<Result<Started, ApiError>>,
+    reply: oneshot::Sender<Result<Started, RunError>>,
 }
 
 impl Part for Start {
-    type Outcome = Result<Started, ApiError>;
-    type Error = ApiError;
+    type Answer = Result<Started, RunError>;
+    type Error = RunError;
 
     fn events(&self) -> usize {
         1
@@ -60,21 +60,22 @@ impl Part for Start {
         &shared.starts
     }
 
-    async fn commit(shared: &Arc<Shared>, group: &[Start]) -> Result<Vec<Self::Outcome>, ApiError> {
+    async fn commit(shared: &Arc<Shared>, group: &[Start]) -> Result<Vec<Self::Answer>, RunError> {
         shared.try_starts(group).await
     }
 
-    fn failed(&self, _: &Shared, error: ApiError) -> Self::Outcome {
+    fn failed(&self, _: &Shared, error: RunError) -> Self::Answer {
         Err(error)
     }
 
-    fn answer(self, _: &Arc<Shared>, outcome: Self::Outcome) {
-        let _ = self.reply.send(outcome);
+    fn answer(self, _: &Arc<Shared>, answer: Self::Answer) {
+        let _ = self.reply.send(answer);
     }
 }
 
 impl Runs {
-    pub async fn start(&self, request: StartRun) -> Result<Started, ApiError> {
+    #[tracing::instrument(skip_all, fields(step = %request.step_id))]
+    pub async fn start(&self, request: StartRun) -> Result<Started, RunError> {
         let shared = &self.shared;
         if let Some(key) = &request.idempotency_key {
             let client = shared.pool.get().await?;
@@ -84,14 +85,12 @@ impl Runs {
         }
         let (reply, answer) = oneshot::channel();
         shared.starts.commit(shared, Start { request, reply }).await;
-        answer.await.unwrap_or_else(|_| {
-            Err(ApiError::Internal(anyhow::anyhow!("the start was dropped unanswered")))
-        })
+        answer.await.unwrap_or_else(|_| Err(RunError::internal("the start was dropped unanswered")))
     }
 }
 
-/// A run that a start is to make, before it is written.
-struct NewRun {
+/// A run that a start is to make: its start applied by the engine, before it is written.
+struct Prepared {
     id: Uuid,
     snapshot: Snapshot,
     state: Nodes,
@@ -99,44 +98,45 @@ struct NewRun {
 }
 
 impl Shared {
-    /// Starts a group of runs in one transaction; each start's own outcome (a step that does
+    /// Starts a group of runs in one transaction; each start's own answer (a step that does
     /// not exist, say) is in the list.
     async fn try_starts(
         self: &Arc<Self>,
         starts: &[Start],
-    ) -> Result<Vec<Result<Started, ApiError>>, ApiError> {
+    ) -> Result<Vec<Result<Started, RunError>>, RunError> {
         let requests: Vec<&StartRun> = starts.iter().map(|s| &s.request).collect();
         let tx = Tx::new(self.pool.get().await?);
         let client = tx.client();
         let step_ids: BTreeSet<Uuid> = requests.iter().map(|r| r.step_id).collect();
         let snapshots = self.snapshots_of_steps(client, step_ids).await?;
         let now = now_ms();
-        let outcomes: Vec<Result<NewRun, ApiError>> = requests
+        let prepared: Vec<Result<Prepared, RunError>> = requests
             .iter()
             .map(|request| {
                 let snapshot = match snapshots.get(&request.step_id).map(Arc::as_ref) {
                     Some(Ok(snapshot)) => snapshot.clone(),
-                    Some(Err(e)) => return Err(e.clone().into()),
-                    None => return Err(not_found(request.step_id)),
+                    Some(Err(e)) => return Err(RunError::Refused(e.clone())),
+                    None => return Err(RunError::NoSuchStep(request.step_id)),
                 };
-                self.new_run(snapshot, request.input.clone(), now)
-                    .map_err(|e| ApiError::Internal(e.into()))
+                self.prepare(snapshot, request.input.clone(), now).map_err(|error| {
+                    RunError::internal(format!("a start of step {}: {error}", request.step_id))
+                })
             })
             .collect();
 
-        let made: Vec<(&StartRun, &NewRun)> = requests
+        let made: Vec<(&StartRun, &Prepared)> = requests
             .iter()
-            .zip(&outcomes)
-            .filter_map(|(request, outcome)| Some((*request, outcome.as_ref().ok()?)))
+            .zip(&prepared)
+            .filter_map(|(request, prepared)| Some((*request, prepared.as_ref().ok()?)))
             .collect();
-        let (inserted, mut epochs) = match made.is_empty() {
+        let (inserted, epochs) = match made.is_empty() {
             true => Default::default(),
             false => write_runs(&tx, &made, now).await?,
         };
 
         let mut answers = Vec::with_capacity(requests.len());
-        for (request, outcome) in requests.iter().zip(outcomes) {
-            let new = match outcome {
+        for (request, prepared) in requests.iter().zip(prepared) {
+            let new = match prepared {
                 Ok(new) => new,
                 Err(e) => {
                     answers.push(Err(e));
@@ -147,59 +147,52 @@ impl Shared {
                 let key = request.idempotency_key.as_deref().unwrap_or_default();
                 answers.push(earlier(client, key, request.step_id).await.and_then(|found| {
                     found.ok_or_else(|| {
-                        let e = anyhow::anyhow!("the run of idempotency key {key:?} vanished");
-                        ApiError::Internal(e)
+                        RunError::internal(format!("the run of idempotency key {key:?} vanished"))
                     })
                 }));
                 continue;
             }
-            let NewRun { id, snapshot, state, plan } = new;
+            let Prepared { id, snapshot, state, plan } = new;
             tracing::info!(run = %id, step = %request.step_id, nodes = snapshot.len(), "run started");
             let snap = Arc::new(RunSnapshot { snapshot, created_at: now, rev: 0 });
-            let epochs = epochs.remove(&id).unwrap_or_default();
-            self.launch_run(id, snap, plan, &state, epochs);
+            self.launch_run(id, snap, plan, &state, &epochs);
             answers.push(Ok(Started { id, created: true }));
         }
         Ok(answers)
     }
 
     /// A new run of `snapshot`: its start applied by the engine, and the work it takes.
-    fn new_run(
+    fn prepare(
         &self,
         snapshot: Snapshot,
         input: Option<String>,
         now: i64,
-    ) -> Result<NewRun, machine::MachineError> {
+    ) -> Result<Prepared, MachineError> {
         let mut state = Nodes::new();
         state.load(0, NodeState::default());
-        let start = Event::Start { input };
-        let outcome = machine::apply(&snapshot, &mut state, start.clone(), &self.ctx(now))?;
-        let mut plan = Plan::new(now);
-        plan.record(&snapshot, &start, &outcome, &state, false, None);
-        plan.take(self, &snapshot, &mut state, &outcome.work)?;
-        Ok(NewRun { id: Uuid::now_v7(), snapshot, state, plan })
+        let mut applier = Applier::new(self, &snapshot, state, now);
+        let outcome = applier.apply(&Event::Start { input }, false, None)?;
+        applier.take(&outcome.work)?;
+        let Applier { state, plan, .. } = applier;
+        Ok(Prepared { id: Uuid::now_v7(), snapshot, state, plan })
     }
 }
 
-/// Every statement that [`write_runs`] sends after the runs' own rows.
-const NEW_RUN_WRITES: [&str; 4] =
-    [nodes::INSERT_ALL_SQL, attempts::INSERT_SQL, events::INSERT_SQL, NOTIFY_SQL];
-
-/// Writes new runs in one transaction, in two round trips: its BEGIN with the runs, then their
-/// nodes, first attempts and history with its COMMIT. Returns the runs inserted (a run whose
-/// idempotency key another start took, in this group or committed since the key was looked up,
-/// is not: that start's run is the answer), and the lease epochs of their started nodes.
+/// Writes new runs in one transaction, in two round trips: its BEGIN with the runs' rows, then
+/// their nodes, first attempts and history with its COMMIT (see [`changes::commit`]). Returns
+/// the runs inserted (a run whose idempotency key another start took, in this group or
+/// committed since the key was looked up, is not: that start's run is the answer), and the
+/// lease epochs of their started nodes.
 async fn write_runs(
     tx: &Tx,
-    made: &[(&StartRun, &NewRun)],
+    made: &[(&StartRun, &Prepared)],
     now: i64,
-) -> Result<(HashSet<Uuid>, HashMap<Uuid, Vec<(NodeIdx, i64)>>), ApiError> {
-    let client = tx.client();
-    let rows: Vec<runs::NewRun<'_>> = made
+) -> Result<(HashSet<Uuid>, Epochs), RunError> {
+    let rows: Vec<RunRow<'_>> = made
         .iter()
         .map(|(request, new)| {
             let root = new.state.get(0);
-            runs::NewRun {
+            RunRow {
                 id: new.id,
                 snapshot: &new.snapshot,
                 state: root.map_or(State::Pending, NodeState::state),
@@ -210,36 +203,24 @@ async fn write_runs(
         })
         .collect();
     let begin = async { anyhow::Ok(tx.begin("").await?) };
-    let (_, inserted) = try_join(begin, runs::insert(client, &rows)).await?;
-    let made: Vec<&NewRun> =
+    let (_, inserted) = try_join(begin, runs::insert(tx.client(), &rows)).await?;
+    let made: Vec<&Prepared> =
         made.iter().map(|(_, new)| *new).filter(|new| inserted.contains(&new.id)).collect();
-    let new_nodes: Vec<NewNodes<'_>> = made
+    let changes: Vec<_> = made
         .iter()
-        .map(|new| NewNodes {
-            run: new.id,
-            snapshot: &new.snapshot,
-            rev: Default::default(),
-            started: new
-                .state
-                .changed()
-                .map(|(idx, st)| (idx, st, new.plan.lease_until(idx)))
-                .collect(),
+        .map(|new| {
+            let started = new.state.changed().map(|(idx, st)| (idx, st, new.plan.lease_until(idx)));
+            let nodes = NewNodes {
+                run: new.id,
+                snapshot: &new.snapshot,
+                rev: Revision::default(),
+                started: started.collect(),
+            };
+            new.plan.changes(new.id, NodeChanges::Inserted(nodes), None)
         })
         .collect();
-    let sent: Vec<_> = made.iter().map(|new| (new.id, new.plan.sent.as_slice())).collect();
-    let history: Vec<_> = made.iter().map(|n| (n.id, n.plan.history.as_slice())).collect();
-    let notify = Plan::notify(made.iter().map(|new| &new.plan), client);
-    let writes = try_join4(
-        nodes::insert_all(client, &new_nodes),
-        attempts::insert(client, &sent, now),
-        events::insert(client, &history, now),
-        notify,
-    );
-    let (written, ..) = tx.commit_with(&NEW_RUN_WRITES, writes).await?;
-    let mut epochs: HashMap<Uuid, Vec<(NodeIdx, i64)>> = HashMap::new();
-    for (run, idx, epoch) in written {
-        epochs.entry(run).or_default().push((idx, epoch));
-    }
+    let notify = made.iter().any(|new| new.plan.deferred);
+    let epochs = changes::commit(tx, &changes, notify, now).await?;
     Ok((inserted, epochs))
 }
 
@@ -248,12 +229,12 @@ async fn earlier(
     client: &impl deadpool_postgres::GenericClient,
     key: &str,
     step_id: Uuid,
-) -> Result<Option<Started>, ApiError> {
+) -> Result<Option<Started>, RunError> {
     match runs::by_idempotency_key(client, key).await? {
         None => Ok(None),
         Some((id, step)) if step == step_id => Ok(Some(Started { id, created: false })),
-        Some((id, step)) => Err(ApiError::Conflict(format!(
-            "idempotencyKey {key:?} was used for run {id} of step {step}, not of step {step_id}"
-        ))),
+        Some((run, step)) => {
+            Err(RunError::KeyOfAnotherStep { key: key.to_owned(), run, step, requested: step_id })
+        }
     }
 }

@@ -152,11 +152,14 @@ pub struct Attempt {
     pub finished_at: Option<i64>,
 }
 
+/// See [`of_node`].
+pub(crate) const OF_NODE_SQL: &str =
+    "SELECT n, dispatched_at, status, error, http_status, finished_at
+    FROM attempts WHERE run_id = $1 AND idx = $2 ORDER BY n";
+
 /// A node's attempts, first to last.
 pub async fn of_node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Result<Vec<Attempt>> {
-    const SQL: &str = "SELECT n, dispatched_at, status, error, http_status, finished_at
-        FROM attempts WHERE run_id = $1 AND idx = $2 ORDER BY n";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(OF_NODE_SQL).await?;
     let rows = client.query(&statement, &[&run, &i32::try_from(idx)?]).await?;
     rows.iter()
         .map(|r| {
@@ -172,10 +175,13 @@ pub async fn of_node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Re
         .collect()
 }
 
-/// A run's attempts, held while its nodes are replaced (a redrive on new definitions).
+/// A run's attempts, held while its nodes are replaced (a redrive on the latest definitions),
+/// each to be put back on the node that its node became.
 #[derive(Debug, Default)]
 pub struct Held {
-    idx: Vec<i32>,
+    /// The node of each attempt: where it was, then (after [`Held::move_to`]) where it goes;
+    /// `None` drops it.
+    idx: Vec<Option<i32>>,
     n: Vec<i32>,
     dispatched_at: Vec<std::time::SystemTime>,
     status: Vec<String>,
@@ -184,14 +190,28 @@ pub struct Held {
     finished_at: Vec<Option<std::time::SystemTime>>,
 }
 
+impl Held {
+    /// Moves each attempt to the node that `moved` maps its node to; the attempts of nodes that
+    /// map to none are dropped.
+    pub fn move_to(mut self, moved: impl Fn(NodeIdx) -> Option<NodeIdx>) -> Held {
+        for idx in &mut self.idx {
+            *idx = idx.and_then(|old| moved(old as NodeIdx)).map(|new| new as i32);
+        }
+        self
+    }
+}
+
+/// See [`hold_all`].
+pub(crate) const HOLD_ALL_SQL: &str =
+    "SELECT idx, n, dispatched_at, status, error, http_status, finished_at
+    FROM attempts WHERE run_id = $1 ORDER BY idx, n";
+
 /// Reads all of a run's attempts, to put them back with [`put_back`].
 pub async fn hold_all(client: &impl GenericClient, run: Uuid) -> Result<Held> {
-    const SQL: &str = "SELECT idx, n, dispatched_at, status, error, http_status, finished_at
-        FROM attempts WHERE run_id = $1 ORDER BY idx, n";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(HOLD_ALL_SQL).await?;
     let mut held = Held::default();
     for r in client.query(&statement, &[&run]).await? {
-        held.idx.push(r.try_get(0)?);
+        held.idx.push(Some(r.try_get(0)?));
         held.n.push(r.try_get(1)?);
         held.dispatched_at.push(r.try_get(2)?);
         held.status.push(r.try_get(3)?);
@@ -202,30 +222,24 @@ pub async fn hold_all(client: &impl GenericClient, run: Uuid) -> Result<Held> {
     Ok(held)
 }
 
-/// Puts held attempts back, each on the node that `moved` maps its node to; the attempts of
-/// nodes that map to none are dropped.
-pub async fn put_back(
-    client: &impl GenericClient,
-    run: Uuid,
-    held: Held,
-    moved: impl Fn(NodeIdx) -> Option<NodeIdx>,
-) -> Result<()> {
-    const SQL: &str = "INSERT INTO attempts
-            (run_id, idx, n, dispatched_at, status, error, http_status, finished_at)
-        SELECT $1, u.idx, u.n, u.dispatched_at, u.status, u.error, u.http_status, u.finished_at
-        FROM unnest($2::int[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::int[],
-                    $8::timestamptz[])
-            AS u(idx, n, dispatched_at, status, error, http_status, finished_at)
-        WHERE u.idx IS NOT NULL";
-    let idx: Vec<Option<i32>> =
-        held.idx.iter().map(|&i| moved(i as NodeIdx).map(|to| to as i32)).collect();
-    let statement = client.prepare_cached(SQL).await?;
+/// See [`put_back`].
+pub(crate) const PUT_BACK_SQL: &str = "INSERT INTO attempts
+        (run_id, idx, n, dispatched_at, status, error, http_status, finished_at)
+    SELECT $1, u.idx, u.n, u.dispatched_at, u.status, u.error, u.http_status, u.finished_at
+    FROM unnest($2::int[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::int[],
+                $8::timestamptz[])
+        AS u(idx, n, dispatched_at, status, error, http_status, finished_at)
+    WHERE u.idx IS NOT NULL";
+
+/// Puts held attempts back, each on the node it was moved to (see [`Held::move_to`]).
+pub async fn put_back(client: &impl GenericClient, run: Uuid, held: &Held) -> Result<()> {
+    let statement = client.prepare_cached(PUT_BACK_SQL).await?;
     client
         .execute(
             &statement,
             &[
                 &run,
-                &idx,
+                &held.idx,
                 &held.n,
                 &held.dispatched_at,
                 &held.status,
@@ -237,3 +251,5 @@ pub async fn put_back(
         .await?;
     Ok(())
 }
+
+statements!(INSERT_SQL, SUPERSEDE_SQL, FINISH_SQL, OF_NODE_SQL, HOLD_ALL_SQL, PUT_BACK_SQL);

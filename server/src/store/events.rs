@@ -77,6 +77,11 @@ pub struct Recorded {
     pub changes: Value,
 }
 
+/// See [`page`].
+pub(crate) const PAGE_SQL: &str =
+    "SELECT seq, at, kind, idx, attempt, detail, changes FROM run_events
+    WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
 /// A page of a run's events, oldest first, after event `after`.
 pub async fn page(
     client: &impl GenericClient,
@@ -84,9 +89,7 @@ pub async fn page(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Recorded>> {
-    const SQL: &str = "SELECT seq, at, kind, idx, attempt, detail, changes FROM run_events
-        WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(PAGE_SQL).await?;
     let rows = client.query(&statement, &[&run, &after.unwrap_or(0), &limit]).await?;
     rows.iter()
         .map(|r| {
@@ -102,3 +105,5 @@ pub async fn page(
         })
         .collect()
 }
+
+statements!(INSERT_SQL, PAGE_SQL);

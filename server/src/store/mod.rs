@@ -3,7 +3,16 @@
 //! of running runs take the rows of many runs at once ([`PerRun`]): one statement writes what a
 //! transaction changed in all the runs it moved.
 
+/// Lists a module's SQL statements, by name, as its `STATEMENTS` (see [`statements`]).
+macro_rules! statements {
+    ($($name:ident),* $(,)?) => {
+        /// This module's SQL statements, by name.
+        pub(crate) const STATEMENTS: &[(&str, &str)] = &[$((stringify!($name), $name)),*];
+    };
+}
+
 pub mod attempts;
+pub mod changes;
 pub mod events;
 pub mod nodes;
 pub mod runs;
@@ -11,6 +20,23 @@ pub mod steps;
 pub mod time;
 pub mod tx;
 pub mod views;
+
+/// Every SQL statement of the store, with its name: each module's `..._SQL` constants. The
+/// tests prepare each one against the migrated schema, so that a typo in a statement that is
+/// rarely run fails at once, as `sqlx::query!` would at compile time.
+#[doc(hidden)]
+pub fn statements() -> Vec<(&'static str, &'static str)> {
+    [
+        attempts::STATEMENTS,
+        changes::STATEMENTS,
+        events::STATEMENTS,
+        nodes::STATEMENTS,
+        runs::STATEMENTS,
+        steps::STATEMENTS,
+        views::STATEMENTS,
+    ]
+    .concat()
+}
 
 /// Prepares `statements` on the connection (at once, those it prepared before). A statement
 /// prepared is sent when the future that runs it is first polled, so the futures of a join are

@@ -61,12 +61,14 @@ pub async fn lock(
     rows.iter().map(|row| Ok((row.try_get("run_id")?, stored_of(row)?))).collect()
 }
 
+/// See [`redrivable`].
+pub(crate) const REDRIVABLE_SQL: &str = "SELECT idx FROM run_nodes
+    WHERE run_id = $1 AND phase IN ('Error', 'Held', 'Ready') ORDER BY idx";
+
 /// The nodes that a redrive resumes from: failed, held, and parked. Their phases cannot change
 /// while the caller holds the root's lock.
 pub async fn redrivable(client: &impl GenericClient, run: Uuid) -> Result<Vec<NodeIdx>> {
-    const SQL: &str = "SELECT idx FROM run_nodes
-        WHERE run_id = $1 AND phase IN ('Error', 'Held', 'Ready') ORDER BY idx";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(REDRIVABLE_SQL).await?;
     let rows = client.query(&statement, &[&run]).await?;
     rows.iter().map(|r| Ok(r.try_get::<_, i32>(0)? as NodeIdx)).collect()
 }
@@ -261,8 +263,11 @@ pub(crate) const INSERT_ALL_SQL: &str = "INSERT INTO run_nodes
 /// runs.
 pub async fn insert_all(
     client: &impl GenericClient,
-    runs: &[NewNodes<'_>],
+    runs: &[&NewNodes<'_>],
 ) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
     let waiting = NodeState::default();
     let mut c = Columns::default();
     let (mut parent, mut position, mut depth, mut rev, mut epoch) =
@@ -301,21 +306,26 @@ pub struct Revision {
     pub first_epoch: i64,
 }
 
+/// See [`lock_all`].
+pub(crate) const LOCK_ALL_SQL: &str = concat!(
+    "SELECT ",
+    state_columns!(),
+    " FROM run_nodes WHERE run_id = $1 ORDER BY idx FOR UPDATE"
+);
+
 /// Locks and loads all of a run's nodes, in idx order.
 pub async fn lock_all(client: &impl GenericClient, run: Uuid) -> Result<Vec<Stored>> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        state_columns!(),
-        " FROM run_nodes WHERE run_id = $1 ORDER BY idx FOR UPDATE"
-    );
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(LOCK_ALL_SQL).await?;
     let rows = client.query(&statement, &[&run]).await?;
     rows.iter().map(stored_of).collect()
 }
 
+/// See [`delete_all`].
+pub(crate) const DELETE_ALL_SQL: &str = "DELETE FROM run_nodes WHERE run_id = $1";
+
 /// Deletes all of a run's nodes (and so their attempts).
 pub async fn delete_all(client: &impl GenericClient, run: Uuid) -> Result<()> {
-    let statement = client.prepare_cached("DELETE FROM run_nodes WHERE run_id = $1").await?;
+    let statement = client.prepare_cached(DELETE_ALL_SQL).await?;
     client.execute(&statement, &[&run]).await?;
     Ok(())
 }
@@ -458,18 +468,25 @@ pub async fn next_due(client: &impl GenericClient) -> Result<Option<i64>> {
     Ok(opt_from_system(row.try_get(0)?))
 }
 
+/// See [`children_outputs`].
+pub(crate) const CHILDREN_OUTPUTS_SQL: &str =
+    "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2 ORDER BY idx";
+
 /// The outputs of a node's children, in child order: what its reducer combines.
 pub async fn children_outputs(
     client: &impl GenericClient,
     run: Uuid,
     idx: NodeIdx,
 ) -> Result<Vec<Option<String>>> {
-    const SQL: &str =
-        "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2 ORDER BY idx";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(CHILDREN_OUTPUTS_SQL).await?;
     let rows = client.query(&statement, &[&run, &i32::try_from(idx)?]).await?;
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
+
+/// See [`last_child_output`].
+pub(crate) const LAST_CHILD_OUTPUT_SQL: &str =
+    "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2
+    ORDER BY idx DESC LIMIT 1";
 
 /// The output of a node's last child: all that the `last` reducer needs.
 pub async fn last_child_output(
@@ -477,9 +494,7 @@ pub async fn last_child_output(
     run: Uuid,
     idx: NodeIdx,
 ) -> Result<Option<String>> {
-    const SQL: &str = "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2
-        ORDER BY idx DESC LIMIT 1";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(LAST_CHILD_OUTPUT_SQL).await?;
     let row = client.query_opt(&statement, &[&run, &i32::try_from(idx)?]).await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
 }
@@ -494,40 +509,44 @@ pub struct Accepted {
     pub http_status: u16,
 }
 
+/// See [`accept`].
+pub(crate) const ACCEPT_LATE_SQL: &str = "UPDATE attempts a SET http_status = v.status
+    FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[]) AS v(run_id, idx, n, status)
+    WHERE a.run_id = v.run_id AND a.idx = v.idx AND a.n = v.n AND a.http_status IS NULL";
+
+/// See [`accept`].
+pub(crate) const ACCEPT_SQL: &str = "WITH u AS (
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::bigint[], $5::int[])
+            AS u(run_id, idx, n, epoch, status)
+    ), held AS (
+        SELECT n.run_id, n.idx, u.n, u.status FROM run_nodes n
+        JOIN u ON n.run_id = u.run_id AND n.idx = u.idx AND n.lease_epoch = u.epoch
+        WHERE n.phase = 'Executing'
+        ORDER BY n.run_id, n.idx FOR UPDATE OF n
+    ), released AS (
+        UPDATE run_nodes n SET lease_until = NULL
+        FROM held h WHERE n.run_id = h.run_id AND n.idx = h.idx
+    )
+    UPDATE attempts a SET http_status = h.status
+    FROM held h WHERE a.run_id = h.run_id AND a.idx = h.idx AND a.n = h.n";
+
 /// Records accepted POSTs: each node's lease is released (so that it is not sent again), if
 /// its sender still holds it, and the attempt's HTTP status is kept (even when the callback
 /// came before the answer, and the node has moved on).
 pub async fn accept(client: &impl GenericClient, accepted: &[Accepted]) -> Result<()> {
-    const SQL: &str = "WITH u AS (
-            SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::bigint[], $5::int[])
-                AS u(run_id, idx, n, epoch, status)
-        ), held AS (
-            SELECT n.run_id, n.idx, u.n, u.status FROM run_nodes n
-            JOIN u ON n.run_id = u.run_id AND n.idx = u.idx AND n.lease_epoch = u.epoch
-            WHERE n.phase = 'Executing'
-            ORDER BY n.run_id, n.idx FOR UPDATE OF n
-        ), released AS (
-            UPDATE run_nodes n SET lease_until = NULL
-            FROM held h WHERE n.run_id = h.run_id AND n.idx = h.idx
-        )
-        UPDATE attempts a SET http_status = h.status
-        FROM held h WHERE a.run_id = h.run_id AND a.idx = h.idx AND a.n = h.n";
     // The attempts whose node had moved on (its callback came before the answer): their
     // status, in a statement of its own. Within the first, it could lock an attempt before
     // its node while a callback's batch holds the node and waits for the attempt: a deadlock
     // (measured: 18 to 36 ms a chain step, from deadlock timeouts). An update of no row
     // commits nothing.
-    const LATE: &str = "UPDATE attempts a SET http_status = v.status
-        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[]) AS v(run_id, idx, n, status)
-        WHERE a.run_id = v.run_id AND a.idx = v.idx AND a.n = v.n AND a.http_status IS NULL";
     let runs: Vec<Uuid> = accepted.iter().map(|a| a.run).collect();
     let idxs: Vec<i32> = accepted.iter().map(|a| a.idx as i32).collect();
     let attempts: Vec<i32> = accepted.iter().map(|a| a.attempt as i32).collect();
     let epochs: Vec<i64> = accepted.iter().map(|a| a.epoch).collect();
     let statuses: Vec<i32> = accepted.iter().map(|a| i32::from(a.http_status)).collect();
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(ACCEPT_SQL).await?;
     client.execute(&statement, &[&runs, &idxs, &attempts, &epochs, &statuses]).await?;
-    let late = client.prepare_cached(LATE).await?;
+    let late = client.prepare_cached(ACCEPT_LATE_SQL).await?;
     client.execute(&late, &[&runs, &idxs, &attempts, &statuses]).await?;
     Ok(())
 }
@@ -566,3 +585,20 @@ pub fn state_of(row: &Row) -> Result<NodeState> {
 fn to_i32s(idxs: impl Iterator<Item = NodeIdx>) -> Result<Vec<i32>> {
     idxs.map(|i| Ok(i32::try_from(i)?)).collect()
 }
+
+statements!(
+    LOCK_SQL,
+    REDRIVABLE_SQL,
+    WRITE_SQL,
+    INSERT_ALL_SQL,
+    LOCK_ALL_SQL,
+    DELETE_ALL_SQL,
+    CANCEL_NODES_SQL,
+    CANCEL_ATTEMPTS_SQL,
+    CLAIM_SQL,
+    NEXT_DUE_SQL,
+    CHILDREN_OUTPUTS_SQL,
+    LAST_CHILD_OUTPUT_SQL,
+    ACCEPT_LATE_SQL,
+    ACCEPT_SQL
+);

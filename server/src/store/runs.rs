@@ -11,9 +11,9 @@ use uuid::Uuid;
 
 use super::time::{opt_to_system, to_system};
 
-/// A run to insert.
+/// A run's row, to insert.
 #[derive(Debug)]
-pub struct NewRun<'a> {
+pub struct RunRow<'a> {
     pub id: Uuid,
     pub snapshot: &'a Snapshot,
     pub state: State,
@@ -23,16 +23,19 @@ pub struct NewRun<'a> {
     pub completed_at: Option<i64>,
 }
 
+/// See [`insert`].
+pub(crate) const INSERT_SQL: &str =
+    "INSERT INTO runs (id, step_id, step_name, step_type, state, snapshot,
+        node_count, idempotency_key, created_at, completed_at)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                         $6::json[], $7::int[], $8::text[], $9::timestamptz[],
+                         $10::timestamptz[])
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id";
+
 /// Inserts runs. Returns the ids of those inserted: a run whose idempotency key another run
 /// has (or an earlier one of `runs`) is not.
-pub async fn insert(client: &impl GenericClient, runs: &[NewRun<'_>]) -> Result<HashSet<Uuid>> {
-    const SQL: &str = "INSERT INTO runs (id, step_id, step_name, step_type, state, snapshot,
-            node_count, idempotency_key, created_at, completed_at)
-        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                             $6::json[], $7::int[], $8::text[], $9::timestamptz[],
-                             $10::timestamptz[])
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id";
+pub async fn insert(client: &impl GenericClient, runs: &[RunRow<'_>]) -> Result<HashSet<Uuid>> {
     let roots: Vec<_> = runs.iter().map(|r| r.snapshot.root()).collect();
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
     let steps: Vec<Uuid> = roots.iter().map(|root| root.step_id).collect();
@@ -45,7 +48,7 @@ pub async fn insert(client: &impl GenericClient, runs: &[NewRun<'_>]) -> Result<
     let keys: Vec<Option<&str>> = runs.iter().map(|r| r.idempotency_key).collect();
     let created: Vec<_> = runs.iter().map(|r| to_system(r.created_at)).collect();
     let completed: Vec<_> = runs.iter().map(|r| opt_to_system(r.completed_at)).collect();
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(INSERT_SQL).await?;
     let rows = client
         .query(
             &statement,
@@ -58,35 +61,49 @@ pub async fn insert(client: &impl GenericClient, runs: &[NewRun<'_>]) -> Result<
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
+/// See [`by_idempotency_key`].
+pub(crate) const BY_IDEMPOTENCY_KEY_SQL: &str =
+    "SELECT id, step_id FROM runs WHERE idempotency_key = $1";
+
 /// The run made with an idempotency key: its id and its root step.
 pub async fn by_idempotency_key(
     client: &impl GenericClient,
     key: &str,
 ) -> Result<Option<(Uuid, Uuid)>> {
-    const SQL: &str = "SELECT id, step_id FROM runs WHERE idempotency_key = $1";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(BY_IDEMPOTENCY_KEY_SQL).await?;
     let row = client.query_opt(&statement, &[&key]).await?;
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
 }
+
+/// See [`snapshot`].
+pub(crate) const SNAPSHOT_SQL: &str =
+    "SELECT snapshot, created_at, snapshot_rev FROM runs WHERE id = $1";
 
 /// A run's snapshot and when the run was made.
 pub async fn snapshot(
     client: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<(Snapshot, i64, i32)>> {
-    const SQL: &str = "SELECT snapshot, created_at, snapshot_rev FROM runs WHERE id = $1";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(SNAPSHOT_SQL).await?;
     let Some(row) = client.query_opt(&statement, &[&id]).await? else { return Ok(None) };
     let snapshot: Json<Snapshot> = row.try_get(0)?;
     Ok(Some((snapshot.0, super::time::from_system(row.try_get(1)?), row.try_get(2)?)))
 }
 
+/// See [`snapshot_rev`].
+pub(crate) const SNAPSHOT_REV_SQL: &str = "SELECT snapshot_rev FROM runs WHERE id = $1";
+
 /// The revision of a run's snapshot; `None` if there is no such run.
 pub async fn snapshot_rev(client: &impl GenericClient, id: Uuid) -> Result<Option<i32>> {
-    const SQL: &str = "SELECT snapshot_rev FROM runs WHERE id = $1";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(SNAPSHOT_REV_SQL).await?;
     Ok(client.query_opt(&statement, &[&id]).await?.map(|r| r.try_get(0)).transpose()?)
 }
+
+/// See [`replace_snapshot`].
+pub(crate) const REPLACE_SNAPSHOT_SQL: &str =
+    "UPDATE runs SET snapshot = $2, node_count = $3, snapshot_rev = $4,
+        step_name = $5, step_type = $6, state = $7, failed_node = NULL, completed_at = NULL
+    WHERE id = $1";
 
 /// Gives a run a new snapshot (a redrive on the latest definitions), resumed.
 pub async fn replace_snapshot(
@@ -96,10 +113,7 @@ pub async fn replace_snapshot(
     rev: i32,
     state: State,
 ) -> Result<()> {
-    const SQL: &str = "UPDATE runs SET snapshot = $2, node_count = $3, snapshot_rev = $4,
-            step_name = $5, step_type = $6, state = $7, failed_node = NULL, completed_at = NULL
-        WHERE id = $1";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(REPLACE_SNAPSHOT_SQL).await?;
     let count = i32::try_from(snapshot.len())?;
     let root = snapshot.root();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
@@ -115,15 +129,24 @@ pub async fn replace_snapshot(
     Ok(())
 }
 
-/// A run's state, as its root's changed.
+/// A run's new state, as its root's changed.
 #[derive(Debug, Clone, Copy)]
-pub struct RunState {
+pub struct StateUpdate {
     pub id: Uuid,
     pub state: State,
-    /// The node that failed the run (`Some(None)` when a redrive resumed it), or `None` to
-    /// leave it as it is.
-    pub failed_node: Option<Option<NodeIdx>>,
+    pub failed_node: FailedNode,
     pub completed_at: Option<i64>,
+}
+
+/// What becomes of the node recorded as the one that failed a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedNode {
+    /// It stays as it is.
+    Unchanged,
+    /// This node failed the run.
+    At(NodeIdx),
+    /// A redrive resumed the run: none.
+    Cleared,
 }
 
 /// See [`set_states`].
@@ -135,28 +158,45 @@ pub(crate) const SET_STATES_SQL: &str =
     WHERE r.id = u.id";
 
 /// Records runs' states.
-pub async fn set_states(client: &impl GenericClient, states: &[RunState]) -> Result<()> {
+pub async fn set_states(client: &impl GenericClient, states: &[StateUpdate]) -> Result<()> {
     if states.is_empty() {
         return Ok(());
     }
     let ids: Vec<Uuid> = states.iter().map(|s| s.id).collect();
     let names: Vec<&str> = states.iter().map(|s| s.state.as_str()).collect();
     let completed: Vec<_> = states.iter().map(|s| opt_to_system(s.completed_at)).collect();
-    let set_failed: Vec<bool> = states.iter().map(|s| s.failed_node.is_some()).collect();
+    let set_failed: Vec<bool> =
+        states.iter().map(|s| s.failed_node != FailedNode::Unchanged).collect();
     let failed: Vec<Option<i32>> = states
         .iter()
-        .map(|s| s.failed_node.flatten().map(i32::try_from).transpose())
+        .map(|s| match s.failed_node {
+            FailedNode::At(idx) => i32::try_from(idx).map(Some),
+            FailedNode::Unchanged | FailedNode::Cleared => Ok(None),
+        })
         .collect::<Result<_, _>>()?;
     let statement = client.prepare_cached(SET_STATES_SQL).await?;
     client.execute(&statement, &[&ids, &names, &completed, &set_failed, &failed]).await?;
     Ok(())
 }
 
+/// See [`callback_key`].
+pub(crate) const CALLBACK_KEY_SQL: &str = "SELECT key FROM callback_key";
+
 /// The key of the callback tokens' HMAC.
 pub async fn callback_key(client: &impl GenericClient) -> Result<Vec<u8>> {
     let row = client
-        .query_opt("SELECT key FROM callback_key", &[])
+        .query_opt(CALLBACK_KEY_SQL, &[])
         .await?
         .ok_or_else(|| anyhow!("the callback key is missing from the database"))?;
     Ok(row.try_get(0)?)
 }
+
+statements!(
+    INSERT_SQL,
+    BY_IDEMPOTENCY_KEY_SQL,
+    SNAPSHOT_SQL,
+    SNAPSHOT_REV_SQL,
+    REPLACE_SNAPSHOT_SQL,
+    SET_STATES_SQL,
+    CALLBACK_KEY_SQL
+);

@@ -9,39 +9,43 @@ use std::collections::HashMap;
 use aetr_engine::{Action, ChildLink, Mapper, Reducer, Step, StepBody, StepType};
 use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::GenericClient;
-use serde::Serialize;
 use tokio_postgres::types::Json;
 use tokio_postgres::Row;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// One line of a list of steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepSummary {
     pub id: Uuid,
     pub name: String,
-    #[schema(value_type = crate::routes::docs::StepTypeDoc)]
     pub step_type: StepType,
 }
 
 /// The transaction-level advisory lock that serialises writes to the step graph: "aetr" and 2.
 const GRAPH_LOCK: i64 = 0x6165_7472_0000_0002;
 
+/// See [`lock_graph`].
+pub(crate) const LOCK_GRAPH_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+/// See [`lock_graph`].
+pub(crate) const COUNT_GRAPH_WRITE_SQL: &str = "UPDATE graph_version SET n = n + 1";
+
 /// Serialises writes to the step graph until the transaction ends, and counts the write in the
 /// graph's version (see [`graph_version`]).
 pub async fn lock_graph(tx: &impl GenericClient) -> Result<()> {
-    let statement = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+    let statement = tx.prepare_cached(LOCK_GRAPH_SQL).await?;
     tx.execute(&statement, &[&GRAPH_LOCK]).await?;
-    let statement = tx.prepare_cached("UPDATE graph_version SET n = n + 1").await?;
+    let statement = tx.prepare_cached(COUNT_GRAPH_WRITE_SQL).await?;
     tx.execute(&statement, &[]).await?;
     Ok(())
 }
 
+/// See [`graph_version`].
+pub(crate) const GRAPH_VERSION_SQL: &str = "SELECT n FROM graph_version";
+
 /// The step graph's version: it grows with every committed write to the graph, so a tree read
 /// at one version is still the same while the version is.
 pub async fn graph_version(client: &impl GenericClient) -> Result<i64> {
-    let statement = client.prepare_cached("SELECT n FROM graph_version").await?;
+    let statement = client.prepare_cached(GRAPH_VERSION_SQL).await?;
     Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
 }
 
@@ -64,50 +68,66 @@ macro_rules! select_steps {
     };
 }
 
+/// See [`get`].
+pub(crate) const GET_SQL: &str = select_steps!("steps s", "WHERE s.id = $1");
+
 /// One step, or `None`.
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Step>> {
-    let statement = client.prepare_cached(select_steps!("steps s", "WHERE s.id = $1")).await?;
+    let statement = client.prepare_cached(GET_SQL).await?;
     client.query_opt(&statement, &[&id]).await?.map(|row| step_of(&row)).transpose()
 }
 
+/// See [`exists`].
+pub(crate) const EXISTS_SQL: &str = "SELECT 1 FROM steps WHERE id = $1";
+
 /// Whether a step exists.
 pub async fn exists(client: &impl GenericClient, id: Uuid) -> Result<bool> {
-    let statement = client.prepare_cached("SELECT 1 FROM steps WHERE id = $1").await?;
+    let statement = client.prepare_cached(EXISTS_SQL).await?;
     Ok(client.query_opt(&statement, &[&id]).await?.is_some())
 }
 
+/// See [`closure`].
+pub(crate) const CLOSURE_SQL: &str = select_steps!(
+    "(WITH RECURSIVE reach(id) AS (
+          SELECT unnest($1::uuid[])
+        UNION
+          SELECT c.child_id FROM step_children c JOIN reach r ON c.parent_id = r.id
+      ) SELECT steps.* FROM steps JOIN reach USING (id)) s",
+    ""
+);
+
 /// The steps `ids` and every step below them, each once.
 pub async fn closure(client: &impl GenericClient, ids: &[Uuid]) -> Result<HashMap<Uuid, Step>> {
-    const SQL: &str = select_steps!(
-        "(WITH RECURSIVE reach(id) AS (
-              SELECT unnest($1::uuid[])
-            UNION
-              SELECT c.child_id FROM step_children c JOIN reach r ON c.parent_id = r.id
-          ) SELECT steps.* FROM steps JOIN reach USING (id)) s",
-        ""
-    );
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(CLOSURE_SQL).await?;
     let rows = client.query(&statement, &[&ids]).await?;
     rows.iter().map(|row| step_of(row).map(|s| (s.id, s))).collect()
 }
 
+/// See [`roots_above`].
+pub(crate) const ROOTS_ABOVE_SQL: &str = "WITH RECURSIVE up(id) AS (
+        SELECT unnest($1::uuid[])
+      UNION
+        SELECT c.parent_id FROM step_children c JOIN up ON c.child_id = up.id
+    )
+    SELECT id FROM up
+    WHERE NOT EXISTS (SELECT 1 FROM step_children c WHERE c.child_id = up.id)";
+
 /// The topmost steps above `ids`: those from which one of `ids` can be reached and that no
 /// step uses. A step of `ids` that nothing uses is one of them.
 pub async fn roots_above(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-    const SQL: &str = "WITH RECURSIVE up(id) AS (
-            SELECT unnest($1::uuid[])
-          UNION
-            SELECT c.parent_id FROM step_children c JOIN up ON c.child_id = up.id
-        )
-        SELECT id FROM up
-        WHERE NOT EXISTS (SELECT 1 FROM step_children c WHERE c.child_id = up.id)";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(ROOTS_ABOVE_SQL).await?;
     let rows = client.query(&statement, &[&ids]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
+
+/// See [`list`].
+pub(crate) const LIST_SQL: &str = "SELECT id, name, step_type FROM steps
+    WHERE ($1::uuid IS NULL OR id > $1)
+      AND ($2::text IS NULL OR name ILIKE $2 ESCAPE '\\')
+    ORDER BY id LIMIT $3";
 
 /// A page of steps by id, whose names contain `name_contains` (any case) when it is given.
 pub async fn list(
@@ -116,42 +136,49 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<StepSummary>> {
-    const SQL: &str = "SELECT id, name, step_type FROM steps
-        WHERE ($1::uuid IS NULL OR id > $1)
-          AND ($2::text IS NULL OR name ILIKE $2 ESCAPE '\\')
-        ORDER BY id LIMIT $3";
     let pattern = name_contains.map(|q| format!("%{}%", escape_like(q)));
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(LIST_SQL).await?;
     let rows = client.query(&statement, &[&after, &pattern, &limit]).await?;
     rows.iter().map(summary_of).collect()
 }
 
+/// See [`parents`].
+pub(crate) const PARENTS_SQL: &str = "SELECT s.id, s.name, s.step_type FROM steps s
+    WHERE s.id IN (SELECT parent_id FROM step_children WHERE child_id = $1)
+    ORDER BY s.id";
+
 /// The steps that have `id` among their children, each once.
 pub async fn parents(client: &impl GenericClient, id: Uuid) -> Result<Vec<StepSummary>> {
-    const SQL: &str = "SELECT s.id, s.name, s.step_type FROM steps s
-        WHERE s.id IN (SELECT parent_id FROM step_children WHERE child_id = $1)
-        ORDER BY s.id";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(PARENTS_SQL).await?;
     let rows = client.query(&statement, &[&id]).await?;
     rows.iter().map(summary_of).collect()
 }
+
+/// See [`upsert`].
+pub(crate) const UPSERT_CHILDREN_SQL: &str =
+    "INSERT INTO step_children (parent_id, position, child_id, mapper)
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::json[])";
+
+/// See [`upsert`].
+pub(crate) const UPSERT_CLEAR_CHILDREN_SQL: &str =
+    "DELETE FROM step_children WHERE parent_id = ANY($1)";
+
+/// See [`upsert`].
+pub(crate) const UPSERT_STEPS_SQL: &str =
+    "INSERT INTO steps AS s (id, name, step_type, action, reducer)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[])
+    ON CONFLICT (id) DO UPDATE
+    SET name = excluded.name, step_type = excluded.step_type, action = excluded.action,
+        reducer = excluded.reducer, updated_at = now()
+    WHERE (s.name, s.step_type, s.action::text, s.reducer::text)
+          IS DISTINCT FROM
+          (excluded.name, excluded.step_type, excluded.action::text, excluded.reducer::text)";
 
 /// Inserts or replaces `steps`, with their child lists. The children must exist, or be among
 /// `steps`.
 pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
     // Only a step whose contents changed gets a new row version and `updated_at`. `json` has no
     // equality, so the definitions are compared as text.
-    const STEPS: &str = "INSERT INTO steps AS s (id, name, step_type, action, reducer)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[])
-        ON CONFLICT (id) DO UPDATE
-        SET name = excluded.name, step_type = excluded.step_type, action = excluded.action,
-            reducer = excluded.reducer, updated_at = now()
-        WHERE (s.name, s.step_type, s.action::text, s.reducer::text)
-              IS DISTINCT FROM
-              (excluded.name, excluded.step_type, excluded.action::text, excluded.reducer::text)";
-    const CLEAR_CHILDREN: &str = "DELETE FROM step_children WHERE parent_id = ANY($1)";
-    const CHILDREN: &str = "INSERT INTO step_children (parent_id, position, child_id, mapper)
-        SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::json[])";
 
     let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
     let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
@@ -160,10 +187,10 @@ pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
         steps.iter().map(|s| s.body.action().map(Json)).collect();
     let reducers: Vec<Option<Json<&Reducer>>> =
         steps.iter().map(|s| s.body.reducer().map(Json)).collect();
-    let statement = tx.prepare_cached(STEPS).await?;
+    let statement = tx.prepare_cached(UPSERT_STEPS_SQL).await?;
     tx.execute(&statement, &[&ids, &names, &types, &actions, &reducers]).await?;
 
-    let statement = tx.prepare_cached(CLEAR_CHILDREN).await?;
+    let statement = tx.prepare_cached(UPSERT_CLEAR_CHILDREN_SQL).await?;
     tx.execute(&statement, &[&ids]).await?;
 
     let links: Vec<(Uuid, i32, &ChildLink)> = steps
@@ -178,15 +205,18 @@ pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
     let children: Vec<Uuid> = links.iter().map(|l| l.2.id).collect();
     let mappers: Vec<Option<Json<&Mapper>>> =
         links.iter().map(|l| l.2.mapper.as_ref().map(Json)).collect();
-    let statement = tx.prepare_cached(CHILDREN).await?;
+    let statement = tx.prepare_cached(UPSERT_CHILDREN_SQL).await?;
     tx.execute(&statement, &[&parents, &positions, &children, &mappers]).await?;
     Ok(())
 }
 
+/// See [`delete`].
+pub(crate) const DELETE_SQL: &str = "DELETE FROM steps WHERE id = $1";
+
 /// Deletes a step and its child links. `false` if there was none. The caller checks first that
 /// no step uses it; the foreign key refuses it otherwise.
 pub async fn delete(tx: &impl GenericClient, id: Uuid) -> Result<bool> {
-    let statement = tx.prepare_cached("DELETE FROM steps WHERE id = $1").await?;
+    let statement = tx.prepare_cached(DELETE_SQL).await?;
     Ok(tx.execute(&statement, &[&id]).await? == 1)
 }
 
@@ -241,3 +271,19 @@ fn escape_like(s: &str) -> String {
     }
     out
 }
+
+statements!(
+    LOCK_GRAPH_SQL,
+    COUNT_GRAPH_WRITE_SQL,
+    GRAPH_VERSION_SQL,
+    GET_SQL,
+    EXISTS_SQL,
+    CLOSURE_SQL,
+    ROOTS_ABOVE_SQL,
+    LIST_SQL,
+    PARENTS_SQL,
+    UPSERT_CHILDREN_SQL,
+    UPSERT_CLEAR_CHILDREN_SQL,
+    UPSERT_STEPS_SQL,
+    DELETE_SQL
+);

@@ -40,29 +40,33 @@ pub struct ChildCount {
     pub count: u32,
 }
 
+/// See [`nodes_to_depth`].
+pub(crate) const NODES_TO_DEPTH_SQL: &str = concat!(
+    "SELECT ",
+    node_columns!(),
+    " FROM run_nodes n WHERE n.run_id = $1 AND ($2::int IS NULL OR n.depth <= $2)
+      ORDER BY n.idx"
+);
+
 /// A run's nodes down to `depth` levels below the root (all of them for `None`), in idx order.
 pub async fn nodes_to_depth(
     client: &impl GenericClient,
     run: Uuid,
     depth: Option<u32>,
 ) -> Result<Vec<NodeRow>> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        node_columns!(),
-        " FROM run_nodes n WHERE n.run_id = $1 AND ($2::int IS NULL OR n.depth <= $2)
-          ORDER BY n.idx"
-    );
     let depth = depth.map(|d| d.min(i32::MAX as u32) as i32);
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(NODES_TO_DEPTH_SQL).await?;
     let rows = client.query(&statement, &[&run, &depth]).await?;
     rows.iter().map(node_of).collect()
 }
 
+/// See [`node`].
+pub(crate) const NODE_SQL: &str =
+    concat!("SELECT ", node_columns!(), " FROM run_nodes n WHERE n.run_id = $1 AND n.idx = $2");
+
 /// One node.
 pub async fn node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Result<Option<NodeRow>> {
-    const SQL: &str =
-        concat!("SELECT ", node_columns!(), " FROM run_nodes n WHERE n.run_id = $1 AND n.idx = $2");
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(NODE_SQL).await?;
     let row = client.query_opt(&statement, &[&run, &(idx as i32)]).await?;
     row.as_ref().map(node_of).transpose()
 }
@@ -89,19 +93,21 @@ pub async fn children(
     rows.iter().map(node_of).collect()
 }
 
+/// See [`child_counts`].
+pub(crate) const CHILD_COUNTS_SQL: &str = "SELECT parent_idx, phase, count(*) FROM run_nodes
+    WHERE run_id = $1 AND parent_idx = ANY($2) GROUP BY parent_idx, phase";
+
 /// The states of the children of `parents`.
 pub async fn child_counts(
     client: &impl GenericClient,
     run: Uuid,
     parents: &[NodeIdx],
 ) -> Result<Vec<ChildCount>> {
-    const SQL: &str = "SELECT parent_idx, phase, count(*) FROM run_nodes
-        WHERE run_id = $1 AND parent_idx = ANY($2) GROUP BY parent_idx, phase";
     if parents.is_empty() {
         return Ok(Vec::new());
     }
     let parents: Vec<i32> = parents.iter().map(|&p| p as i32).collect();
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(CHILD_COUNTS_SQL).await?;
     let rows = client.query(&statement, &[&run, &parents]).await?;
     rows.iter()
         .map(|r| {
@@ -114,14 +120,16 @@ pub async fn child_counts(
         .collect()
 }
 
+/// See [`run_counts`].
+pub(crate) const RUN_COUNTS_SQL: &str = "SELECT state, count(*) FROM runs
+    WHERE ($1::uuid IS NULL OR step_id = $1) GROUP BY state";
+
 /// How many runs are in each state, of one root step or of all.
 pub async fn run_counts(
     client: &impl GenericClient,
     step: Option<Uuid>,
 ) -> Result<Vec<(State, u64)>> {
-    const SQL: &str = "SELECT state, count(*) FROM runs
-        WHERE ($1::uuid IS NULL OR step_id = $1) GROUP BY state";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(RUN_COUNTS_SQL).await?;
     let rows = client.query(&statement, &[&step]).await?;
     rows.iter()
         .map(|r| {
@@ -133,16 +141,18 @@ pub async fn run_counts(
         .collect()
 }
 
+/// See [`node_counts`].
+pub(crate) const NODE_COUNTS_SQL: &str = "SELECT phase, count(*) FROM run_nodes
+    WHERE run_id = $1 AND idx = ANY($2) GROUP BY phase";
+
 /// How many of a run's nodes `idxs` are in each state.
 pub async fn node_counts(
     client: &impl GenericClient,
     run: Uuid,
     idxs: &[NodeIdx],
 ) -> Result<Vec<(State, u64)>> {
-    const SQL: &str = "SELECT phase, count(*) FROM run_nodes
-        WHERE run_id = $1 AND idx = ANY($2) GROUP BY phase";
     let idxs: Vec<i32> = idxs.iter().map(|&i| i as i32).collect();
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(NODE_COUNTS_SQL).await?;
     let rows = client.query(&statement, &[&run, &idxs]).await?;
     rows.iter()
         .map(|r| Ok((phase_of(r.try_get(0)?)?.state(), r.try_get::<_, i64>(1)? as u64)))
@@ -200,10 +210,12 @@ pub async fn runs(
         .collect()
 }
 
+/// See [`failed_node`].
+pub(crate) const FAILED_NODE_SQL: &str = "SELECT failed_node FROM runs WHERE id = $1";
+
 /// The node that failed a run, if it failed.
 pub async fn failed_node(client: &impl GenericClient, run: Uuid) -> Result<Option<NodeIdx>> {
-    const SQL: &str = "SELECT failed_node FROM runs WHERE id = $1";
-    let statement = client.prepare_cached(SQL).await?;
+    let statement = client.prepare_cached(FAILED_NODE_SQL).await?;
     let row = client.query_opt(&statement, &[&run]).await?;
     Ok(row.and_then(|r| r.get::<_, Option<i32>>(0)).map(|n| n as NodeIdx))
 }
@@ -221,3 +233,14 @@ fn node_of(row: &Row) -> Result<NodeRow> {
         completed_at: opt_from_system(row.try_get("completed_at")?),
     })
 }
+
+statements!(
+    NODES_TO_DEPTH_SQL,
+    NODE_SQL,
+    CHILDREN_SQL,
+    CHILD_COUNTS_SQL,
+    RUN_COUNTS_SQL,
+    NODE_COUNTS_SQL,
+    RUNS_SQL,
+    FAILED_NODE_SQL
+);

@@ -357,7 +357,7 @@ pub async fn retry(
         }
         Some("latest") => {
             let run = run_id(&id)?;
-            let rebased = state.runs.redrive_on_latest(run).await?;
+            let rebased = state.runs.redrive_latest(run).await?;
             let state = rebased.state.as_str();
             Ok(HttpResponse::Ok().json(Redriven { id: run, state, rerun: Some(rebased.rerun) }))
         }

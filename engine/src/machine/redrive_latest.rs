@@ -16,7 +16,7 @@ use crate::snapshot::{NodeIdx, Snapshot};
 
 /// The run on its new snapshot.
 #[derive(Debug, Clone)]
-pub struct Rebased {
+pub struct LatestRedrive {
     /// Every node of the new snapshot, by number.
     pub states: Vec<NodeState>,
     /// What starting the new tree asks of the shell.
@@ -73,13 +73,13 @@ impl Memo<'_> {
 }
 
 /// Starts the run again on `new`, with `input`, reusing what `old_states` (on `old`) have.
-pub fn rebase(
+pub fn redrive_latest(
     old: &Snapshot,
     old_states: &[NodeState],
     new: &Snapshot,
     input: Option<String>,
     ctx: &Ctx,
-) -> Result<Rebased, MachineError> {
+) -> Result<LatestRedrive, MachineError> {
     if old_states.len() != old.len() {
         return Err(MachineError::Invariant {
             node: 0,
@@ -107,7 +107,7 @@ pub fn rebase(
         .map(|idx| nodes.get(idx).cloned().ok_or(MachineError::NotLoaded(idx)))
         .collect::<Result<Vec<_>, _>>()?;
     let rerun = (0..new.len() as NodeIdx).filter(|idx| !reused.contains(idx)).collect();
-    Ok(Rebased { states, outcome, paired: memo.paired, rerun })
+    Ok(LatestRedrive { states, outcome, paired: memo.paired, rerun })
 }
 
 /// Pairs each new node with the old node at the same path.

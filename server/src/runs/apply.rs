@@ -1,0 +1,75 @@
+//! Applying events to one run with the engine, and recording in its [`Plan`] what they ask of
+//! the shell. Used alike by a batch of events, a start and a redrive on the latest definitions.
+
+use aetr_engine::machine::{self, Event, MachineError, Nodes, Outcome, Reply, Work};
+use aetr_engine::Snapshot;
+
+use super::plan::Plan;
+use super::Shared;
+
+/// A run's nodes as the events applied so far left them, and the plan they made.
+#[derive(Debug)]
+pub(crate) struct Applier<'a> {
+    shared: &'a Shared,
+    snapshot: &'a Snapshot,
+    pub state: Nodes,
+    pub plan: Plan,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(shared: &'a Shared, snapshot: &'a Snapshot, state: Nodes, now: i64) -> Self {
+        Applier { shared, snapshot, state, plan: Plan::new(now) }
+    }
+
+    /// Applies an event, and records what it means in the plan. `fenced`: the event came from
+    /// the holder of the node's lease; `http_status`: that of the POST answer it reports.
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        fenced: bool,
+        http_status: Option<u16>,
+    ) -> Result<Outcome, MachineError> {
+        let ctx = self.shared.ctx(self.plan.now);
+        let outcome = machine::apply(self.snapshot, &mut self.state, event.clone(), &ctx)?;
+        self.plan.record(self.snapshot, event, &outcome, &self.state, fenced, http_status);
+        Ok(outcome)
+    }
+
+    /// Takes the work that an event made: a dispatch that is due is made at once if a POST slot
+    /// is free (the engine records the node as `Executing`, in this transaction); scripts are
+    /// leased to this server and run after the commit; the rest waits in the database.
+    pub fn take(&mut self, work: &[Work]) -> Result<(), MachineError> {
+        let now = self.plan.now;
+        for w in work {
+            match *w {
+                Work::Dispatch { node, attempt, not_before } => {
+                    let shared = self.shared;
+                    let permit = (not_before <= now && !shared.stopping.is_cancelled())
+                        .then(|| shared.permits.clone().try_acquire_owned().ok())
+                        .flatten();
+                    let Some(permit) = permit else {
+                        self.plan.deferred = true;
+                        continue;
+                    };
+                    let ctx = shared.ctx(now);
+                    let event = Event::Dispatched { node, attempt };
+                    let outcome =
+                        machine::apply(self.snapshot, &mut self.state, event.clone(), &ctx)?;
+                    self.plan.history.extend(super::history::entry(&event, &outcome, None));
+                    if outcome.reply == Reply::Send {
+                        self.plan.post(self.snapshot, node, attempt, true);
+                        self.plan.sends.push((node, attempt, permit));
+                    }
+                }
+                Work::Map { node } | Work::Reduce { node } => {
+                    self.plan.scripts.push(node);
+                    let lease = self.shared.scripts.lease().as_millis();
+                    let until = now.saturating_add(i64::try_from(lease).unwrap_or(i64::MAX));
+                    self.plan.lease(node, until, true);
+                }
+                Work::CancelUnfinished => self.plan.cancel = true,
+            }
+        }
+        Ok(())
+    }
+}
