@@ -136,11 +136,7 @@ pub async fn post(http: &Client, rules: &Rules, call: &Call<'_>, max_body: usize
             },
             Err((why, _)) => Answer::Failed {
                 error: format!("POST {shown} answered {status}, but {why}"),
-                retry: if why.starts_with("its body is larger") {
-                    Retry::Never
-                } else {
-                    Retry::After(None)
-                },
+                retry: why.retry(),
                 status: Some(status.as_u16()),
             },
         };
@@ -182,8 +178,30 @@ fn retry_of(response: &Response) -> Retry {
     }
 }
 
-/// Reads a body of at most `limit` bytes. Past the limit: an error, with what was read.
-async fn read_body(mut response: Response, limit: usize) -> Result<Vec<u8>, (String, Vec<u8>)> {
+/// Why an answer's body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// It is larger than the limit: trying again would not change that.
+    #[error("its body is larger than the limit of {limit} bytes (AETR_MAX_CALLBACK_BYTES)")]
+    TooLarge { limit: usize },
+    /// The connection failed while it was read.
+    #[error("its body could not be read: {0}")]
+    Unreadable(String),
+}
+
+impl BodyError {
+    /// Whether the POST may be tried again.
+    fn retry(&self) -> Retry {
+        match self {
+            BodyError::TooLarge { .. } => Retry::Never,
+            BodyError::Unreadable(_) => Retry::After(None),
+        }
+    }
+}
+
+/// Reads a body of at most `limit` bytes. Past the limit, or when the connection fails: an
+/// error, with what was read.
+async fn read_body(mut response: Response, limit: usize) -> Result<Vec<u8>, (BodyError, Vec<u8>)> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -191,17 +209,12 @@ async fn read_body(mut response: Response, limit: usize) -> Result<Vec<u8>, (Str
                 if body.len() + chunk.len() > limit {
                     let room = limit - body.len();
                     body.extend_from_slice(&chunk[..room]);
-                    let why = format!(
-                        "its body is larger than the limit of {limit} bytes (AETR_MAX_CALLBACK_BYTES)"
-                    );
-                    return Err((why, body));
+                    return Err((BodyError::TooLarge { limit }, body));
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) => {
-                return Err((format!("its body could not be read: {}", root_cause(&e)), body))
-            }
+            Err(e) => return Err((BodyError::Unreadable(root_cause(&e)), body)),
         }
     }
 }
