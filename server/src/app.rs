@@ -18,7 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{DatabaseArgs, ServerArgs};
 use crate::db::{self, Database};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{self, Dispatcher, Outbox};
 use crate::guard::{Egress, Rules};
 use crate::http::auth::{self, ApiTokens};
 use crate::http::headers::{self, MaxHeaderBytes};
@@ -83,11 +83,13 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         default_callback_timeout_seconds: (args.callback_timeout_seconds > 0)
             .then_some(args.callback_timeout_seconds),
         limits: args.limits.tree_limits(),
-        max_result_bytes: args.limits.max_callback_bytes,
-        dispatch_concurrency: args.dispatch_concurrency as usize,
         group_committers: (args.database.db_pool_size as usize / 8).clamp(1, 8),
-        poll_interval: Duration::from_millis(args.poll_interval_ms),
+    };
+    let dispatch = dispatch::Settings {
         egress,
+        max_result_bytes: args.limits.max_callback_bytes,
+        concurrency: args.dispatch_concurrency as usize,
+        poll_interval: Duration::from_millis(args.poll_interval_ms),
     };
     let tokens = ApiTokens::load(
         args.auth.api_tokens.as_ref().map(|t| t.0.as_str()),
@@ -103,8 +105,9 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     let script_settings = ScriptSettings::of(&args.scripts, args.limits.max_script_result_bytes)?;
     let scripts =
         ScriptPool::start(script_settings).await.context("cannot start the script workers")?;
-    let (runs, accepted) = Runs::new(pool.clone(), settings, key, scripts.clone())?;
-    let dispatcher = Dispatcher::start(&runs, database.config.clone(), accepted);
+    let (outbox, accepted) = Outbox::new(pool.clone(), dispatch)?;
+    let runs = Runs::new(pool.clone(), settings, key, scripts.clone(), Arc::clone(&outbox));
+    let dispatcher = Dispatcher::start(&runs, &outbox, database.config.clone(), accepted);
 
     let state = web::Data::new(AppState {
         pool: pool.clone(),

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::runs::Shared;
+use super::Outbox;
 use crate::store::nodes::{self, Accepted};
 
 /// The most accepted POSTs one statement records.
 const BATCH: usize = 1_000;
 /// How long the recorder waits before it writes a batch: a callback that comes within it
-/// records the POST's status itself (see `runs::Answered`).
+/// records the POST's status itself (see [`super::answered`]).
 const CALLBACK_WINDOW: Duration = Duration::from_millis(5);
 /// How many times a batch is tried before its POSTs are left to their leases (which then run
 /// out, and the attempts are sent again).
@@ -21,7 +21,7 @@ const TRIES: u32 = 5;
 
 /// Records accepted POSTs until `stop` is cancelled and every one sent before it is recorded.
 pub(crate) async fn record(
-    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
     stop: CancellationToken,
 ) {
@@ -45,9 +45,9 @@ pub(crate) async fn record(
                 Err(_) => break,
             }
         }
-        batch.retain(|a| shared.answered.take(a.run, a.idx, a.attempt));
+        batch.retain(|a| outbox.answered.take(a.run, a.idx, a.attempt));
         if !batch.is_empty() {
-            write(&shared, &batch).await;
+            write(&outbox, &batch).await;
             batch.clear();
         }
         if stopping && accepted.is_empty() {
@@ -56,11 +56,11 @@ pub(crate) async fn record(
     }
 }
 
-async fn write(shared: &Shared, batch: &[Accepted]) {
+async fn write(outbox: &Outbox, batch: &[Accepted]) {
     let mut delay = Duration::from_millis(50);
     for tries in 1..=TRIES {
         let written = async {
-            let client = shared.pool.get().await?;
+            let client = outbox.pool.get().await?;
             nodes::accept(&client, batch).await
         }
         .await;

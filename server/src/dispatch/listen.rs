@@ -10,19 +10,19 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use crate::runs::Shared;
+use super::Outbox;
 use crate::store::changes::WORK_CHANNEL;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub(crate) async fn listen(
-    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
     config: tokio_postgres::Config,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match listen_once(&shared, &config, &stop).await {
+        match listen_once(&outbox, &config, &stop).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(
@@ -42,7 +42,7 @@ pub(crate) async fn listen(
 
 /// Listens until `stop` (`Ok`) or until the connection fails.
 async fn listen_once(
-    shared: &Shared,
+    outbox: &Outbox,
     config: &tokio_postgres::Config,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -63,11 +63,11 @@ async fn listen_once(
     });
     client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).await?;
     tracing::debug!("listening for work");
-    shared.wake.notify_one();
+    outbox.wake();
     loop {
         tokio::select! {
             got = notifications.recv() => match got {
-                Some(()) => shared.wake.notify_one(),
+                Some(()) => outbox.wake(),
                 None => break,
             },
             () = stop.cancelled() => {

@@ -10,22 +10,22 @@
 //! polling interval, whichever comes first.
 
 mod accepted;
+mod answered;
 mod listen;
-mod request;
-mod send;
+mod outbox;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use aetr_engine::machine::{Event, Reply};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::runs::{Fence, Runs, ScriptJob, ScriptKind, Shared};
-use crate::store::nodes::{self, Accepted, ClaimKind, Claimed};
+use crate::runs::Runs;
+use crate::store::nodes::{self, Accepted, ClaimKind};
 use crate::store::time::now_ms;
-pub(crate) use send::SendJob;
+pub use outbox::{Outbox, Settings, Slot};
 
 /// The most actions claimed at once for sending (fewer when fewer POST slots are free).
 const CLAIM_SENDS: usize = 256;
@@ -50,20 +50,17 @@ impl Dispatcher {
     /// Starts claiming, listening and recording. `database` is for the LISTEN connection.
     pub fn start(
         runs: &Runs,
+        outbox: &Arc<Outbox>,
         database: tokio_postgres::Config,
         accepted: mpsc::UnboundedReceiver<Accepted>,
     ) -> Dispatcher {
-        let shared = &runs.shared;
         let stop_recorder = CancellationToken::new();
+        let stopping = runs.stopping();
         Dispatcher {
-            claims: tokio::spawn(claim_loop(Arc::clone(shared))),
-            listener: tokio::spawn(listen::listen(
-                Arc::clone(shared),
-                database,
-                shared.stopping.clone(),
-            )),
+            claims: tokio::spawn(claim_loop(runs.clone(), Arc::clone(outbox))),
+            listener: tokio::spawn(listen::listen(Arc::clone(outbox), database, stopping)),
             recorder: tokio::spawn(accepted::record(
-                Arc::clone(shared),
+                Arc::clone(outbox),
                 accepted,
                 stop_recorder.clone(),
             )),
@@ -81,29 +78,29 @@ impl Dispatcher {
     }
 }
 
-async fn claim_loop(shared: Arc<Shared>) {
-    let stopping = shared.stopping.clone();
+async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
+    let stopping = runs.stopping();
     let mut backoff = Duration::from_millis(100);
     loop {
         // Sends need a free POST slot: claim only as many as there are.
         let first = tokio::select! {
-            permit = Arc::clone(&shared.permits).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
+            slot = outbox.slot() => match slot {
+                Some(slot) => slot,
+                None => return,
             },
             () = stopping.cancelled() => return,
         };
-        let mut permits = vec![first];
-        while let Ok(p) = Arc::clone(&shared.permits).try_acquire_owned() {
-            permits.push(p);
-            if permits.len() >= CLAIM_SENDS {
+        let mut slots = vec![first];
+        while let Some(slot) = outbox.try_slot() {
+            slots.push(slot);
+            if slots.len() >= CLAIM_SENDS {
                 break;
             }
         }
         let now = now_ms();
         let claimed = async {
-            let client = shared.pool.get().await?;
-            let sends = permits.len() as i64;
+            let client = outbox.pool.get().await?;
+            let sends = slots.len() as i64;
             nodes::claim(&client, now, sends, CLAIM_OTHERS, now + CLAIM_LEASE_MS).await
         }
         .await;
@@ -113,7 +110,7 @@ async fn claim_loop(shared: Arc<Shared>) {
                 claimed
             }
             Err(e) => {
-                drop(permits);
+                drop(slots);
                 tracing::warn!(
                     error = format!("{e:#}"),
                     retry_in_ms = backoff.as_millis() as u64,
@@ -129,19 +126,19 @@ async fn claim_loop(shared: Arc<Shared>) {
         };
         let idle = claimed.is_empty();
         for work in claimed {
-            let permit = match work.kind {
-                ClaimKind::Dispatch | ClaimKind::Resend => permits.pop(),
+            let slot = match work.kind {
+                ClaimKind::Dispatch | ClaimKind::Resend => slots.pop(),
                 ClaimKind::Script | ClaimKind::Timeout => None,
             };
-            let task = Arc::clone(&shared);
-            shared.spawn(async move { task.do_claimed(work, permit).await });
+            let task = runs.clone();
+            runs.spawn(async move { task.do_claimed(work, slot).await });
         }
-        drop(permits);
+        drop(slots);
         if idle {
-            let sleep = until_due(&shared, now).await;
+            let sleep = until_due(&outbox, now).await;
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
-                () = shared.wake.notified() => {}
+                () = outbox.woken() => {}
                 () = stopping.cancelled() => return,
             }
         }
@@ -150,10 +147,10 @@ async fn claim_loop(shared: Arc<Shared>) {
 
 /// How long to sleep when nothing is due: until the next known due time, at most the polling
 /// interval.
-async fn until_due(shared: &Shared, now: i64) -> Duration {
-    let poll = shared.settings.poll_interval;
+async fn until_due(outbox: &Outbox, now: i64) -> Duration {
+    let poll = outbox.poll_interval();
     let next = async {
-        let client = shared.pool.get().await?;
+        let client = outbox.pool.get().await?;
         nodes::next_due(&client).await
     }
     .await;
@@ -163,56 +160,5 @@ async fn until_due(shared: &Shared, now: i64) -> Duration {
             Duration::from_millis(ms).clamp(MIN_SLEEP, poll.max(MIN_SLEEP))
         }
         _ => poll,
-    }
-}
-
-impl Shared {
-    /// Does one claimed piece of work, reporting through the run's mailbox under the claim's
-    /// lease.
-    async fn do_claimed(self: Arc<Self>, work: Claimed, permit: Option<OwnedSemaphorePermit>) {
-        let Claimed { run, idx, kind, phase, attempt, epoch, rev, input, result } = work;
-        let fence = Some(Fence { idx, epoch });
-        let snap = match self.snapshot_at(run, Some(rev)).await {
-            Ok(Some(snap)) => snap,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(%run, error = %e, "cannot read a run's snapshot");
-                return;
-            }
-        };
-        match kind {
-            ClaimKind::Dispatch | ClaimKind::Resend => {
-                let permit = match permit {
-                    Some(p) => p,
-                    None => match Arc::clone(&self.permits).acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => return,
-                    },
-                };
-                let event = Event::Dispatched { node: idx, attempt };
-                match self.submit(run, event, fence, None).await {
-                    Ok(Reply::Send) => {
-                        let job = SendJob { run, idx, attempt, epoch, input, permit };
-                        self.send(snap, job).await;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(%run, node = idx, error = %e, "a claimed dispatch failed")
-                    }
-                }
-            }
-            ClaimKind::Timeout => {
-                let event = Event::Timeout { node: idx, attempt };
-                if let Err(e) = self.submit(run, event, fence, None).await {
-                    tracing::warn!(%run, node = idx, error = %e, "a callback deadline could not be applied");
-                }
-            }
-            ClaimKind::Script => {
-                if let Some(kind) = ScriptKind::of(phase, result) {
-                    let job = ScriptJob { run, idx, epoch, kind };
-                    self.run_script(snap, job).await;
-                }
-            }
-        }
     }
 }

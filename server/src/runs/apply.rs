@@ -44,10 +44,10 @@ impl<'a> Applier<'a> {
             match *w {
                 Work::Dispatch { node, attempt, not_before } => {
                     let shared = self.shared;
-                    let permit = (not_before <= now && !shared.stopping.is_cancelled())
-                        .then(|| shared.permits.clone().try_acquire_owned().ok())
+                    let slot = (not_before <= now && !shared.stopping.is_cancelled())
+                        .then(|| shared.outbox.try_slot())
                         .flatten();
-                    let Some(permit) = permit else {
+                    let Some(slot) = slot else {
                         self.plan.deferred = true;
                         continue;
                     };
@@ -58,7 +58,7 @@ impl<'a> Applier<'a> {
                     self.plan.history.extend(super::history::entry(&event, &outcome, None));
                     if outcome.reply == Reply::Send {
                         self.plan.post(self.snapshot, node, attempt, true);
-                        self.plan.sends.push((node, attempt, permit));
+                        self.plan.sends.push((node, attempt, slot));
                     }
                 }
                 Work::Map { node } | Work::Reduce { node } => {

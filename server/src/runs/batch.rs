@@ -247,9 +247,9 @@ impl Shared {
     }
 
     /// A callback that ends its attempt records the status of the attempt's POST, if the
-    /// answer came and its recording still waits (see `Answered`).
+    /// answer came and its recording still waits (see [`crate::dispatch::Outbox::accepted`]).
     fn add_post_status(&self, run: Uuid, node: NodeIdx, attempt: u32, plan: &mut Plan) {
-        let Some(status) = self.answered.status(run, node, attempt) else { return };
+        let Some(status) = self.outbox.unrecorded_status(run, node, attempt) else { return };
         let ended = plan.ended.iter_mut().rev().find(|e| e.idx == node && e.n == attempt);
         if let Some(ended) = ended.filter(|e| e.http_status.is_none()) {
             ended.http_status = Some(status);
@@ -269,13 +269,13 @@ impl Shared {
             let Ok(applied) = applied else { continue };
             for (queued, reply) in batch.events.iter().zip(&applied.replies) {
                 if let (Some((node, attempt)), Reply::Done) = (callback_of(&queued.event), reply) {
-                    self.answered.recorded(batch.run, node, attempt);
+                    self.outbox.status_recorded(batch.run, node, attempt);
                 }
             }
             deferred |= applied.plan.deferred;
         }
         if deferred {
-            self.wake.notify_one();
+            self.outbox.wake();
         }
         applied
             .into_iter()
@@ -383,5 +383,52 @@ fn describe(event: &Event) -> String {
         Event::Redispatch { node } => format!("the redispatch by hand of node {node}"),
         Event::Cancel => "a cancel".into(),
         Event::Redrive { .. } => "a redrive".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aetr_engine::machine::NodeState;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::runs::testing::{idx, two_actions};
+    use crate::runs::Fence;
+
+    fn queued(event: Event, fence: Option<Fence>) -> Queued {
+        let (reply, _) = oneshot::channel();
+        Queued { event, fence, http_status: None, premapped: None, reply }
+    }
+
+    fn stored(idx: NodeIdx, epoch: i64) -> (NodeIdx, Stored) {
+        (idx, Stored { idx, state: NodeState::default(), epoch, rev: 0 })
+    }
+
+    #[test]
+    fn a_report_applies_only_under_the_lease_it_was_made_under() {
+        let snap = RunSnapshot { snapshot: two_actions(), created_at: 0, rev: 0 };
+        let b = idx(&snap.snapshot, "b");
+        let loaded: HashMap<NodeIdx, Stored> = [stored(0, 1), stored(b, 7)].into();
+        let result = Event::Result { node: b, attempt: 1, result: None };
+
+        let held = queued(result.clone(), Some(Fence { idx: b, epoch: 7 }));
+        assert_eq!(refusal(&held, &snap, &loaded), None, "the lease is still at its epoch");
+        let stale = queued(result.clone(), Some(Fence { idx: b, epoch: 6 }));
+        assert_eq!(refusal(&stale, &snap, &loaded), Some(Reply::Ignored), "another took it");
+        let unloaded = queued(result.clone(), Some(Fence { idx: 1, epoch: 7 }));
+        assert_eq!(refusal(&unloaded, &snap, &loaded), Some(Reply::Ignored));
+        // A service's callback carries no fence: its token is checked by the engine.
+        assert_eq!(refusal(&queued(result, None), &snap, &loaded), None);
+    }
+
+    #[test]
+    fn an_event_about_a_node_that_a_redrive_took_away_does_not_apply() {
+        let snap = RunSnapshot { snapshot: two_actions(), created_at: 0, rev: 1 };
+        let loaded = HashMap::from([stored(0, 1)]);
+        let gone = 3;
+        let callback = Event::Failure { node: gone, attempt: 1, error: "x".into() };
+        assert_eq!(refusal(&queued(callback, None), &snap, &loaded), Some(Reply::Superseded));
+        let timer = Event::Timeout { node: gone, attempt: 1 };
+        assert_eq!(refusal(&queued(timer, None), &snap, &loaded), Some(Reply::Ignored));
     }
 }

@@ -9,10 +9,21 @@ use uuid::Uuid;
 
 use super::plan::Plan;
 use super::{Fence, RunSnapshot, Shared};
-use crate::dispatch::SendJob;
+use crate::dispatch::Slot;
 use crate::scripts::OwnedCall;
 use crate::store::changes::Epochs;
 use crate::store::nodes;
+
+/// An attempt to send, under the lease its node holds at `epoch`, in one of the POST slots.
+#[derive(Debug)]
+pub(crate) struct SendJob {
+    pub run: Uuid,
+    pub idx: NodeIdx,
+    pub attempt: u32,
+    pub epoch: i64,
+    pub input: Option<String>,
+    pub slot: Slot,
+}
 
 /// A mapper or reducer to run, under the lease its node holds at `epoch`.
 #[derive(Debug)]
@@ -63,13 +74,13 @@ impl Launch {
         let sends = plan
             .sends
             .into_iter()
-            .map(|(idx, attempt, permit)| SendJob {
+            .map(|(idx, attempt, slot)| SendJob {
                 run,
                 idx,
                 attempt,
                 epoch: epoch(idx),
                 input: state.get(idx).and_then(|s| s.input.clone()),
-                permit,
+                slot,
             })
             .collect();
         let scripts = plan

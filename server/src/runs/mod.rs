@@ -11,13 +11,14 @@
 //! run outside any transaction and report back as new events.
 //!
 //! Work that is due at once is taken in the same transaction (the node is recorded as
-//! `Executing`, with a lease, before its POST is sent); the rest waits in the database for the
-//! [`crate::dispatch`]er, which claims it when it is due, and takes over work whose lease ran
-//! out because its server died.
+//! `Executing`, with a lease, before its POST is sent, in a slot of the dispatcher's
+//! [`Outbox`]); the rest waits in the database for the [`crate::dispatch`]er, which claims it
+//! when it is due ([`Runs::do_claimed`]), and takes over work whose lease ran out because its
+//! server died.
 
-mod answered;
 mod apply;
 mod batch;
+mod claimed;
 mod error;
 mod group;
 pub mod history;
@@ -26,8 +27,11 @@ mod mailbox;
 pub mod node_id;
 mod plan;
 mod redrive_latest;
+mod send;
 mod snapshots;
 mod start;
+#[cfg(test)]
+mod testing;
 pub mod token;
 mod trees;
 
@@ -39,20 +43,18 @@ use aetr_engine::graph;
 use aetr_engine::machine::{Ctx, Event, Nodes, Reply};
 use aetr_engine::{Limits, NodeIdx, Snapshot};
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::dispatch::Outbox;
 use crate::scripts::{OwnedCall, ScriptPool};
 use crate::store::changes::Epochs;
-use crate::store::nodes::Accepted;
 use crate::store::steps;
-pub(crate) use answered::Answered;
 pub use error::RunError;
 use group::Groups;
 use launch::Launch;
-pub(crate) use launch::{ScriptJob, ScriptKind};
+
 pub use mailbox::Fence;
 use mailbox::{Mailboxes, Premapped};
 use plan::Plan;
@@ -63,8 +65,6 @@ pub use start::{StartRun, Started};
 use token::TokenKey;
 use trees::{Tree, Trees};
 
-use crate::guard::Egress;
-
 /// What runs need from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -73,33 +73,25 @@ pub struct Settings {
     /// The callback timeout of actions that set none. `None`: wait for ever.
     pub default_callback_timeout_seconds: Option<u64>,
     pub limits: Limits,
-    /// The largest callback body, and the largest answer of a sync action.
-    pub max_result_bytes: usize,
-    /// How many POSTs may be in flight at once.
-    pub dispatch_concurrency: usize,
     /// How many groups of runs' events (and, apart, of starts) may be committed at once (see
     /// [`group`]): an eighth of the database connections, since fewer committers make larger
     /// groups (bench/README.md has the measurements).
     pub group_committers: usize,
-    /// How often the dispatcher looks for due work when nothing wakes it.
-    pub poll_interval: Duration,
-    /// Where actions may POST, and how.
-    pub egress: Egress,
 }
 
 /// The runs of this server: start them, feed them events, read their snapshots. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Runs {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
 /// Everything that the shell's tasks share.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub pool: Pool,
-    pub settings: Settings,
-    pub key: TokenKey,
-    pub snapshots: Snapshots,
+struct Shared {
+    pool: Pool,
+    settings: Settings,
+    key: TokenKey,
+    snapshots: Snapshots,
     /// The snapshots of trees that runs start from.
     trees: Trees,
     mailboxes: Mailboxes,
@@ -107,48 +99,29 @@ pub(crate) struct Shared {
     batches: Groups<batch::RunBatch>,
     /// Starts, waiting for their group's transaction.
     starts: Groups<start::Start>,
-    pub scripts: ScriptPool,
-    /// One permit per POST in flight.
-    pub permits: Arc<Semaphore>,
-    pub http: reqwest::Client,
-    /// Wakes the dispatcher: work waits in the database.
-    pub wake: Notify,
-    /// POSTs that services accepted, recorded in batches.
-    pub accepted: mpsc::UnboundedSender<Accepted>,
-    /// The accepted POSTs whose recording waits, and their HTTP statuses.
-    pub answered: Answered,
+    scripts: ScriptPool,
+    /// The dispatcher's POST slots and HTTP client, and its wake-up.
+    outbox: Arc<Outbox>,
     /// Every task that the shell starts, so that a shutdown can wait for them.
-    pub tasks: TaskTracker,
+    tasks: TaskTracker,
     /// Cancelled when the server stops: take no new work.
-    pub stopping: CancellationToken,
+    stopping: CancellationToken,
     /// The runtime that the shell's tasks run on (HTTP handlers run on others).
-    pub runtime: tokio::runtime::Handle,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Runs {
-    /// The runs of a server that uses `pool`, and the receiving end of its accepted POSTs, for
-    /// the dispatcher to record. Call from the runtime that the shell's tasks are to run on.
+    /// The runs of a server that uses `pool`, sending through `outbox`. Call from the runtime
+    /// that the shell's tasks are to run on.
     pub fn new(
         pool: Pool,
         settings: Settings,
         key: Vec<u8>,
         scripts: ScriptPool,
-    ) -> anyhow::Result<(Runs, mpsc::UnboundedReceiver<Accepted>)> {
-        // The guard's resolver and redirect policy; no system proxies. Idle connections are
-        // dropped after 4 s: many servers (actix-web, Node) close theirs after 5 s, and a POST
-        // sent on a connection that the service is closing fails and waits out a retry.
-        let http = settings
-            .egress
-            .client_builder()?
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(settings.dispatch_concurrency)
-            .pool_idle_timeout(Duration::from_secs(4))
-            .user_agent(concat!("aetr/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        let (accepted, received) = mpsc::unbounded_channel();
+        outbox: Arc<Outbox>,
+    ) -> Runs {
         let shared = Shared {
             pool,
-            permits: Arc::new(Semaphore::new(settings.dispatch_concurrency)),
             batches: Groups::new(settings.group_committers),
             starts: Groups::new(settings.group_committers),
             settings,
@@ -157,15 +130,22 @@ impl Runs {
             trees: Trees::default(),
             mailboxes: Mailboxes::default(),
             scripts,
-            http,
-            wake: Notify::new(),
-            accepted,
-            answered: Answered::default(),
+            outbox,
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
         };
-        Ok((Runs { shared: Arc::new(shared) }, received))
+        Runs { shared: Arc::new(shared) }
+    }
+
+    /// Cancelled when the server stops: take no new work.
+    pub fn stopping(&self) -> CancellationToken {
+        self.shared.stopping.clone()
+    }
+
+    /// Runs a task on the shell's runtime, tracked for shutdown (see [`Runs::stop`]).
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.shared.spawn(task);
     }
 
     pub fn key(&self) -> &TokenKey {
@@ -276,7 +256,7 @@ impl Shared {
     ) {
         self.snapshots.insert(run, Arc::clone(&snap));
         if plan.deferred {
-            self.wake.notify_one();
+            self.outbox.wake();
         }
         Launch::of(plan, state, epochs, run, snap).start(self);
     }

@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aetr_engine::machine::{Event, NodeState, Nodes, Outcome, Reply, RunChange};
 use aetr_engine::{Action, NodeIdx, Snapshot, StepBody};
-use tokio::sync::OwnedSemaphorePermit;
 use uuid::Uuid;
 
 use super::history;
+use crate::dispatch::Slot;
 use crate::store::attempts::{Ended, Status};
 use crate::store::changes::{NodeChanges, RunChanges};
 use crate::store::events::NewEvent;
@@ -37,7 +37,7 @@ pub(crate) struct Plan {
     /// Nodes to write even if unchanged: their reporter's lease ends.
     released: BTreeSet<NodeIdx>,
     /// POSTs to send after the commit, each with its slot.
-    pub sends: Vec<(NodeIdx, u32, OwnedSemaphorePermit)>,
+    pub sends: Vec<(NodeIdx, u32, Slot)>,
     /// Mappers and reducers to run after the commit.
     pub scripts: Vec<NodeIdx>,
     /// Attempts that are sent (or sent again).
@@ -215,5 +215,86 @@ impl Plan {
         let lease = self.leases.entry(idx).or_insert(Lease { until, new_holder });
         lease.until = until;
         lease.new_holder |= new_holder;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aetr_engine::machine::Retry;
+
+    use super::*;
+    use crate::runs::testing::{idx, two_actions};
+
+    const NOW: i64 = 1_000_000;
+
+    fn outcome(reply: Reply) -> Outcome {
+        Outcome { reply, work: Vec::new(), run: None, changes: Vec::new() }
+    }
+
+    /// `nodes` loaded (unchanged) in their default state, as a batch finds them.
+    fn loaded(nodes: &[NodeIdx]) -> (Nodes, HashMap<NodeIdx, Stored>) {
+        let mut state = Nodes::new();
+        let mut stored = HashMap::new();
+        for &idx in nodes {
+            state.load(idx, NodeState::default());
+            stored.insert(idx, Stored { idx, state: NodeState::default(), epoch: 3, rev: 0 });
+        }
+        (state, stored)
+    }
+
+    #[test]
+    fn a_fenced_report_ends_its_reporters_lease_even_when_nothing_else_changed() {
+        let snapshot = two_actions();
+        let a = idx(&snapshot, "a");
+        let (nodes, stored) = loaded(&[0, a]);
+        let mut plan = Plan::new(NOW);
+        let failed = Event::PostFailed { node: a, attempt: 1, error: "x".into(), retry: Retry::Never };
+        plan.record(&snapshot, &failed, &outcome(Reply::Ignored), &nodes, true, Some(503));
+        let writes = plan.writes(&nodes, &stored);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        let w = &writes[0];
+        assert_eq!((w.idx, w.lease_until, w.new_holder), (a, None, false));
+        assert!(w.before.is_some(), "a node that was loaded is not a fresh start");
+
+        let mut unfenced = Plan::new(NOW);
+        unfenced.record(&snapshot, &failed, &outcome(Reply::Ignored), &nodes, false, None);
+        assert!(unfenced.writes(&nodes, &stored).is_empty(), "no lease to end: nothing to write");
+    }
+
+    #[test]
+    fn a_claimed_dispatch_keeps_its_claimers_lease_and_one_made_here_takes_a_new_one() {
+        let snapshot = two_actions();
+        let b = idx(&snapshot, "b");
+        let (nodes, stored) = loaded(&[0, b]);
+        let dispatched = Event::Dispatched { node: b, attempt: 2 };
+
+        let mut claimed = Plan::new(NOW);
+        claimed.record(&snapshot, &dispatched, &outcome(Reply::Send), &nodes, true, None);
+        assert_eq!(claimed.sent, [(b, 2)]);
+        let until = NOW + 10_000 + POST_LEASE_MARGIN_MS;
+        assert_eq!(claimed.lease_until(b), Some(until), "b's timeout and the margin");
+        let w = &claimed.writes(&nodes, &stored)[0];
+        assert_eq!((w.lease_until, w.new_holder), (Some(until), false), "the epoch stays");
+
+        let mut own = Plan::new(NOW);
+        own.post(&snapshot, b, 2, true);
+        own.lease(b, NOW + 5, false);
+        assert_eq!(own.lease_until(b), Some(NOW + 5), "the latest end counts");
+        assert!(own.leases[&b].new_holder, "a new holder stays one: its epoch grows");
+    }
+
+    #[test]
+    fn a_run_change_records_its_failed_node_and_a_redrive_clears_it() {
+        let snapshot = two_actions();
+        let (nodes, _) = loaded(&[0]);
+        let mut plan = Plan::new(NOW);
+        assert_eq!(plan.failed_node, FailedNode::Unchanged);
+        let error = RunChange::Error { node: 2, error: "x".into() };
+        let failed = Outcome { run: Some(error), ..outcome(Reply::Done) };
+        plan.record(&snapshot, &Event::Cancel, &failed, &nodes, false, None);
+        assert_eq!(plan.failed_node, FailedNode::At(2));
+        let resumed = Outcome { run: Some(RunChange::Resumed), ..outcome(Reply::Done) };
+        plan.record(&snapshot, &Event::Cancel, &resumed, &nodes, false, None);
+        assert_eq!(plan.failed_node, FailedNode::Cleared);
     }
 }

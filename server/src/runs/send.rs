@@ -3,25 +3,13 @@
 use std::sync::Arc;
 
 use aetr_engine::machine::Event;
-use aetr_engine::{Action, NodeIdx, StepBody};
-use tokio::sync::OwnedSemaphorePermit;
-use uuid::Uuid;
+use aetr_engine::{Action, StepBody};
 
-use super::request::{self, Answer, Call};
-use crate::runs::node_id::node_id;
-use crate::runs::{Fence, RunSnapshot, Shared};
+use super::launch::SendJob;
+use super::node_id::node_id;
+use super::{Fence, RunSnapshot, Shared};
+use crate::dispatch::request::{Answer, Call};
 use crate::store::nodes::Accepted;
-
-/// An attempt to send, under the lease its node holds at `epoch`, in one of the POST slots.
-#[derive(Debug)]
-pub(crate) struct SendJob {
-    pub run: Uuid,
-    pub idx: NodeIdx,
-    pub attempt: u32,
-    pub epoch: i64,
-    pub input: Option<String>,
-    pub permit: OwnedSemaphorePermit,
-}
 
 impl Shared {
     /// POSTs an attempt (its node is recorded as `Executing` already) and reports the answer:
@@ -29,7 +17,7 @@ impl Shared {
     /// fenced on the lease. If nothing can be recorded, the lease runs out and the same
     /// attempt is sent again, by this server or another.
     pub(crate) async fn send(self: Arc<Self>, snap: Arc<RunSnapshot>, job: SendJob) {
-        let SendJob { run, idx, attempt, epoch, input, permit } = job;
+        let SendJob { run, idx, attempt, epoch, input, slot } = job;
         let StepBody::Action { action: Action::Api(action) } = &snap.snapshot.node(idx).body else {
             tracing::error!(%run, node = idx, "a node that is not an api action was to be sent");
             return;
@@ -43,19 +31,12 @@ impl Shared {
             node_id: node_id(run, idx),
             attempt,
         };
-        let settings = &self.settings;
-        let answer =
-            request::post(&self.http, &settings.egress.rules, &call, settings.max_result_bytes)
-                .await;
-        drop(permit);
+        let answer = self.outbox.post(&call).await;
+        drop(slot);
         let fence = Some(Fence { idx, epoch });
         let reported = match answer {
             Answer::Accepted { status } => {
-                self.answered.insert(run, idx, attempt, status);
-                let accepted = Accepted { run, idx, attempt, epoch, http_status: status };
-                if self.accepted.send(accepted).is_err() {
-                    tracing::warn!(%run, node = idx, "an accepted POST could not be recorded");
-                }
+                self.outbox.accepted(Accepted { run, idx, attempt, epoch, http_status: status });
                 return;
             }
             Answer::Result { status, body } => {
