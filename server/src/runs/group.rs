@@ -73,22 +73,26 @@ impl<P: Part> Groups<P> {
 
     /// Commits a part in the next group, and returns once it is answered.
     pub async fn commit(&self, shared: &Arc<Shared>, part: P) {
-        let (done, committed) = oneshot::channel();
-        let start = {
-            let mut queue = self.lock();
-            queue.waiting.push_back(Waiting { part, done });
-            let start = queue.active < self.committers;
-            if start {
-                queue.active += 1;
-            }
-            start
-        };
+        let (start, committed) = self.enqueue(part);
         if start {
             let shared = Arc::clone(shared);
             shared.clone().spawn(async move { commit_groups::<P>(&shared).await });
         }
         // An error: the committer is gone (it panicked); the part's own answer says so.
         let _ = committed.await;
+    }
+
+    /// Queues a part. `true`: a committer is to be started for it (fewer than `committers`
+    /// were at work). The receiver hears when the part's group is done.
+    fn enqueue(&self, part: P) -> (bool, oneshot::Receiver<()>) {
+        let (done, committed) = oneshot::channel();
+        let mut queue = self.lock();
+        queue.waiting.push_back(Waiting { part, done });
+        let start = queue.active < self.committers;
+        if start {
+            queue.active += 1;
+        }
+        (start, committed)
     }
 
     /// The next group; `None` (and the committer stops) when no part waits.
@@ -164,5 +168,89 @@ async fn commit_group<P: Part>(shared: &Arc<Shared>, group: Vec<P>) {
     };
     for (part, answer) in group.into_iter().zip(answers) {
         part.answer(shared, answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A part with a number of events, alone or not; it is never committed here.
+    #[derive(Debug, PartialEq)]
+    struct Events(usize, bool);
+
+    impl Part for Events {
+        type Answer = ();
+        type Error = ();
+        fn events(&self) -> usize {
+            self.0
+        }
+        fn alone(&self) -> bool {
+            self.1
+        }
+        fn groups(_: &Shared) -> &Groups<Events> {
+            unreachable!("the queue alone is tested")
+        }
+        async fn commit(_: &Arc<Shared>, _: &[Events]) -> Result<Vec<()>, ()> {
+            unreachable!("the queue alone is tested")
+        }
+        fn failed(&self, _: &Shared, (): ()) {}
+        fn answer(self, _: &Arc<Shared>, (): ()) {}
+    }
+
+    /// The sizes of the groups that a committer takes, in order, until none is left.
+    fn groups_of(groups: &Groups<Events>) -> Vec<Vec<usize>> {
+        std::iter::from_fn(|| groups.next())
+            .map(|group| group.into_iter().map(|w| w.part.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_part_starts_a_committer_only_while_fewer_than_the_limit_are_at_work() {
+        let groups = Groups::new(2);
+        let starts: Vec<bool> = (0..4).map(|_| groups.enqueue(Events(1, false)).0).collect();
+        assert_eq!(starts, [true, true, false, false]);
+        // The first committer takes all four together; the second finds none left and stops.
+        assert_eq!(groups.next().map(|g| g.len()), Some(4));
+        assert!(groups.next().is_none());
+        assert_eq!(groups.lock().active, 1);
+        assert!(groups.next().is_none());
+        assert_eq!(groups.lock().active, 0);
+        assert!(groups.enqueue(Events(1, false)).0, "an idle queue starts a committer again");
+    }
+
+    #[test]
+    fn a_group_stops_at_its_limits_and_a_run_wide_part_goes_alone() {
+        let groups = Groups::new(1);
+        for part in [Events(3, false), Events(2, false), Events(1, true), Events(4, false)] {
+            groups.enqueue(part);
+        }
+        assert_eq!(groups_of(&groups), [vec![3, 2], vec![1], vec![4]]);
+
+        for _ in 0..MAX_PARTS + 5 {
+            groups.enqueue(Events(1, false));
+        }
+        let sizes: Vec<usize> = groups_of(&groups).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [MAX_PARTS, 5]);
+
+        for events in [MAX_EVENTS - 10, 10, 1, MAX_EVENTS + 1, 1] {
+            groups.enqueue(Events(events, false));
+        }
+        let events = groups_of(&groups);
+        assert_eq!(events, [vec![MAX_EVENTS - 10, 10], vec![1], vec![MAX_EVENTS + 1], vec![1]]);
+    }
+
+    #[test]
+    fn waiters_hear_when_their_group_is_done() {
+        let groups = Groups::new(1);
+        let (_, mut first) = groups.enqueue(Events(1, false));
+        let (_, mut second) = groups.enqueue(Events(1, true));
+        let group = groups.next().unwrap_or_default();
+        assert!(first.try_recv().is_err(), "not done before its group is");
+        for waiting in group {
+            let _ = waiting.done.send(());
+        }
+        assert!(first.try_recv().is_ok());
+        assert!(second.try_recv().is_err(), "the next group is not done yet");
     }
 }
