@@ -40,7 +40,7 @@ struct Args {
     /// Celery worker pools to try, as kind:concurrency; the best is compared.
     #[arg(long, value_delimiter = ',', default_value = "prefork:2,threads:8")]
     celery_pools: Vec<String>,
-    /// Don't write bench/results/<date>.json after a full run.
+    /// Don't write `bench/results/<date>.json` after a full run.
     #[arg(long)]
     no_save: bool,
     /// Run only these parts (for profiling; nothing is saved): latency, wide, deep, mixed,

@@ -87,9 +87,9 @@ pub struct Write<'a> {
     pub new_holder: bool,
 }
 
-/// See [`write`]. A node that was started must still be `Waiting`: if one is not, the
+/// See [`write()`]. A node that was started must still be `Waiting`: if one is not, the
 /// statement fails (rather than writing fewer rows), so that its transaction rolls back even
-/// when the COMMIT went with it, before the answer (see `runs::batch::write`).
+/// when the COMMIT went with it, before the answer (see [`super::changes::commit`]).
 pub(crate) const WRITE_SQL: &str = "WITH written AS (
         UPDATE run_nodes n SET
             phase = u.phase,
@@ -140,7 +140,7 @@ pub async fn write(
         .collect()
 }
 
-/// The arrays of a [`write`] or an [`insert_all`].
+/// The arrays of a [`write()`] or an [`insert_all`].
 #[derive(Default)]
 struct Columns {
     run: Vec<Uuid>,
