@@ -56,6 +56,7 @@ pub(crate) async fn record(
     }
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(posts = batch.len()))]
 async fn write(outbox: &Outbox, batch: &[Accepted]) {
     let mut delay = Duration::from_millis(50);
     for tries in 1..=TRIES {

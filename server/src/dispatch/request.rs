@@ -59,6 +59,7 @@ pub fn target(action_url: &str, callback_url: &str) -> Result<Url, String> {
 
 /// Sends the POST and reads its answer. `max_body`: the largest sync result accepted. A URL
 /// that the rules refuse, as written or as resolved, fails the node at once.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %call.run, node = %call.node_id, attempt = call.attempt))]
 pub async fn post(http: &Client, rules: &Rules, call: &Call<'_>, max_body: usize) -> Answer {
     let shown = shown_url(&call.action.url);
     let url = match target(&call.action.url, call.callback_url) {

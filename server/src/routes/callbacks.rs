@@ -77,6 +77,7 @@ pub async fn fail(
     .await
 }
 
+#[tracing::instrument(skip_all, fields(run, node, attempt))]
 async fn callback(
     state: &AppState,
     req: &HttpRequest,
@@ -89,6 +90,10 @@ async fn callback(
         .key()
         .verify(&token)
         .ok_or_else(|| ApiError::NotFound("unknown callback token".into()))?;
+    let span = tracing::Span::current();
+    span.record("run", tracing::field::display(claim.run));
+    span.record("node", claim.node);
+    span.record("attempt", claim.attempt);
     let text = body::text(payload, state.max_callback_bytes, CALLBACK).await?;
     let reply = state.runs.apply(claim.run, event(claim.node, claim.attempt, text)).await?;
     if reply == Reply::Done {

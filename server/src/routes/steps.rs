@@ -147,6 +147,7 @@ pub struct ChildrenBody {
          headers(("Link" = String, description = "`<url>; rel=\"next\"` when another page follows."))),
         (status = 400, description = "A bad `limit` or `after`.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let page = query.page()?;
@@ -167,6 +168,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 422, description = "A script that does not compile, an unknown child, a cycle, or a limit.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -187,6 +189,7 @@ pub async fn create(
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 422, description = "A script that does not compile, an unknown child, a cycle, or a limit.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn put_tree(
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -209,6 +212,7 @@ pub async fn put_tree(
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 422, description = "A script that does not compile, an unknown child, a cycle, or a limit.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn put_slim(
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -224,6 +228,7 @@ pub async fn put_slim(
         (status = 200, description = "The tree.", body = FatStep),
         (status = 404, description = "No such step.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(step = %id.as_str()))]
 pub async fn get_tree(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -243,6 +248,7 @@ pub async fn get_tree(
         (status = 200, description = "The step.", body = SlimStep),
         (status = 404, description = "No such step.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(step = %id.as_str()))]
 pub async fn get_slim(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -264,6 +270,7 @@ pub async fn get_slim(
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 422, description = "An Action parent, an unknown child, a cycle, a script that does not compile, or a limit.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(step = %id.as_str()))]
 pub async fn set_children(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -284,6 +291,7 @@ pub async fn set_children(
         (status = 200, description = "Its parents, each once.", body = [StepLine]),
         (status = 404, description = "No such step.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(step = %id.as_str()))]
 pub async fn parents(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -321,6 +329,7 @@ fn lines(rows: Vec<StepSummary>) -> Vec<StepLine> {
         (status = 404, description = "No such step.", body = ErrorBody),
         (status = 409, description = "Another step still uses it as a child; the error names them.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(step = %id.as_str()))]
 pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,

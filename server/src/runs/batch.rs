@@ -118,7 +118,7 @@ impl Shared {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(runs = batches.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(runs = batches.len()))]
     async fn try_group(&self, batches: &[RunBatch]) -> Result<Vec<BatchAnswer>, RunError> {
         let tx = Tx::new(self.pool.get().await?);
         let snaps = self.read_snapshots(&tx, batches).await?;

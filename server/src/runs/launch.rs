@@ -110,6 +110,7 @@ impl Launch {
 impl Shared {
     /// Runs a node's mapper or reducer and reports its outcome. If it cannot report, the node's
     /// lease runs out and a dispatcher runs the script again.
+    #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx))]
     pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
         let node = snap.snapshot.node(job.idx);
         let event = match job.kind {

@@ -248,7 +248,8 @@ mod tests {
         let a = idx(&snapshot, "a");
         let (nodes, stored) = loaded(&[0, a]);
         let mut plan = Plan::new(NOW);
-        let failed = Event::PostFailed { node: a, attempt: 1, error: "x".into(), retry: Retry::Never };
+        let failed =
+            Event::PostFailed { node: a, attempt: 1, error: "x".into(), retry: Retry::Never };
         plan.record(&snapshot, &failed, &outcome(Reply::Ignored), &nodes, true, Some(503));
         let writes = plan.writes(&nodes, &stored);
         assert_eq!(writes.len(), 1, "{writes:?}");

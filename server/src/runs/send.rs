@@ -16,6 +16,7 @@ impl Shared {
     /// an accepted POST releases the node's lease; a sync result or a failure is an event,
     /// fenced on the lease. If nothing can be recorded, the lease runs out and the same
     /// attempt is sent again, by this server or another.
+    #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx, attempt = job.attempt))]
     pub(crate) async fn send(self: Arc<Self>, snap: Arc<RunSnapshot>, job: SendJob) {
         let SendJob { run, idx, attempt, epoch, input, slot } = job;
         let StepBody::Action { action: Action::Api(action) } = &snap.snapshot.node(idx).body else {

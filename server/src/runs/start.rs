@@ -74,7 +74,7 @@ impl Part for Start {
 }
 
 impl Runs {
-    #[tracing::instrument(skip_all, fields(step = %request.step_id))]
+    #[tracing::instrument(level = "debug", skip_all, fields(step = %request.step_id))]
     pub async fn start(&self, request: StartRun) -> Result<Started, RunError> {
         let shared = &self.shared;
         if let Some(key) = &request.idempotency_key {

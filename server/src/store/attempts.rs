@@ -63,6 +63,7 @@ pub(crate) const FINISH_SQL: &str = "UPDATE attempts a
 /// Records what became of attempts of runs, in one round trip: the attempts `superseded`
 /// (see [`supersede`]), those `sent` at `at` (see [`insert`]), and those `ended`, in this
 /// order, so that an attempt sent and ended in one transaction is inserted, then finished.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn record(
     client: &impl GenericClient,
     superseded: &PerRun<'_, (NodeIdx, u32)>,
@@ -78,6 +79,7 @@ pub async fn record(
 
 /// Records attempts of runs as sent at `at`. An attempt sent again (after its sender died)
 /// keeps its first record.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(
     client: &impl GenericClient,
     sent: &PerRun<'_, (NodeIdx, u32)>,
@@ -94,6 +96,7 @@ pub async fn insert(
 
 /// Records that the attempts of nodes `(idx, below)` numbered below `below` that were still
 /// executing were superseded (by an operator's action or a redrive): they end `Cancelled`.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn supersede(
     client: &impl GenericClient,
     nodes: &PerRun<'_, (NodeIdx, u32)>,
@@ -120,6 +123,7 @@ fn columns(rows: &PerRun<'_, (NodeIdx, u32)>) -> (Vec<Uuid>, Vec<i32>, Vec<i32>)
 }
 
 /// Records how attempts of runs ended.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn finish(client: &impl GenericClient, ended: &PerRun<'_, Ended>) -> Result<()> {
     let ended: Vec<(Uuid, &Ended)> = flatten(ended).collect();
     if ended.is_empty() {
@@ -158,6 +162,7 @@ pub(crate) const OF_NODE_SQL: &str =
     FROM attempts WHERE run_id = $1 AND idx = $2 ORDER BY n";
 
 /// A node's attempts, first to last.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run, node = idx))]
 pub async fn of_node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Result<Vec<Attempt>> {
     let statement = client.prepare_cached(OF_NODE_SQL).await?;
     let rows = client.query(&statement, &[&run, &i32::try_from(idx)?]).await?;
@@ -207,6 +212,7 @@ pub(crate) const HOLD_ALL_SQL: &str =
     FROM attempts WHERE run_id = $1 ORDER BY idx, n";
 
 /// Reads all of a run's attempts, to put them back with [`put_back`].
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn hold_all(client: &impl GenericClient, run: Uuid) -> Result<Held> {
     let statement = client.prepare_cached(HOLD_ALL_SQL).await?;
     let mut held = Held::default();
@@ -232,6 +238,7 @@ pub(crate) const PUT_BACK_SQL: &str = "INSERT INTO attempts
     WHERE u.idx IS NOT NULL";
 
 /// Puts held attempts back, each on the node it was moved to (see [`Held::move_to`]).
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn put_back(client: &impl GenericClient, run: Uuid, held: &Held) -> Result<()> {
     let statement = client.prepare_cached(PUT_BACK_SQL).await?;
     client

@@ -91,7 +91,7 @@ impl FromIterator<(Uuid, NodeIdx, i64)> for Epochs {
 
 /// Writes what a transaction changed in `runs`, and commits, all in one round trip. `notify`:
 /// work waits in the database, so every server's dispatcher is woken once it is committed.
-#[tracing::instrument(skip_all, fields(runs = changes.len()))]
+#[tracing::instrument(level = "debug", skip_all, fields(runs = changes.len()))]
 pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64) -> Result<Epochs> {
     let client = tx.client();
     let written: Vec<(Uuid, &[Write<'_>])> = changes

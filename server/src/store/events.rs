@@ -31,6 +31,7 @@ pub(crate) const INSERT_SQL: &str =
     ORDER BY u.ord";
 
 /// Records events of runs that happened at `at`, in the order given.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(
     client: &impl GenericClient,
     events: &PerRun<'_, NewEvent>,
@@ -83,6 +84,7 @@ pub(crate) const PAGE_SQL: &str =
     WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
 /// A page of a run's events, oldest first, after event `after`.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn page(
     client: &impl GenericClient,
     run: Uuid,

@@ -50,6 +50,7 @@ pub const LOCK_SQL: &str = concat!(
 
 /// Locks and loads nodes of runs, in `(run_id, idx)` order (the lock order: a run's root
 /// first). Each comes with its run's id.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lock(
     client: &impl GenericClient,
     nodes: &[(Uuid, NodeIdx)],
@@ -67,6 +68,7 @@ pub(crate) const REDRIVABLE_SQL: &str = "SELECT idx FROM run_nodes
 
 /// The nodes that a redrive resumes from: failed, held, and parked. Their phases cannot change
 /// while the caller holds the root's lock.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn redrivable(client: &impl GenericClient, run: Uuid) -> Result<Vec<NodeIdx>> {
     let statement = client.prepare_cached(REDRIVABLE_SQL).await?;
     let rows = client.query(&statement, &[&run]).await?;
@@ -122,6 +124,7 @@ pub(crate) const WRITE_SQL: &str = "WITH written AS (
 
 /// Writes changed nodes of runs. Returns each node's lease epoch after the write, with its run
 /// and idx. Large texts that did not change are not sent again.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn write(
     client: &impl GenericClient,
     writes: &PerRun<'_, Write<'_>>,
@@ -261,6 +264,7 @@ pub(crate) const INSERT_ALL_SQL: &str = "INSERT INTO run_nodes
 /// Inserts every node of new runs: those that the starts changed in their new state, with the
 /// lease each takes, the others `Waiting`. Returns the started nodes' lease epochs, with their
 /// runs.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_all(
     client: &impl GenericClient,
     runs: &[&NewNodes<'_>],
@@ -314,6 +318,7 @@ pub(crate) const LOCK_ALL_SQL: &str = concat!(
 );
 
 /// Locks and loads all of a run's nodes, in idx order.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn lock_all(client: &impl GenericClient, run: Uuid) -> Result<Vec<Stored>> {
     let statement = client.prepare_cached(LOCK_ALL_SQL).await?;
     let rows = client.query(&statement, &[&run]).await?;
@@ -324,6 +329,7 @@ pub async fn lock_all(client: &impl GenericClient, run: Uuid) -> Result<Vec<Stor
 pub(crate) const DELETE_ALL_SQL: &str = "DELETE FROM run_nodes WHERE run_id = $1";
 
 /// Deletes all of a run's nodes (and so their attempts).
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn delete_all(client: &impl GenericClient, run: Uuid) -> Result<()> {
     let statement = client.prepare_cached(DELETE_ALL_SQL).await?;
     client.execute(&statement, &[&run]).await?;
@@ -346,6 +352,7 @@ pub(crate) const CANCEL_ATTEMPTS_SQL: &str =
 
 /// Makes every unfinished node of a run `Cancelled`, and its unfinished attempts too.
 /// The two statements go together, in this order (see [`super::prepare`]).
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn cancel_unfinished(client: &impl GenericClient, run: Uuid, now: i64) -> Result<()> {
     let now = to_system(now);
     let (nodes, attempts) = try_join(
@@ -419,6 +426,7 @@ pub const CLAIM_SQL: &str = "WITH due AS (
 /// sender's lease expired), and up to `others` scripts and callback deadlines. Each claimed
 /// node is leased until `lease_until`, with a new epoch. Rows that another transaction holds
 /// are skipped.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn claim(
     client: &impl GenericClient,
     now: i64,
@@ -462,6 +470,7 @@ pub const NEXT_DUE_SQL: &str = "SELECT least(
          WHERE phase = 'Executing' AND due_at IS NOT NULL AND lease_until IS NULL))";
 
 /// When work next comes due (a Ready node, a lease, a callback deadline), if any is known.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn next_due(client: &impl GenericClient) -> Result<Option<i64>> {
     let statement = client.prepare_cached(NEXT_DUE_SQL).await?;
     let row = client.query_one(&statement, &[]).await?;
@@ -473,6 +482,7 @@ pub(crate) const CHILDREN_OUTPUTS_SQL: &str =
     "SELECT output FROM run_nodes WHERE run_id = $1 AND parent_idx = $2 ORDER BY idx";
 
 /// The outputs of a node's children, in child order: what its reducer combines.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run, node = idx))]
 pub async fn children_outputs(
     client: &impl GenericClient,
     run: Uuid,
@@ -489,6 +499,7 @@ pub(crate) const LAST_CHILD_OUTPUT_SQL: &str =
     ORDER BY idx DESC LIMIT 1";
 
 /// The output of a node's last child: all that the `last` reducer needs.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run, node = idx))]
 pub async fn last_child_output(
     client: &impl GenericClient,
     run: Uuid,
@@ -533,6 +544,7 @@ pub(crate) const ACCEPT_SQL: &str = "WITH u AS (
 /// Records accepted POSTs: each node's lease is released (so that it is not sent again), if
 /// its sender still holds it, and the attempt's HTTP status is kept (even when the callback
 /// came before the answer, and the node has moved on).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn accept(client: &impl GenericClient, accepted: &[Accepted]) -> Result<()> {
     // The attempts whose node had moved on (its callback came before the answer): their
     // status, in a statement of its own. Within the first, it could lock an attempt before

@@ -35,6 +35,7 @@ pub(crate) const INSERT_SQL: &str =
 
 /// Inserts runs. Returns the ids of those inserted: a run whose idempotency key another run
 /// has (or an earlier one of `runs`) is not.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(client: &impl GenericClient, runs: &[RunRow<'_>]) -> Result<HashSet<Uuid>> {
     let roots: Vec<_> = runs.iter().map(|r| r.snapshot.root()).collect();
     let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
@@ -66,6 +67,7 @@ pub(crate) const BY_IDEMPOTENCY_KEY_SQL: &str =
     "SELECT id, step_id FROM runs WHERE idempotency_key = $1";
 
 /// The run made with an idempotency key: its id and its root step.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn by_idempotency_key(
     client: &impl GenericClient,
     key: &str,
@@ -80,6 +82,7 @@ pub(crate) const SNAPSHOT_SQL: &str =
     "SELECT snapshot, created_at, snapshot_rev FROM runs WHERE id = $1";
 
 /// A run's snapshot and when the run was made.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn snapshot(
     client: &impl GenericClient,
     id: Uuid,
@@ -94,6 +97,7 @@ pub async fn snapshot(
 pub(crate) const SNAPSHOT_REV_SQL: &str = "SELECT snapshot_rev FROM runs WHERE id = $1";
 
 /// The revision of a run's snapshot; `None` if there is no such run.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn snapshot_rev(client: &impl GenericClient, id: Uuid) -> Result<Option<i32>> {
     let statement = client.prepare_cached(SNAPSHOT_REV_SQL).await?;
     Ok(client.query_opt(&statement, &[&id]).await?.map(|r| r.try_get(0)).transpose()?)
@@ -106,6 +110,7 @@ pub(crate) const REPLACE_SNAPSHOT_SQL: &str =
     WHERE id = $1";
 
 /// Gives a run a new snapshot (a redrive on the latest definitions), resumed.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn replace_snapshot(
     client: &impl GenericClient,
     id: Uuid,
@@ -158,6 +163,7 @@ pub(crate) const SET_STATES_SQL: &str =
     WHERE r.id = u.id";
 
 /// Records runs' states.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn set_states(client: &impl GenericClient, states: &[StateUpdate]) -> Result<()> {
     if states.is_empty() {
         return Ok(());
@@ -183,6 +189,7 @@ pub async fn set_states(client: &impl GenericClient, states: &[StateUpdate]) -> 
 pub(crate) const CALLBACK_KEY_SQL: &str = "SELECT key FROM callback_key";
 
 /// The key of the callback tokens' HMAC.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn callback_key(client: &impl GenericClient) -> Result<Vec<u8>> {
     let row = client
         .query_opt(CALLBACK_KEY_SQL, &[])

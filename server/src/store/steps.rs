@@ -31,6 +31,7 @@ pub(crate) const COUNT_GRAPH_WRITE_SQL: &str = "UPDATE graph_version SET n = n +
 
 /// Serialises writes to the step graph until the transaction ends, and counts the write in the
 /// graph's version (see [`graph_version`]).
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn lock_graph(tx: &impl GenericClient) -> Result<()> {
     let statement = tx.prepare_cached(LOCK_GRAPH_SQL).await?;
     tx.execute(&statement, &[&GRAPH_LOCK]).await?;
@@ -44,6 +45,7 @@ pub(crate) const GRAPH_VERSION_SQL: &str = "SELECT n FROM graph_version";
 
 /// The step graph's version: it grows with every committed write to the graph, so a tree read
 /// at one version is still the same while the version is.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn graph_version(client: &impl GenericClient) -> Result<i64> {
     let statement = client.prepare_cached(GRAPH_VERSION_SQL).await?;
     Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
@@ -72,6 +74,7 @@ macro_rules! select_steps {
 pub(crate) const GET_SQL: &str = select_steps!("steps s", "WHERE s.id = $1");
 
 /// One step, or `None`.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Step>> {
     let statement = client.prepare_cached(GET_SQL).await?;
     client.query_opt(&statement, &[&id]).await?.map(|row| step_of(&row)).transpose()
@@ -81,6 +84,7 @@ pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<Option<Step>> 
 pub(crate) const EXISTS_SQL: &str = "SELECT 1 FROM steps WHERE id = $1";
 
 /// Whether a step exists.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn exists(client: &impl GenericClient, id: Uuid) -> Result<bool> {
     let statement = client.prepare_cached(EXISTS_SQL).await?;
     Ok(client.query_opt(&statement, &[&id]).await?.is_some())
@@ -97,6 +101,7 @@ pub(crate) const CLOSURE_SQL: &str = select_steps!(
 );
 
 /// The steps `ids` and every step below them, each once.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn closure(client: &impl GenericClient, ids: &[Uuid]) -> Result<HashMap<Uuid, Step>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
@@ -117,6 +122,7 @@ pub(crate) const ROOTS_ABOVE_SQL: &str = "WITH RECURSIVE up(id) AS (
 
 /// The topmost steps above `ids`: those from which one of `ids` can be reached and that no
 /// step uses. A step of `ids` that nothing uses is one of them.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn roots_above(client: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Uuid>> {
     let statement = client.prepare_cached(ROOTS_ABOVE_SQL).await?;
     let rows = client.query(&statement, &[&ids]).await?;
@@ -130,6 +136,7 @@ pub(crate) const LIST_SQL: &str = "SELECT id, name, step_type FROM steps
     ORDER BY id LIMIT $3";
 
 /// A page of steps by id, whose names contain `name_contains` (any case) when it is given.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(
     client: &impl GenericClient,
     name_contains: Option<&str>,
@@ -148,6 +155,7 @@ pub(crate) const PARENTS_SQL: &str = "SELECT s.id, s.name, s.step_type FROM step
     ORDER BY s.id";
 
 /// The steps that have `id` among their children, each once.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn parents(client: &impl GenericClient, id: Uuid) -> Result<Vec<StepSummary>> {
     let statement = client.prepare_cached(PARENTS_SQL).await?;
     let rows = client.query(&statement, &[&id]).await?;
@@ -176,6 +184,7 @@ pub(crate) const UPSERT_STEPS_SQL: &str =
 
 /// Inserts or replaces `steps`, with their child lists. The children must exist, or be among
 /// `steps`.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
     // Only a step whose contents changed gets a new row version and `updated_at`. `json` has no
     // equality, so the definitions are compared as text.
@@ -215,6 +224,7 @@ pub(crate) const DELETE_SQL: &str = "DELETE FROM steps WHERE id = $1";
 
 /// Deletes a step and its child links. `false` if there was none. The caller checks first that
 /// no step uses it; the foreign key refuses it otherwise.
+#[tracing::instrument(level = "debug", skip_all, fields(id = %id))]
 pub async fn delete(tx: &impl GenericClient, id: Uuid) -> Result<bool> {
     let statement = tx.prepare_cached(DELETE_SQL).await?;
     Ok(tx.execute(&statement, &[&id]).await? == 1)

@@ -49,6 +49,7 @@ pub(crate) const NODES_TO_DEPTH_SQL: &str = concat!(
 );
 
 /// A run's nodes down to `depth` levels below the root (all of them for `None`), in idx order.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn nodes_to_depth(
     client: &impl GenericClient,
     run: Uuid,
@@ -65,6 +66,7 @@ pub(crate) const NODE_SQL: &str =
     concat!("SELECT ", node_columns!(), " FROM run_nodes n WHERE n.run_id = $1 AND n.idx = $2");
 
 /// One node.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run, node = idx))]
 pub async fn node(client: &impl GenericClient, run: Uuid, idx: NodeIdx) -> Result<Option<NodeRow>> {
     let statement = client.prepare_cached(NODE_SQL).await?;
     let row = client.query_opt(&statement, &[&run, &(idx as i32)]).await?;
@@ -80,6 +82,7 @@ pub const CHILDREN_SQL: &str = concat!(
 );
 
 /// A page of a node's children, after child `after` (by idx).
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn children(
     client: &impl GenericClient,
     run: Uuid,
@@ -98,6 +101,7 @@ pub(crate) const CHILD_COUNTS_SQL: &str = "SELECT parent_idx, phase, count(*) FR
     WHERE run_id = $1 AND parent_idx = ANY($2) GROUP BY parent_idx, phase";
 
 /// The states of the children of `parents`.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn child_counts(
     client: &impl GenericClient,
     run: Uuid,
@@ -125,6 +129,7 @@ pub(crate) const RUN_COUNTS_SQL: &str = "SELECT state, count(*) FROM runs
     WHERE ($1::uuid IS NULL OR step_id = $1) GROUP BY state";
 
 /// How many runs are in each state, of one root step or of all.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn run_counts(
     client: &impl GenericClient,
     step: Option<Uuid>,
@@ -146,6 +151,7 @@ pub(crate) const NODE_COUNTS_SQL: &str = "SELECT phase, count(*) FROM run_nodes
     WHERE run_id = $1 AND idx = ANY($2) GROUP BY phase";
 
 /// How many of a run's nodes `idxs` are in each state.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn node_counts(
     client: &impl GenericClient,
     run: Uuid,
@@ -184,6 +190,7 @@ pub const RUNS_SQL: &str = concat!(
 );
 
 /// A page of runs, newest first, filtered by state and root step.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn runs(
     client: &impl GenericClient,
     state: Option<State>,
@@ -214,6 +221,7 @@ pub async fn runs(
 pub(crate) const FAILED_NODE_SQL: &str = "SELECT failed_node FROM runs WHERE id = $1";
 
 /// The node that failed a run, if it failed.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
 pub async fn failed_node(client: &impl GenericClient, run: Uuid) -> Result<Option<NodeIdx>> {
     let statement = client.prepare_cached(FAILED_NODE_SQL).await?;
     let row = client.query_opt(&statement, &[&run]).await?;

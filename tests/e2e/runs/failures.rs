@@ -363,3 +363,31 @@ async fn a_fixed_mapper_runs_again_alone_on_the_latest_definition() {
     let done = app.wait_run(run, "Complete").await;
     assert_eq!(done["children"][0]["attempts"], 1);
 }
+
+/// A log line written while a request is handled carries the request's id and the run it is
+/// about, in its spans, so that it can be followed back to the request (and the request to its
+/// lines).
+#[tokio::test]
+async fn a_log_line_names_its_request_and_its_run() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    svc.respond("/a", Respond::Status(400));
+    let step = app.put_tree(&seq("s", vec![api("a", &svc.at("/a"))])).await;
+    let run = app.start_run(step, json!("in")).await;
+    app.wait_run(run, "Error").await;
+    let retry = format!("/api/v1/runs/{run}/retry?definition=latest");
+    let redriven = app.post(&retry, &json!({})).await.expect(200);
+    let request_id = redriven.header("x-request-id").expect("a request id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = app.server().log();
+        let found = log.lines().find(|l| l.contains("run redriven on the latest definitions"));
+        if let Some(line) = found {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no line about the redrive in the log:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(line.contains(&format!("request{{request_id={request_id}}}")), "{line}");
+    assert!(line.contains(&format!("retry{{run={run}}}")), "the handler's span: {line}");
+}

@@ -27,6 +27,7 @@ use crate::routes::callbacks::CALLBACK;
         (status = 409, description = "The node is not an action that is Pending, Executing or failed.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %path.0, node = %path.1))]
 pub async fn complete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -52,6 +53,7 @@ pub async fn complete(
         (status = 409, description = "The node is not an action that is Pending or Executing.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %path.0, node = %path.1))]
 pub async fn fail(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -74,6 +76,7 @@ pub async fn fail(
         (status = 404, description = "No such run or node.", body = ErrorBody),
         (status = 409, description = "The run has stopped, or the node is not an action that is Pending or Executing.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %path.0, node = %path.1))]
 pub async fn redispatch(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

@@ -69,6 +69,7 @@ pub struct Change {
         (status = 400, description = "A bad `limit` or `after`.", body = ErrorBody),
         (status = 404, description = "No such run.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %id.as_str()))]
 pub async fn events(
     state: web::Data<AppState>,
     id: web::Path<String>,

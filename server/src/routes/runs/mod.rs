@@ -92,6 +92,7 @@ pub struct RunState {
         (status = 413, description = "The body is too large.", body = ErrorBody),
         (status = 422, description = "The tree is over a limit.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(step = %step_id.as_str()))]
 pub async fn start(
     state: web::Data<AppState>,
     step_id: web::Path<String>,
@@ -155,6 +156,7 @@ fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiErro
          headers(("Link" = String, description = "`<url>; rel=\"next\"` when another page follows."))),
         (status = 400, description = "A bad filter, `limit` or `after`.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let page = query.page()?;
@@ -194,6 +196,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         (status = 400, description = "A bad `depth`.", body = ErrorBody),
         (status = 404, description = "No such run.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %id.as_str()))]
 pub async fn get_run(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -235,6 +238,7 @@ pub async fn get_run(
         (status = 200, description = "The node.", body = NodeDetail),
         (status = 404, description = "No such run or node.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %path.0, node = %path.1))]
 pub async fn get_node(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -275,6 +279,7 @@ async fn node_detail(
         (status = 400, description = "A bad `limit` or `after`.", body = ErrorBody),
         (status = 404, description = "No such run or node.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %path.0, node = %path.1))]
 pub async fn children(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -309,6 +314,7 @@ pub async fn children(
         (status = 404, description = "No such run.", body = ErrorBody),
         (status = 409, description = "The run has already finished.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %id.as_str()))]
 pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -345,6 +351,7 @@ pub struct Redriven {
         (status = 409, description = "The run is not in Error, or (with `latest`) its step was deleted.", body = ErrorBody),
         (status = 422, description = "With `latest`: the current tree is over a limit.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %id.as_str()))]
 pub async fn retry(
     state: web::Data<AppState>,
     id: web::Path<String>,

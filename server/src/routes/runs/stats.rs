@@ -31,6 +31,7 @@ pub struct RunCounts {
         (status = 200, description = "Runs in each state.", body = RunCounts),
         (status = 400, description = "A bad `stepId`.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all)]
 pub async fn counts(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -61,6 +62,7 @@ pub struct Progress {
         (status = 200, description = "The run's actions, by state.", body = Progress),
         (status = 404, description = "No such run.", body = ErrorBody),
     ))]
+#[tracing::instrument(skip_all, fields(run = %id.as_str()))]
 pub async fn progress(
     state: web::Data<AppState>,
     id: web::Path<String>,
