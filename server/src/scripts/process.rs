@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::death::Death;
-use super::protocol::{self, Reply, PROTOCOL_VERSION};
+use super::protocol::{self, Response, PROTOCOL_VERSION};
 use super::ScriptSettings;
 
 pub type WorkerId = u64;
@@ -25,7 +25,7 @@ pub type WorkerId = u64;
 /// What a worker's tasks tell the supervisor, in the order it happened.
 #[derive(Debug)]
 pub enum WorkerEvent {
-    Reply(WorkerId, Reply),
+    Response(WorkerId, Response),
     Exited(WorkerId, Death),
 }
 
@@ -162,13 +162,13 @@ impl Watch {
                 () = self.kill.cancelled() => break,
             };
             let reply = match frame {
-                Ok(Some(frame)) => protocol::decode_reply(&frame),
+                Ok(Some(frame)) => protocol::decode_response(&frame),
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
             match reply {
                 Ok(reply) => {
-                    if self.events.send(WorkerEvent::Reply(self.id, reply)).is_err() {
+                    if self.events.send(WorkerEvent::Response(self.id, reply)).is_err() {
                         break;
                     }
                 }

@@ -44,15 +44,15 @@ pub struct Request {
 
 /// A reply, as the server reads it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Reply {
+pub struct Response {
     pub id: u64,
     /// The worker's CPU time so far.
     pub cpu: Duration,
-    pub outcome: Outcome,
+    pub kind: ResponseKind,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ResponseKind {
     /// The worker has started, and reads requests.
     Ready,
     /// The script ran, or failed.
@@ -144,20 +144,20 @@ pub fn decode_request(frame: &[u8]) -> io::Result<Request> {
 }
 
 /// Appends a reply's frame (its length prefix included) to `out`.
-pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
+pub fn encode_response(reply: &Response, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&reply.id.to_le_bytes());
     let cpu = u64::try_from(reply.cpu.as_micros()).unwrap_or(u64::MAX);
     out.extend_from_slice(&cpu.to_le_bytes());
-    let (status, text) = match &reply.outcome {
-        Outcome::Ready => (STATUS_READY, None),
-        Outcome::Done(Ok(None)) => (STATUS_NONE, None),
-        Outcome::Done(Ok(Some(text))) => (STATUS_TEXT, Some(text)),
-        Outcome::Done(Err(ScriptError::Compile(text))) => (STATUS_COMPILE, Some(text)),
-        Outcome::Done(Err(ScriptError::Thrown(text))) => (STATUS_THROWN, Some(text)),
-        Outcome::Done(Err(ScriptError::Limit(text))) => (STATUS_LIMIT, Some(text)),
-        Outcome::UnknownScript => (STATUS_UNKNOWN_SCRIPT, None),
+    let (status, text) = match &reply.kind {
+        ResponseKind::Ready => (STATUS_READY, None),
+        ResponseKind::Done(Ok(None)) => (STATUS_NONE, None),
+        ResponseKind::Done(Ok(Some(text))) => (STATUS_TEXT, Some(text)),
+        ResponseKind::Done(Err(ScriptError::Compile(text))) => (STATUS_COMPILE, Some(text)),
+        ResponseKind::Done(Err(ScriptError::Thrown(text))) => (STATUS_THROWN, Some(text)),
+        ResponseKind::Done(Err(ScriptError::Limit(text))) => (STATUS_LIMIT, Some(text)),
+        ResponseKind::UnknownScript => (STATUS_UNKNOWN_SCRIPT, None),
     };
     out.push(status);
     if let Some(text) = text {
@@ -167,22 +167,22 @@ pub fn encode_reply(reply: &Reply, out: &mut Vec<u8>) {
     out[start..start + 4].copy_from_slice(&frame_len.to_le_bytes());
 }
 
-pub fn decode_reply(frame: &[u8]) -> io::Result<Reply> {
+pub fn decode_response(frame: &[u8]) -> io::Result<Response> {
     let mut cursor = Cursor(frame);
     let id = cursor.u64()?;
     let cpu = Duration::from_micros(cursor.u64()?);
     let outcome = match cursor.u8()? {
-        STATUS_READY => Outcome::Ready,
-        STATUS_NONE => Outcome::Done(Ok(None)),
-        STATUS_TEXT => Outcome::Done(Ok(Some(cursor.string()?))),
-        STATUS_COMPILE => Outcome::Done(Err(ScriptError::Compile(cursor.string()?))),
-        STATUS_THROWN => Outcome::Done(Err(ScriptError::Thrown(cursor.string()?))),
-        STATUS_LIMIT => Outcome::Done(Err(ScriptError::Limit(cursor.string()?))),
-        STATUS_UNKNOWN_SCRIPT => Outcome::UnknownScript,
+        STATUS_READY => ResponseKind::Ready,
+        STATUS_NONE => ResponseKind::Done(Ok(None)),
+        STATUS_TEXT => ResponseKind::Done(Ok(Some(cursor.string()?))),
+        STATUS_COMPILE => ResponseKind::Done(Err(ScriptError::Compile(cursor.string()?))),
+        STATUS_THROWN => ResponseKind::Done(Err(ScriptError::Thrown(cursor.string()?))),
+        STATUS_LIMIT => ResponseKind::Done(Err(ScriptError::Limit(cursor.string()?))),
+        STATUS_UNKNOWN_SCRIPT => ResponseKind::UnknownScript,
         other => return Err(invalid(&format!("unknown reply status {other}"))),
     };
     cursor.end()?;
-    Ok(Reply { id, cpu, outcome })
+    Ok(Response { id, cpu, kind: outcome })
 }
 
 /// Reads one frame's bytes; `None` at the end of the stream, between frames.
@@ -351,28 +351,28 @@ mod tests {
     #[test]
     fn replies_round_trip() {
         let outcomes = [
-            Outcome::Ready,
-            Outcome::Done(Ok(None)),
-            Outcome::Done(Ok(Some("x".repeat(1000)))),
-            Outcome::Done(Ok(Some(String::new()))),
-            Outcome::Done(Err(ScriptError::Compile("c".into()))),
-            Outcome::Done(Err(ScriptError::Thrown("t".into()))),
-            Outcome::Done(Err(ScriptError::Limit("l".into()))),
-            Outcome::UnknownScript,
+            ResponseKind::Ready,
+            ResponseKind::Done(Ok(None)),
+            ResponseKind::Done(Ok(Some("x".repeat(1000)))),
+            ResponseKind::Done(Ok(Some(String::new()))),
+            ResponseKind::Done(Err(ScriptError::Compile("c".into()))),
+            ResponseKind::Done(Err(ScriptError::Thrown("t".into()))),
+            ResponseKind::Done(Err(ScriptError::Limit("l".into()))),
+            ResponseKind::UnknownScript,
         ];
         let mut stream = Vec::new();
         for (id, outcome) in outcomes.into_iter().enumerate() {
-            let reply = Reply { id: id as u64, cpu: Duration::from_micros(1234), outcome };
+            let reply = Response { id: id as u64, cpu: Duration::from_micros(1234), kind: outcome };
             let mut frame = Vec::new();
-            encode_reply(&reply, &mut frame);
-            assert_eq!(decode_reply(&read_one(&frame)).expect("a reply"), reply);
+            encode_response(&reply, &mut frame);
+            assert_eq!(decode_response(&read_one(&frame)).expect("a reply"), reply);
             stream.extend_from_slice(&frame);
         }
         // Frames follow each other on one stream.
         let mut input = stream.as_slice();
         let mut ids = Vec::new();
         while let Some(frame) = read_frame(&mut input, 1 << 20).expect("a frame") {
-            ids.push(decode_reply(&frame).expect("a reply").id);
+            ids.push(decode_response(&frame).expect("a reply").id);
         }
         assert_eq!(ids, (0..8).collect::<Vec<u64>>());
     }
@@ -380,16 +380,16 @@ mod tests {
     #[test]
     fn bad_frames_are_refused() {
         let mut frame = Vec::new();
-        let reply = Reply { id: 1, cpu: Duration::ZERO, outcome: Outcome::Done(Ok(None)) };
-        encode_reply(&reply, &mut frame);
+        let reply = Response { id: 1, cpu: Duration::ZERO, kind: ResponseKind::Done(Ok(None)) };
+        encode_response(&reply, &mut frame);
         let body = read_one(&frame);
-        assert!(decode_reply(&body[..body.len() - 1]).is_err(), "a short frame");
+        assert!(decode_response(&body[..body.len() - 1]).is_err(), "a short frame");
         let mut long = body.clone();
         long.push(0);
-        assert!(decode_reply(&long).is_err(), "bytes after the last field");
+        assert!(decode_response(&long).is_err(), "bytes after the last field");
         let mut status = body;
         status[16] = 99;
-        assert!(decode_reply(&status).is_err(), "an unknown status");
+        assert!(decode_response(&status).is_err(), "an unknown status");
         // A frame longer than the reader takes.
         let err = read_frame(&mut frame.as_slice(), 4).expect_err("too long");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::death::Death;
 use super::process::{self, Outgoing, Process, WorkerEvent, WorkerId};
-use super::protocol::{self, Outcome, Reply, ScriptHash};
+use super::protocol::{self, Response, ResponseKind, ScriptHash};
 use super::ScriptSettings;
 
 /// How many calls a worker holds at once: the one it runs, and the next ones, already sent, so
@@ -168,7 +168,7 @@ impl Supervisor {
             }
             tokio::select! {
                 Some(event) = events.recv() => match event {
-                    WorkerEvent::Reply(id, reply) => self.on_reply(id, reply),
+                    WorkerEvent::Response(id, reply) => self.on_response(id, reply),
                     WorkerEvent::Exited(id, death) => self.on_exit(id, &death),
                 },
                 command = commands.recv(), if open => match command {
@@ -252,18 +252,18 @@ impl Supervisor {
         }
     }
 
-    fn on_reply(&mut self, id: WorkerId, reply: Reply) {
+    fn on_response(&mut self, id: WorkerId, reply: Response) {
         let Some(worker) = self.workers.get_mut(&id) else { return };
         let now = Instant::now();
         worker.cpu = reply.cpu;
-        if reply.outcome == Outcome::Ready && !worker.ready {
+        if reply.kind == ResponseKind::Ready && !worker.ready {
             worker.ready = true;
             worker.head_since = now;
             self.backoff = RESPAWN_BACKOFF.0;
             return;
         }
         let in_order = worker.in_flight.front().is_some_and(|(request, _)| *request == reply.id);
-        if !in_order || reply.outcome == Outcome::Ready {
+        if !in_order || reply.kind == ResponseKind::Ready {
             tracing::error!(
                 worker = id,
                 reply = reply.id,
@@ -274,15 +274,15 @@ impl Supervisor {
         }
         let Some((_, call)) = worker.in_flight.pop_front() else { return };
         worker.head_since = now;
-        match reply.outcome {
-            Outcome::Done(outcome) => {
+        match reply.kind {
+            ResponseKind::Done(outcome) => {
                 let _ = call.reply.send(outcome);
             }
-            Outcome::UnknownScript => {
+            ResponseKind::UnknownScript => {
                 worker.known.remove(&call.script);
                 self.pending.push_front(call);
             }
-            Outcome::Ready => {}
+            ResponseKind::Ready => {}
         }
         if worker.cpu >= self.settings.max_cpu_per_worker {
             self.retire(id, "CPU time");

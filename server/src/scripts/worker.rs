@@ -20,7 +20,7 @@ use std::time::Duration;
 use aetr_engine::script::{BoaRunner, BoaRunnerConfig, ScriptError, ScriptRunner};
 
 use super::limits;
-use super::protocol::{self, Outcome, Reply, Request, ScriptHash, PROTOCOL_VERSION};
+use super::protocol::{self, Request, Response, ResponseKind, ScriptHash, PROTOCOL_VERSION};
 use crate::config::WorkerArgs;
 
 /// The script thread's stack. boa's parser and compiler recurse on a script's nesting, and
@@ -102,7 +102,7 @@ fn serve(input: File, output: File, config: BoaRunnerConfig) -> u8 {
     let mut replies = Replies::new(output);
     let mut scripts = Scripts::new(config);
     let mut id = 0;
-    let mut outcome = Outcome::Ready;
+    let mut outcome = ResponseKind::Ready;
     loop {
         if replies.send(id, outcome).is_err() {
             return 0; // The server has gone.
@@ -144,9 +144,12 @@ impl Replies {
         Replies { output: BufWriter::with_capacity(BUFFER_BYTES, output), frame: Vec::new() }
     }
 
-    fn send(&mut self, id: u64, outcome: Outcome) -> io::Result<()> {
+    fn send(&mut self, id: u64, outcome: ResponseKind) -> io::Result<()> {
         self.frame.clear();
-        protocol::encode_reply(&Reply { id, cpu: limits::cpu_time(), outcome }, &mut self.frame);
+        protocol::encode_response(
+            &Response { id, cpu: limits::cpu_time(), kind: outcome },
+            &mut self.frame,
+        );
         let written = self.output.write_all(&self.frame);
         if self.frame.capacity() > BUFFER_BYTES {
             // A large result: do not keep its buffer.
@@ -175,19 +178,19 @@ impl Scripts {
         Scripts { config, runner: BoaRunner::new(config), sources: HashMap::new(), tick: 0 }
     }
 
-    fn answer(&mut self, request: Request) -> Outcome {
+    fn answer(&mut self, request: Request) -> ResponseKind {
         self.tick += 1;
         if let Some(source) = request.source {
             self.remember(request.script, source);
         }
         let Some(entry) = self.sources.get_mut(&request.script) else {
-            return Outcome::UnknownScript;
+            return ResponseKind::UnknownScript;
         };
         entry.1 = self.tick;
         let (source, call) = (&entry.0, request.call.as_call());
         let runner = &mut self.runner;
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| runner.call(source, call)));
-        Outcome::Done(match outcome {
+        ResponseKind::Done(match outcome {
             Ok(Err(ScriptError::Compile(message))) if message.starts_with(NO_PARSE_THREAD) => {
                 // Not the script's fault: this worker's memory is used up. Its death gives the
                 // call another go on a fresh worker (see `super`).
