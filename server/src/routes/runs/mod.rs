@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use aetr_engine::machine::{Event, Reply, State};
 use aetr_engine::parse::run_input;
 use aetr_engine::{FieldError, FieldErrors, NodeIdx};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -48,15 +48,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/runs/{id}/retry").post(retry));
 }
 
-/// The body of `POST /runs/step/{stepId}`.
-#[derive(Debug, Serialize, ToSchema)]
+/// The body of `POST /runs/step/{stepId}`: the one definition that both parses a start and
+/// documents it (see [`parse_start`]).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct StartBody {
     /// Any JSON: a string is passed on raw, anything else as its JSON text; null (or absent)
     /// is no input.
     input: Option<Value>,
     /// Starting again with the same key returns the first run (200) instead of making one.
+    #[schema(min_length = 1, max_length = 255)]
     idempotency_key: Option<String>,
 }
 
@@ -109,6 +110,8 @@ pub async fn start(
         .json(IdBody { id: started.id }))
 }
 
+/// A start's input and idempotency key. Each field is read alone first, so that every bad one
+/// is named, not only the first.
 fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
     let Some(value) = body::parse_json(bytes)? else { return Ok((None, None)) };
     let Value::Object(fields) = value else {
@@ -117,30 +120,33 @@ fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiErro
             "expected an object: {\"input\": ..., \"idempotencyKey\": ...}",
         ));
     };
-    let mut errors = Vec::new();
-    for name in fields.keys().filter(|k| !["input", "idempotencyKey"].contains(&k.as_str())) {
-        errors.push(FieldError::invalid(
-            name,
-            "unknown field; a run's body has input and idempotencyKey",
-        ));
-    }
-    let key = match fields.get("idempotencyKey") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(k)) if !k.is_empty() && k.chars().count() <= MAX_KEY_CHARS => {
-            Some(k.clone())
-        }
-        Some(_) => {
+    let mut errors: Vec<FieldError> = fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let alone = Value::Object([(name.clone(), value.clone())].into_iter().collect());
+            let error = serde_json::from_value::<StartBody>(alone).err()?;
+            Some(FieldError::invalid(name, error.to_string()))
+        })
+        .collect();
+    let body: StartBody = match errors.is_empty() {
+        true => serde_json::from_value(Value::Object(fields))
+            .map_err(|e| ApiError::invalid("", e.to_string()))?,
+        false => StartBody::default(),
+    };
+    let key = body.idempotency_key.filter(|k| {
+        let fits = !k.is_empty() && k.chars().count() <= MAX_KEY_CHARS;
+        if !fits {
             errors.push(FieldError::invalid(
                 "idempotencyKey",
                 format!("expected a string of 1 to {MAX_KEY_CHARS} characters"),
             ));
-            None
         }
-    };
+        fits
+    });
     if let Some(errors) = FieldErrors::from_vec(errors) {
         return Err(errors.into());
     }
-    Ok((fields.get("input").and_then(run_input), key))
+    Ok((body.input.as_ref().and_then(run_input), key))
 }
 
 /// A page of runs, newest first.
