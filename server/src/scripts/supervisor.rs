@@ -15,8 +15,8 @@ use super::protocol::{self, Response, ResponseKind, ScriptHash};
 use super::ScriptSettings;
 
 /// How many calls a worker holds at once: the one it runs, and the next ones, already sent, so
-/// that it never waits for the server between calls, and reads and answers them in batches.
-/// Measured on 2 cores, 16 gives 20 to 50% more calls per second than 4. The cost: when every
+/// that it never waits for the server between calls, and reads and answers them in batches
+/// (bench/README.md, "Measurements behind constants in the code"). The cost: when every
 /// worker is busy, calls queued behind one that times out wait for it (they then go elsewhere).
 pub const PIPELINE_DEPTH: usize = 16;
 /// How long a new worker may take to say that it is ready.

@@ -548,9 +548,9 @@ pub(crate) const ACCEPT_SQL: &str = "WITH u AS (
 pub async fn accept(client: &impl GenericClient, accepted: &[Accepted]) -> Result<()> {
     // The attempts whose node had moved on (its callback came before the answer): their
     // status, in a statement of its own. Within the first, it could lock an attempt before
-    // its node while a callback's batch holds the node and waits for the attempt: a deadlock
-    // (measured: 18 to 36 ms a chain step, from deadlock timeouts). An update of no row
-    // commits nothing.
+    // its node while a callback's batch holds the node and waits for the attempt: a deadlock,
+    // which PostgreSQL breaks only after its deadlock timeout. An update of no row commits
+    // nothing.
     let runs: Vec<Uuid> = accepted.iter().map(|a| a.run).collect();
     let idxs: Vec<i32> = accepted.iter().map(|a| a.idx as i32).collect();
     let attempts: Vec<i32> = accepted.iter().map(|a| a.attempt as i32).collect();

@@ -20,9 +20,8 @@ use futures_util::FutureExt;
 /// The settings of a transaction that moves runs, sent with its `BEGIN`. Each of its statements
 /// looks rows up by key (a run and a node, an attempt), a few hundred at most, and an index
 /// finds each in microseconds. But the planner prices those lookups above a hash join over the
-/// whole table until the table is some hundreds of thousands of rows: measured, a batch of 513
-/// callbacks locked its nodes in 16 ms through a hash of all 33,000 rows, against 1.2 ms by the
-/// index.
+/// whole table until the table is some hundreds of thousands of rows, which costs a batch ten
+/// times more (bench/README.md, "Measurements behind constants in the code").
 pub const KEYED_LOOKUPS: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// A pooled connection with a transaction that may be open. Dropped while open (an error, or
