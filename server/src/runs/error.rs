@@ -26,14 +26,14 @@ pub enum RunError {
     KeyOfAnotherStep { key: String, run: Uuid, step: Uuid, requested: Uuid },
     /// A redrive on the latest definitions of a run whose root step was deleted.
     #[error(
-        "the run's step {0} no longer exists; retry the run on its own snapshot (without \
-         ?definition=latest)"
+        "the run's step {0} no longer exists; redrive the run on its own snapshot (POST \
+         /runs/{{id}}/retry without ?definition=latest)"
     )]
     StepGone(Uuid),
     /// The run was given a new snapshot while the redrive read the old one.
-    #[error("the run was retried meanwhile")]
+    #[error("the run was redriven meanwhile")]
     RedrivenMeanwhile,
-    #[error("only a run in Error can be retried")]
+    #[error("only a run in Error can be redriven")]
     NotInError,
     /// The transaction conflicted with others (a deadlock, a serialization failure, a snapshot
     /// that changed under it) each time it was tried.
