@@ -6,9 +6,9 @@
 //! ([`batch`]): it locks the nodes the events involve (each run's root first), applies them
 //! with the engine ([`apply`]), and writes what changed for all the group's runs through the
 //! one write path, [`crate::store::changes`], which starts ([`start`]) and redrives on the
-//! latest definitions ([`redrive_latest`]) share. Only then are the events
-//! answered and the work they made started ([`launch`]): POSTs to services and scripts, which
-//! run outside any transaction and report back as new events.
+//! latest definitions ([`redrive_latest`]) share. Only then are the events answered and the
+//! work they made started ([`launch`]): POSTs to services and scripts, which run outside any
+//! transaction and report back as new events.
 //!
 //! Work that is due at once is taken in the same transaction (the node is recorded as
 //! `Executing`, with a lease, before its POST is sent, in a slot of the dispatcher's
@@ -54,7 +54,6 @@ use crate::store::steps;
 pub use error::RunError;
 use group::Groups;
 use launch::Launch;
-
 pub use mailbox::Fence;
 use mailbox::{Mailboxes, Premapped};
 use plan::Plan;
