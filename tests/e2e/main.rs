@@ -4,6 +4,7 @@
 
 mod support;
 
+mod aetr_clients;
 mod bench;
 mod cli;
 mod embedded;

@@ -28,6 +28,11 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/runs/{id}/retry", &["post"]),
         ("/api/v1/runs/complete", &["post"]),
         ("/api/v1/runs/fail", &["post"]),
+        ("/api/v1/runs/partial/{id}", &["get"]),
+        ("/api/v1/runs/state", &["get"]),
+        ("/api/v1/runs/active", &["get"]),
+        ("/api/v1/runs/related/step/{stepId}", &["get"]),
+        ("/ping", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ] {

@@ -13,7 +13,7 @@ mod reader;
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::error::{FieldError, FieldErrors};
@@ -274,7 +274,12 @@ impl Parser<'_> {
         let body = match step_type {
             StepType::Sequential => {
                 only_for("action", "an Action", errs);
-                only_for("reducer", "a Parallel", errs);
+                // AETR's editor sends a no-op reducer when it switches a Parallel step to
+                // Sequential: it is accepted, and dropped. Any other reducer is refused.
+                let no_op = obj.get("reducer").is_some_and(|r| *r == json!({"type": "no-op"}));
+                if !no_op {
+                    only_for("reducer", "a Parallel", errs);
+                }
                 StepBody::Sequential
             }
             StepType::Parallel => {

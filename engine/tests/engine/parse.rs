@@ -342,3 +342,19 @@ fn a_url_that_the_policy_refuses_is_a_422_at_its_path() {
         errs.errors().iter().map(|e| (e.to_string(), e.severity.http_status())).collect();
     assert_eq!(errs, [("children[1].action.url: evil.test is denied".to_owned(), 422)]);
 }
+
+/// AETR's editor sends `"reducer": {"type": "no-op"}` when it switches a Parallel step to
+/// Sequential: that is accepted and dropped; any other reducer on a Sequential stays a 400.
+#[test]
+fn a_sequential_step_takes_a_no_op_reducer_and_drops_it() {
+    let tree = json!({"name": "s", "stepType": "Sequential", "reducer": {"type": "no-op"},
+        "children": [noop("a")]});
+    let fat = parse_fat(&tree).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(fat.steps[0].body, StepBody::Sequential);
+    let js = json!({"name": "s", "stepType": "Sequential",
+        "reducer": {"type": "js", "js": "function apply(r) { return 1; }"}});
+    assert_eq!(
+        one_error(&js),
+        ("reducer: only a Parallel step has one; this is a Sequential step".into(), 400)
+    );
+}

@@ -17,6 +17,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::guard::{Refusal, Rules};
+use crate::http::body::service_result;
 
 /// How much of an error answer's body a node's error quotes.
 const QUOTED_BYTES: usize = 300;
@@ -128,7 +129,7 @@ pub async fn post(http: &Client, rules: &Rules, call: &Call<'_>, max_body: usize
                     retry: Retry::Never,
                     status: Some(status.as_u16()),
                 },
-                Ok(text) => Answer::Result { status: status.as_u16(), body: Some(text) },
+                Ok(text) => Answer::Result { status: status.as_u16(), body: service_result(text) },
                 Err(_) => Answer::Failed {
                     error: format!("POST {shown} answered {status} with a body that is not UTF-8"),
                     retry: Retry::Never,

@@ -4,6 +4,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 use actix_web::HttpRequest;
+use aetr_engine::machine::State;
 use aetr_engine::FieldError;
 use uuid::Uuid;
 
@@ -48,6 +49,20 @@ impl Query {
         let Some(raw) = self.non_empty("stepId") else { return Ok(None) };
         Uuid::try_parse(raw).map(Some).map_err(|_| {
             FieldError::invalid("stepId", format!("expected a step's id, found {raw:?}"))
+        })
+    }
+
+    /// `state`, a run's or a node's state, checked.
+    pub fn state(&self) -> Result<Option<State>, FieldError> {
+        let Some(raw) = self.non_empty("state") else { return Ok(None) };
+        State::parse(raw).map(Some).ok_or_else(|| {
+            FieldError::invalid(
+                "state",
+                format!(
+                    "unknown state {raw:?}; expected Pending, Executing, Complete, Error or \
+                     Cancelled"
+                ),
+            )
         })
     }
 

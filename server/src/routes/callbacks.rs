@@ -25,7 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Taken {}
 
-/// A service's result for an attempt. The body is the result, raw; an empty body is no result.
+/// A service's result for an attempt. The body is the result, raw, trimmed of surrounding
+/// whitespace as AETR did; a body that is empty or only whitespace is no result.
 #[utoipa::path(post, path = "/api/v1/runs/complete", tag = "callbacks", security(()),
     params(("token" = String, Query, description = "The token from the `aetr` callback URL.")),
     request_body(content = String, description = "The result, as raw text (UTF-8).", content_type = "*/*"),
@@ -44,12 +45,13 @@ pub async fn complete(
     callback(&state, &req, payload, |node, attempt, text| Event::Result {
         node,
         attempt,
-        result: (!text.is_empty()).then_some(text),
+        result: body::service_result(text),
     })
     .await
 }
 
-/// A service's failure for an attempt. The body is the error message.
+/// A service's failure for an attempt. The body is the error message, trimmed of surrounding
+/// whitespace.
 #[utoipa::path(post, path = "/api/v1/runs/fail", tag = "callbacks", security(()),
     params(("token" = String, Query, description = "The token from the `aetr` callback URL.")),
     request_body(content = String, description = "The error message, as raw text (UTF-8).", content_type = "*/*"),
@@ -68,11 +70,8 @@ pub async fn fail(
     callback(&state, &req, payload, |node, attempt, text| Event::Failure {
         node,
         attempt,
-        error: if text.is_empty() {
-            "the service reported a failure, with no message".into()
-        } else {
-            text
-        },
+        error: body::service_result(text)
+            .unwrap_or_else(|| "the service reported a failure, with no message".into()),
     })
     .await
 }

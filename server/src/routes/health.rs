@@ -1,4 +1,4 @@
-//! `/healthz` (the process answers) and `/readyz` (it can reach its database).
+//! `/healthz` (the process answers), `/readyz` (it can reach its database), and AETR's `/ping`.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -11,6 +11,13 @@ use crate::http::{ApiError, ErrorBody};
     responses((status = 200, description = "Alive.")))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// AETR's liveness check: `pong`, as plain text.
+#[utoipa::path(get, path = "/ping", tag = "health", security(()),
+    responses((status = 200, description = "`pong`.", body = String, content_type = "text/plain")))]
+pub async fn ping() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("pong")
 }
 
 /// The database is reachable (and migrations were applied before the server started serving).

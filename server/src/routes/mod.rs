@@ -16,6 +16,7 @@ use crate::http::ApiError;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").get(health::healthz))
         .service(resource("/readyz").get(health::readyz))
+        .service(resource("/ping").get(health::ping))
         .service(
             web::scope("/api/v1")
                 .service(resource("/openapi.json").get(docs::openapi))

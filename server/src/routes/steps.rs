@@ -135,11 +135,12 @@ pub struct ChildrenBody {
     children: Vec<SlimChild>,
 }
 
-/// Lists steps, by id.
+/// Lists steps, by id: every one without `limit` (as AETR's clients, which never follow `Link`,
+/// expect), or a page of them.
 #[utoipa::path(get, path = "/api/v1/steps", tag = "steps",
     params(
         ("q" = Option<String>, Query, description = "Only steps whose name contains this, in any case."),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Steps per page: 1 to 1000, 50 by default."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Steps per page: 1 to 1000. Without it, every step, in one answer."),
         ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
     ),
     responses(
@@ -152,7 +153,12 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let query = Query::of(&req)?;
     let page = query.page()?;
     let client = state.pool.get().await?;
-    let rows = steps::list(&client, query.non_empty("q"), page.after, page.fetch()).await?;
+    let name = query.non_empty("q");
+    if query.non_empty("limit").is_none() {
+        let rows = steps::list(&client, name, page.after, i64::MAX).await?;
+        return Ok(HttpResponse::Ok().json(lines(rows)));
+    }
+    let rows = steps::list(&client, name, page.after, page.fetch()).await?;
     let (rows, link) = page.finish(rows, |s| s.id, &query, &req);
     Ok(with_link(HttpResponse::Ok(), link).json(lines(rows)))
 }

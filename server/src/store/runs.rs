@@ -93,6 +93,22 @@ pub async fn snapshot(
     Ok(Some((snapshot.0, super::time::from_system(row.try_get(1)?), row.try_get(2)?)))
 }
 
+/// See [`of_node`].
+pub(crate) const OF_NODE_SQL: &str =
+    "SELECT id, node_count FROM runs WHERE id BETWEEN $1 AND $2 ORDER BY id";
+
+/// The runs that a node's id may be of, with their node counts: those whose ids differ from it
+/// in their last 32 bits only (see `runs::node_id`). Found by the primary key.
+#[tracing::instrument(level = "debug", skip_all, fields(node = %node))]
+pub async fn of_node(client: &impl GenericClient, node: Uuid) -> Result<Vec<(Uuid, u32)>> {
+    let low = u128::from(u32::MAX);
+    let (first, last) =
+        (Uuid::from_u128(node.as_u128() & !low), Uuid::from_u128(node.as_u128() | low));
+    let statement = client.prepare_cached(OF_NODE_SQL).await?;
+    let rows = client.query(&statement, &[&first, &last]).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<_, i32>(1)? as u32))).collect()
+}
+
 /// See [`snapshot_rev`].
 pub(crate) const SNAPSHOT_REV_SQL: &str = "SELECT snapshot_rev FROM runs WHERE id = $1";
 
@@ -199,6 +215,7 @@ pub async fn callback_key(client: &impl GenericClient) -> Result<Vec<u8>> {
 }
 
 statements!(
+    OF_NODE_SQL,
     INSERT_SQL,
     BY_IDEMPOTENCY_KEY_SQL,
     SNAPSHOT_SQL,

@@ -217,6 +217,49 @@ pub async fn runs(
         .collect()
 }
 
+/// An action node that is Pending or Executing, with its run.
+#[derive(Debug, Clone)]
+pub struct ActiveNode {
+    pub run: Uuid,
+    pub run_created_at: i64,
+    pub node: NodeRow,
+}
+
+/// See [`active_nodes`]. A run that is not Pending or Executing has no such node, so the runs'
+/// state index narrows the search; a node with no children is a leaf.
+pub(crate) const ACTIVE_NODES_SQL: &str = concat!(
+    "SELECT r.id AS run_id, r.created_at AS run_created_at, ",
+    node_columns!(),
+    " FROM runs r JOIN run_nodes n ON n.run_id = r.id
+      WHERE r.state IN ('Pending', 'Executing')
+        AND n.phase IN ('Waiting', 'Ready', 'Executing', 'Received')
+        AND NOT EXISTS (SELECT 1 FROM run_nodes c WHERE c.run_id = n.run_id AND c.parent_idx = n.idx)
+        AND ($1::uuid IS NULL OR r.id < $1 OR (r.id = $1 AND n.idx > $2))
+      ORDER BY r.id DESC, n.idx LIMIT $3"
+);
+
+/// A page of the leaf nodes that are Pending or Executing: the newest runs first, each run's in
+/// node order, after `after` (a run and a node of it).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn active_nodes(
+    client: &impl GenericClient,
+    after: Option<(Uuid, NodeIdx)>,
+    limit: i64,
+) -> Result<Vec<ActiveNode>> {
+    let (run, idx) = (after.map(|a| a.0), after.map_or(0, |a| a.1 as i32));
+    let statement = client.prepare_cached(ACTIVE_NODES_SQL).await?;
+    let rows = client.query(&statement, &[&run, &idx, &limit]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ActiveNode {
+                run: r.try_get("run_id")?,
+                run_created_at: from_system(r.try_get("run_created_at")?),
+                node: node_of(r)?,
+            })
+        })
+        .collect()
+}
+
 /// See [`failed_node`].
 pub(crate) const FAILED_NODE_SQL: &str = "SELECT failed_node FROM runs WHERE id = $1";
 
@@ -243,6 +286,7 @@ fn node_of(row: &Row) -> Result<NodeRow> {
 }
 
 statements!(
+    ACTIVE_NODES_SQL,
     NODES_TO_DEPTH_SQL,
     NODE_SQL,
     CHILDREN_SQL,

@@ -129,7 +129,7 @@ export function render(main, { id }) {
 async function pickStep() {
   let steps;
   try {
-    steps = (await get('/steps?limit=1000')).body;
+    steps = (await get('/steps')).body;
   } catch (e) {
     toast(`Could not list the steps: ${e.message}`, 'error');
     return null;

@@ -1,5 +1,6 @@
 //! `/api/v1/runs`: start runs, read them as trees of nodes, cancel and retry them.
 
+pub mod aetr;
 pub mod by_hand;
 pub mod history;
 pub mod stats;
@@ -33,9 +34,13 @@ const MAX_KEY_CHARS: usize = 255;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/runs").get(list))
-        // Before `/runs/{id}`, which would match `/runs/counts`.
+        // Before `/runs/{id}`, which would match `/runs/counts`, `/runs/state` and `/runs/active`.
         .service(resource("/runs/counts").get(stats::counts))
         .service(resource("/runs/{id}/progress").get(stats::progress))
+        .service(resource("/runs/state").get(aetr::by_state))
+        .service(resource("/runs/active").get(aetr::active))
+        .service(resource("/runs/partial/{id}").get(aetr::partial))
+        .service(resource("/runs/related/step/{stepId}").get(aetr::related))
         .service(resource("/runs/step/{stepId}").post(start))
         .service(resource("/runs/{id}").get(get_run))
         .service(resource("/runs/{id}/nodes/{nodeId}").get(get_node))
@@ -167,15 +172,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let query = Query::of(&req)?;
     let page = query.page()?;
     let mut errors = Vec::new();
-    let run_state = query.non_empty("state").and_then(|raw| {
-        let parsed = State::parse(raw);
-        if parsed.is_none() {
-            errors.push(FieldError::invalid(
-                "state",
-                format!("unknown state {raw:?}; expected Pending, Executing, Complete, Error or Cancelled"),
-            ));
-        }
-        parsed
+    let run_state = query.state().unwrap_or_else(|e| {
+        errors.push(e);
+        None
     });
     let step = query.step_id().unwrap_or_else(|e| {
         errors.push(e);
@@ -191,10 +190,11 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     Ok(super::steps::with_link(HttpResponse::Ok(), link).json(runs))
 }
 
-/// A run as a tree of nodes: the whole tree, or cut `depth` levels below the root.
+/// A run as a tree of nodes: the whole tree, or cut `depth` levels below the root. Given the id
+/// of any node of the run, it answers the run's whole tree, as AETR did.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
     params(
-        ("id" = Uuid, Path, description = "The run's id."),
+        ("id" = Uuid, Path, description = "The run's id, or the id of any of its nodes."),
         ("depth" = Option<u32>, Query, description = "How many levels below the root to include; the nodes at the last level carry `childCount` and `counts` but no `children`."),
     ),
     responses(
@@ -208,7 +208,7 @@ pub async fn get_run(
     id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (run, snap) = run_of(&state, &id).await?;
+    let (run, snap, _) = run_of_any(&state, &id).await?;
     let depth = match Query::of(&req)?.non_empty("depth") {
         None => None,
         Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
@@ -405,6 +405,22 @@ async fn run_of(
     let run = run_id(raw)?;
     let snap = state.runs.snapshot(run).await?.ok_or_else(|| no_run(run))?;
     Ok((run, snap))
+}
+
+/// The run of a path's id, which may be the id of any node of the run, its snapshot, and that
+/// node's number.
+async fn run_of_any(
+    state: &AppState,
+    raw: &str,
+) -> Result<(Uuid, std::sync::Arc<RunSnapshot>, NodeIdx), ApiError> {
+    let id = run_id(raw)?;
+    if let Some(snap) = state.runs.snapshot(id).await? {
+        return Ok((id, snap, 0));
+    }
+    let client = state.pool.get().await?;
+    let (run, idx) = aetr::node_of_id(&client, id).await?.ok_or_else(|| no_run(id))?;
+    let snap = state.runs.snapshot(run).await?.ok_or_else(|| no_run(id))?;
+    Ok((run, snap, idx))
 }
 
 /// A node of a run, from its id in a path.
