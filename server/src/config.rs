@@ -42,6 +42,25 @@ pub enum Command {
         #[arg(default_value = "-")]
         file: PathBuf,
     },
+    /// Starts a run of a step tree, waits for it, and prints its result raw. Exit codes: 0
+    /// Complete, 1 Error (the error on standard error), 3 Cancelled, 4 still running at
+    /// --timeout, 2 a usage error.
+    Run(crate::cli::run::RunArgs),
+    /// Waits for a run and prints its result raw, with `aetr run`'s exit codes.
+    Wait(crate::cli::run::WaitArgs),
+    /// Step trees: put, get, list and remove them.
+    #[command(subcommand)]
+    Steps(crate::cli::steps::StepsCommand),
+    /// Runs: list them, show one as a tree, follow its history, cancel or redrive it.
+    #[command(subcommand)]
+    Runs(crate::cli::runs::RunsCommand),
+    /// For a service written in shell: posts a result (or, with --fail, an error) to a callback
+    /// URL, retrying connection errors and 5xx as the contract asks.
+    Callback(crate::cli::callback::CallbackArgs),
+    /// Makes a command a service: each POST is answered 202, the command runs with the body on
+    /// its standard input, and its standard output is the result (exit 0) or its exit status
+    /// and the end of its standard error the failure.
+    ServeCommand(crate::cli::serve_command::ServeCommandArgs),
     /// A script worker: runs mappers and reducers for the `aetr server` that started it, over
     /// its standard input and output. Not for people.
     #[command(hide = true)]

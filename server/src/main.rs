@@ -5,22 +5,28 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use aetr_server::config::{Cli, Command};
-use aetr_server::{app, check, logging, scripts};
+use aetr_server::{app, check, cli, logging, scripts};
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    let parsed = Cli::parse();
+    match parsed.command {
         Command::Check { file } => check::run(&file),
         Command::ScriptWorker(args) => scripts::worker::run(&args),
         Command::Server(args) => {
-            logging::init(cli.log_format);
+            logging::init(parsed.log_format);
             exit_with(app::serve(args))
         }
         Command::Migrate(args) => {
-            logging::init(cli.log_format);
+            logging::init(parsed.log_format);
             exit_with(app::migrate(args))
         }
+        Command::Run(args) => cli::exit_with(cli::run::run(args)),
+        Command::Wait(args) => cli::exit_with(cli::run::wait(args)),
+        Command::Steps(command) => cli::exit_with(cli::steps::run(command)),
+        Command::Runs(command) => cli::exit_with(cli::runs::run(command)),
+        Command::Callback(args) => cli::exit_with(cli::callback::run(args)),
+        Command::ServeCommand(args) => cli::exit_with(cli::serve_command::run(args)),
     }
 }
 
