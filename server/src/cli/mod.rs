@@ -85,3 +85,21 @@ pub fn exit_with(command: impl Future<Output = Exit>) -> ExitCode {
 pub fn for_people() -> bool {
     std::io::stdout().is_terminal()
 }
+
+/// Prints an answer: as text for a person (`text` makes it), as JSON for a pipe.
+pub fn print(json: &serde_json::Value, text: impl FnOnce() -> String) {
+    if for_people() {
+        println!("{}", text());
+    } else {
+        println!("{json}");
+    }
+}
+
+/// A JSON value as text: a string without its quotes, null as `-`.
+pub fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,7 +1,15 @@
-//! `aetr run STEP [INPUT]` and `aetr wait RUN`.
+//! `aetr run STEP [INPUT]` and `aetr wait RUN`: start a run and wait for it, as a pipe stage
+//! (`cat in | aetr run tree > out`). The result goes to standard output raw; progress (a bar
+//! of the run's actions, on a terminal) and errors go to standard error.
+
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
 
+use super::client::Client;
 use super::{Exit, ServerUrl};
 
 #[derive(Debug, Clone, Args)]
@@ -29,7 +37,8 @@ pub struct WaitArgs {
     pub server: ServerUrl,
     /// The run's id (or the id of any node of it); standard input when absent.
     pub run: Option<String>,
-    /// The longest that one request to the server waits for the run to end, in seconds.
+    /// The longest that one request to the server waits for the run to end, in seconds
+    /// (at most 60).
     #[arg(long, default_value_t = 30)]
     pub interval: u64,
     /// Stop waiting after this many seconds (exit code 4); 0 waits for ever.
@@ -37,10 +46,159 @@ pub struct WaitArgs {
     pub timeout: u64,
 }
 
-pub async fn run(_args: RunArgs) -> Exit {
-    Exit::Usage("aetr run is not built yet".into())
+pub async fn run(args: RunArgs) -> Exit {
+    match start_and_wait(args).await {
+        Ok(exit) | Err(exit) => exit,
+    }
 }
 
-pub async fn wait(_args: WaitArgs) -> Exit {
-    Exit::Usage("aetr wait is not built yet".into())
+pub async fn wait(args: WaitArgs) -> Exit {
+    let waited = async {
+        let client = Client::new(&args.server)?;
+        let run = match args.run {
+            Some(run) => run,
+            None => read_stdin("a run's id")?.trim().to_owned(),
+        };
+        if run.is_empty() {
+            return Err(Exit::Usage("give a run's id, as an argument or on standard input".into()));
+        }
+        let interval = args.interval.clamp(1, 60);
+        wait_for(&client, &run, interval, args.timeout).await
+    };
+    match waited.await {
+        Ok(exit) | Err(exit) => exit,
+    }
+}
+
+async fn start_and_wait(args: RunArgs) -> Result<Exit, Exit> {
+    let client = Client::new(&args.server)?;
+    let input = match args.input {
+        Some(input) => Some(input),
+        None if std::io::stdin().is_terminal() => None,
+        None => Some(read_stdin("the run's input")?),
+    };
+    let step = step_id(&client, &args.step).await?;
+    let mut body = json!({ "input": input });
+    if let Some(key) = &args.idempotency_key {
+        body["idempotencyKey"] = json!(key);
+    }
+    let started = client.post(&format!("/runs/step/{step}"), &body).await?;
+    let Some(run) = started["id"].as_str().map(str::to_owned) else {
+        return Err(Exit::Failed(format!("the server's answer has no run id: {started}")));
+    };
+    if args.detach {
+        println!("{run}");
+        return Ok(Exit::Done);
+    }
+    wait_for(&client, &run, 30, args.timeout).await
+}
+
+/// Waits for a run to end (long polls of at most `interval` seconds; one second at a time while
+/// a progress bar is drawn), then prints its result and says how it ended.
+async fn wait_for(client: &Client, run: &str, interval: u64, timeout: u64) -> Result<Exit, Exit> {
+    let deadline = (timeout > 0).then(|| Instant::now() + Duration::from_secs(timeout));
+    let bar = std::io::stderr().is_terminal().then(progress_bar);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()).as_secs());
+        let wait = match (&bar, left) {
+            (Some(_), _) => 1,
+            (None, Some(left)) => interval.min(left.max(1)),
+            (None, None) => interval,
+        };
+        let root = client.get(&format!("/runs/{run}?depth=0&wait={wait}")).await?;
+        if let (Some(bar), Some(id)) = (&bar, root["id"].as_str()) {
+            draw(bar, client, id).await;
+        }
+        let state = root["state"].as_str().unwrap_or_default();
+        if let Some(exit) = ended(state, &root, run) {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
+            return Ok(exit);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            if let Some(bar) = &bar {
+                bar.abandon();
+            }
+            eprintln!("aetr: run {run} is still {state} after {timeout} s");
+            return Ok(Exit::StillRunning);
+        }
+    }
+}
+
+/// How a run that ended ends the command: its result on standard output (raw), or its error.
+fn ended(state: &str, root: &Value, run: &str) -> Option<Exit> {
+    match state {
+        "Complete" => {
+            if let Some(result) = root["result"].as_str() {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(result.as_bytes()).and_then(|()| out.flush());
+            }
+            Some(Exit::Done)
+        }
+        "Error" => {
+            let error = root["error"].as_str().unwrap_or("no error message");
+            Some(Exit::Failed(format!("run {run} failed: {error}")))
+        }
+        "Cancelled" => {
+            eprintln!("aetr: run {run} was cancelled");
+            Some(Exit::Cancelled)
+        }
+        _ => None,
+    }
+}
+
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} actions done {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Draws the run's actions, done out of all (a failed read leaves the bar as it was).
+async fn draw(bar: &ProgressBar, client: &Client, run: &str) {
+    let Ok(progress) = client.get(&format!("/runs/{run}/progress")).await else { return };
+    let count = |state: &str| progress["counts"][state].as_u64().unwrap_or(0);
+    let total = progress["actions"].as_u64().unwrap_or(0);
+    bar.set_length(total);
+    bar.set_position(count("Complete") + count("Error") + count("Cancelled"));
+    let executing = count("Executing");
+    bar.set_message(if executing > 0 { format!("({executing} executing)") } else { String::new() });
+    bar.tick();
+}
+
+/// A step's id: STEP itself when it is one, else the id of the one step named STEP.
+pub async fn step_id(client: &Client, step: &str) -> Result<String, Exit> {
+    if uuid::Uuid::try_parse(step).is_ok() {
+        return Ok(step.to_owned());
+    }
+    let query: String = url::form_urlencoded::byte_serialize(step.as_bytes()).collect();
+    let found = client.get(&format!("/steps?q={query}")).await?;
+    let named: Vec<&str> = found
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == step)
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    match named.as_slice() {
+        [id] => Ok((*id).to_owned()),
+        [] => Err(Exit::Usage(format!("no step is named {step:?}"))),
+        ids => Err(Exit::Usage(format!(
+            "{} steps are named {step:?} ({}): give one's id",
+            ids.len(),
+            ids.join(", ")
+        ))),
+    }
+}
+
+/// All of standard input, which must be UTF-8 text.
+pub fn read_stdin(what: &str) -> Result<String, Exit> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Exit::Failed(format!("cannot read {what} from standard input: {e}")))?;
+    String::from_utf8(bytes)
+        .map_err(|e| Exit::Usage(format!("{what} on standard input is not UTF-8 text: {e}")))
 }

@@ -58,7 +58,12 @@ impl Dispatcher {
         let stopping = runs.stopping();
         Dispatcher {
             claims: tokio::spawn(claim_loop(runs.clone(), Arc::clone(outbox))),
-            listener: tokio::spawn(listen::listen(Arc::clone(outbox), database, stopping)),
+            listener: tokio::spawn(listen::listen(
+                Arc::clone(outbox),
+                runs.finished(),
+                database,
+                stopping,
+            )),
             recorder: tokio::spawn(accepted::record(
                 Arc::clone(outbox),
                 accepted,

@@ -267,6 +267,10 @@ impl Shared {
         let mut deferred = false;
         for (batch, applied) in batches.iter().zip(&applied) {
             let Ok(applied) = applied else { continue };
+            let state = applied.plan.run_state(batch.run, &applied.state);
+            if state.is_some_and(|s| s.state.is_terminal()) {
+                self.finished.ended(batch.run);
+            }
             for (queued, reply) in batch.events.iter().zip(&applied.replies) {
                 if let (Some((node, attempt)), Reply::Done) = (callback_of(&queued.event), reply) {
                     self.outbox.status_recorded(batch.run, node, attempt);

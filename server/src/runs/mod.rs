@@ -20,6 +20,7 @@ mod apply;
 mod batch;
 mod claimed;
 mod error;
+pub mod finished;
 mod group;
 pub mod history;
 mod launch;
@@ -101,6 +102,8 @@ struct Shared {
     scripts: ScriptPool,
     /// The dispatcher's POST slots and HTTP client, and its wake-up.
     outbox: Arc<Outbox>,
+    /// Requests waiting for runs to end.
+    finished: Arc<finished::Finished>,
     /// Every task that the shell starts, so that a shutdown can wait for them.
     tasks: TaskTracker,
     /// Cancelled when the server stops: take no new work.
@@ -130,11 +133,35 @@ impl Runs {
             mailboxes: Mailboxes::default(),
             scripts,
             outbox,
+            finished: Arc::default(),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             runtime: tokio::runtime::Handle::current(),
         };
         Runs { shared: Arc::new(shared) }
+    }
+
+    /// The requests waiting for runs to end, for the listener to wake them when another
+    /// server ends a run.
+    pub fn finished(&self) -> Arc<finished::Finished> {
+        Arc::clone(&self.shared.finished)
+    }
+
+    /// Waits up to `wait` for a run to end (a long poll), holding no database connection while
+    /// it waits. Returns at once if it has ended.
+    pub async fn wait_for_end(&self, run: Uuid, wait: Duration) -> Result<(), RunError> {
+        let shared = &self.shared;
+        let ended = async {
+            let ended = async {
+                let client = shared.pool.get().await?;
+                let root = crate::store::views::node(&client, run, 0).await?;
+                anyhow::Ok(root.is_none_or(|root| root.phase.state().is_terminal()))
+            };
+            // If it cannot be read, do not wait: the caller's own read will say why.
+            ended.await.unwrap_or(true)
+        };
+        shared.finished.wait(run, wait, ended).await;
+        Ok(())
     }
 
     /// Cancelled when the server stops: take no new work.

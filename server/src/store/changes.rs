@@ -28,8 +28,16 @@ pub const WORK_CHANNEL: &str = "aetr_work";
 /// See [`notify`].
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, '')";
 
+/// The channel that tells every server which runs ended (its payload: a run's id), to wake
+/// the requests that wait for them (`runs::finished`).
+pub const RUN_FINISHED_CHANNEL: &str = "aetr_run_finished";
+
+/// See [`commit`]: one notification for each run that ended.
+pub(crate) const RUNS_FINISHED_SQL: &str =
+    "SELECT pg_notify($1, r::text) FROM unnest($2::uuid[]) AS r";
+
 /// Every statement that [`commit`] may send, prepared before it sends any.
-pub(crate) const WRITES: [&str; 11] = [
+pub(crate) const WRITES: [&str; 12] = [
     nodes::WRITE_SQL,
     nodes::INSERT_ALL_SQL,
     attempts::PUT_BACK_SQL,
@@ -39,6 +47,7 @@ pub(crate) const WRITES: [&str; 11] = [
     events::INSERT_SQL,
     runs::SET_STATES_SQL,
     NOTIFY_SQL,
+    RUNS_FINISHED_SQL,
     nodes::CANCEL_NODES_SQL,
     nodes::CANCEL_ATTEMPTS_SQL,
 ];
@@ -127,11 +136,16 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
         events::insert(client, &history, now),
         runs::set_states(client, &states),
     );
+    let ended: Vec<Uuid> = states.iter().filter(|s| s.state.is_terminal()).map(|s| s.id).collect();
     let wake = async {
-        match notify {
-            true => self::notify(client).await,
-            false => Ok(()),
+        if notify {
+            self::notify(client).await?;
         }
+        if !ended.is_empty() {
+            let statement = client.prepare_cached(RUNS_FINISHED_SQL).await?;
+            client.execute(&statement, &[&RUN_FINISHED_CHANNEL, &ended]).await?;
+        }
+        anyhow::Ok(())
     };
     // A cancel ends the nodes that its transaction did not write, after them.
     let cancels = try_join_all(
@@ -149,4 +163,4 @@ async fn notify(client: &impl GenericClient) -> Result<()> {
     Ok(())
 }
 
-statements!(NOTIFY_SQL);
+statements!(NOTIFY_SQL, RUNS_FINISHED_SQL);

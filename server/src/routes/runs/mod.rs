@@ -28,6 +28,8 @@ use view::{NodeDetail, RunNode, RunSummary};
 
 /// What a run's input is called in a 413.
 const INPUT: &str = "a run's input (AETR_MAX_INPUT_BYTES)";
+/// The longest long poll (`GET /runs/{id}?wait=`).
+const MAX_WAIT_SECONDS: u64 = 60;
 /// The longest idempotency key.
 const MAX_KEY_CHARS: usize = 255;
 
@@ -196,10 +198,11 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     params(
         ("id" = Uuid, Path, description = "The run's id, or the id of any of its nodes."),
         ("depth" = Option<u32>, Query, description = "How many levels below the root to include; the nodes at the last level carry `childCount` and `counts` but no `children`."),
+        ("wait" = Option<u32>, Query, maximum = 60, description = "A long poll: answer as soon as the run has ended, or after this many seconds (at most 60), whichever comes first."),
     ),
     responses(
         (status = 200, description = "The run's root node, with its children.", body = RunNode),
-        (status = 400, description = "A bad `depth`.", body = ErrorBody),
+        (status = 400, description = "A bad `depth` or `wait`.", body = ErrorBody),
         (status = 404, description = "No such run.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(run = %id.as_str()))]
@@ -209,12 +212,22 @@ pub async fn get_run(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap, _) = run_of_any(&state, &id).await?;
-    let depth = match Query::of(&req)?.non_empty("depth") {
+    let query = Query::of(&req)?;
+    let depth = match query.non_empty("depth") {
         None => None,
         Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
             ApiError::invalid("depth", format!("expected a whole number of levels, found {raw:?}"))
         })?),
     };
+    if let Some(raw) = query.non_empty("wait") {
+        let seconds =
+            raw.parse::<u64>().ok().filter(|s| *s <= MAX_WAIT_SECONDS).ok_or_else(|| {
+                let expected =
+                    format!("expected a whole number of seconds from 0 to {MAX_WAIT_SECONDS}");
+                ApiError::invalid("wait", format!("{expected}, found {raw:?}"))
+            })?;
+        state.runs.wait_for_end(run, std::time::Duration::from_secs(seconds)).await?;
+    }
     let client = state.pool.get().await?;
     let rows = views::nodes_to_depth(&client, run, depth).await?;
     let last_level: Vec<NodeIdx> = match depth {
