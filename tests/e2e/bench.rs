@@ -58,3 +58,99 @@ async fn bench_a_1000_step_chain_and_a_2000_leaf_parallel_tree() {
     let rate = width as f64 / secs;
     println!("{width}-leaf parallel tree (a JS reducer): {secs:.2} s ({rate:.0} actions/s)");
 }
+
+/// The server's CPU time so far (user and system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command's name: state is field 3, utime 14 and stime 15 (1-based, /proc(5)).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The server's resident memory, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse::<f64>().ok()));
+    kib.unwrap_or(0.0) / 1024.0
+}
+
+/// A thousand clients each long-polling its own run (`GET /runs/{id}?wait=30`, as `aetr wait`
+/// does): what they cost the server while they wait, and how soon they hear of the ends.
+///
+/// cargo test --release -p aetr-server --test e2e -- --ignored --nocapture long_polling
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it in release mode"]
+async fn bench_a_thousand_clients_long_polling() {
+    const CLIENTS: usize = 1000;
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    svc.respond("/held", Respond::Status(202));
+    let step = app.put_tree(&seq("held", vec![api("a", &svc.at("/held"))])).await;
+    let mut runs = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        runs.push(app.start_run(step, json!("x")).await);
+    }
+    let mut callbacks = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        callbacks.push(svc.next().await.callback);
+    }
+    let pid = app.server().pid();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let (cpu_before, rss_before) = (cpu_seconds(pid), rss_mib(pid));
+    let started = Instant::now();
+    let polls: Vec<_> = runs
+        .iter()
+        .map(|run| {
+            let url = app.url(&format!("/api/v1/runs/{run}?depth=0&wait=30"));
+            let http = http.clone();
+            tokio::spawn(async move {
+                let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+                (Instant::now(), body)
+            })
+        })
+        .collect();
+    // Let every client connect and park, then measure ten quiet seconds.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (cpu_parked, rss_parked) = (cpu_seconds(pid), rss_mib(pid));
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let cpu_waiting = cpu_seconds(pid) - cpu_parked;
+    let db = app.db().await;
+    let connections: i64 = db
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // End every run; each client hears of its run's end.
+    let ending = Instant::now();
+    for callback in &callbacks {
+        app.post_raw(callback, "done").await.expect(200);
+    }
+    let sent = ending.elapsed();
+    let mut latest = ending;
+    for poll in polls {
+        let (at, body) = poll.await.unwrap();
+        assert_eq!(body["state"], "Complete");
+        latest = latest.max(at);
+    }
+    println!(
+        "{CLIENTS} clients long-polling: parking them took {:.2} s of server CPU and {:.1} MiB \
+         (RSS {rss_before:.1} -> {rss_parked:.1} MiB); then 10 s of waiting took {cpu_waiting:.3} s \
+         of CPU, with {connections} database connections active (this query's included); the \
+         last of them heard its run's end {:.2} s after the first callback was sent (all sent \
+         one after another in {:.2} s); {:.1} s in all",
+        cpu_parked - cpu_before,
+        rss_parked - rss_before,
+        (latest - ending).as_secs_f64(),
+        sent.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+}
