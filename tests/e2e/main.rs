@@ -7,6 +7,7 @@ mod support;
 mod aetr_clients;
 mod bench;
 mod cli;
+mod cli_service;
 mod embedded;
 mod hardening;
 mod migrations;
