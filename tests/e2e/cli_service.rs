@@ -220,6 +220,8 @@ struct ServeCommand {
     child: tokio::process::Child,
     url: String,
     log: Arc<Mutex<String>>,
+    /// Reads its standard error into `log`, to the end.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 impl ServeCommand {
@@ -240,7 +242,7 @@ impl ServeCommand {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let kept = Arc::clone(&log);
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut tx = Some(tx);
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(at) = line.find("listening on http://") {
@@ -259,7 +261,7 @@ impl ServeCommand {
             Ok(Ok(url)) => url,
             _ => panic!("serve-command did not start listening:\n{}", log.lock().unwrap()),
         };
-        ServeCommand { child, url, log }
+        ServeCommand { child, url, log, reader }
     }
 
     fn log(&self) -> String {
@@ -275,8 +277,9 @@ impl ServeCommand {
         }
     }
 
-    /// Sends a signal (by PID) and waits for it to exit: its exit code.
-    async fn stop(mut self, signal: &str) -> i32 {
+    /// Sends a signal (by PID) and waits for it to exit (and its log to be read to the end):
+    /// its exit code and its whole log.
+    async fn stop(mut self, signal: &str) -> (i32, String) {
         let pid = self.child.id().expect("still running").to_string();
         let sent = tokio::process::Command::new("kill")
             .args([format!("-{signal}"), pid])
@@ -286,7 +289,9 @@ impl ServeCommand {
         assert!(sent.success());
         let status = tokio::time::timeout(DEADLINE, self.child.wait()).await;
         let status = status.unwrap_or_else(|_| panic!("it did not stop:\n{}", self.log()));
-        status.unwrap().code().expect("an exit, not a signal")
+        let read = tokio::time::timeout(DEADLINE, &mut self.reader).await;
+        assert!(read.is_ok(), "its standard error did not end:\n{}", self.log());
+        (status.unwrap().code().expect("an exit, not a signal"), self.log())
     }
 }
 
@@ -309,7 +314,9 @@ async fn serve_command_makes_sort_a_service_in_a_tree() {
     assert!(log.contains("job 1 started, for http://127.0.0.1:"), "{log}");
     assert!(log.contains("result taken"), "{log}");
     assert!(!log.contains("token"), "the token is never logged:\n{log}");
-    assert_eq!(sort.stop("TERM").await, 0);
+    let (code, log) = sort.stop("TERM").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.ends_with("aetr serve-command stopped\n"), "{log}");
 }
 
 #[tokio::test]
@@ -326,6 +333,13 @@ async fn serve_command_fails_the_node_with_the_exit_status_and_the_end_of_stderr
     let run = run_of(&app, &format!("{}/x", missing.url), json!("in")).await;
     let error = app.wait_run(run, "Error").await["error"].as_str().unwrap().to_owned();
     assert!(error.contains("could not start"), "{error}");
+
+    // A result that aetr refuses (text with a NUL) is reported as the failure, not dropped.
+    let nul = ServeCommand::start(&[], &["sh", "-c", r#"cat >/dev/null; printf 'a\000b'"#]).await;
+    let run = run_of(&app, &format!("{}/x", nul.url), json!("in")).await;
+    let error = app.wait_run(run, "Error").await["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("aetr refused the result of `sh -c"), "{error}");
+    assert!(error.contains("(400)"), "{error}");
 }
 
 #[tokio::test]
@@ -409,7 +423,8 @@ async fn serve_command_refuses_a_post_without_aetr_and_other_methods_and_stops_o
     assert!(text.trim_end().lines().count() == 1 && text.contains("aetr"), "{text}");
     let answer = http.get(format!("{}/x?aetr=http://h/runs/complete", served.url)).send().await;
     assert_eq!(answer.unwrap().status(), 405);
-    assert_eq!(served.stop("INT").await, 0);
+    let (code, log) = served.stop("INT").await;
+    assert_eq!(code, 0, "{log}");
 }
 
 #[tokio::test]
@@ -426,9 +441,8 @@ async fn serve_command_on_sigterm_kills_what_outlives_its_grace_and_fails_what_w
     wait_202(&app, queued).await;
     slow.wait_log("the first job", |log| log.contains("job 1 started")).await;
 
-    let log = Arc::clone(&slow.log);
-    assert_eq!(slow.stop("TERM").await, 0);
-    let log = log.lock().unwrap().clone();
+    let (code, log) = slow.stop("TERM").await;
+    assert_eq!(code, 0, "{log}");
     assert!(log.contains("aetr serve-command stopped"), "{log}");
     assert!(!log.contains("job 2 started"), "{log}");
 

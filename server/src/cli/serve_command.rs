@@ -309,18 +309,36 @@ impl Runner {
             Ok(result) => (Some(job.callback.clone()), result, "result"),
             Err(message) => (fail_url(&job.callback), message, "failure"),
         };
-        let delivered = match url {
-            Some(url) => self.call_back(id, &url, body).await,
-            None => "it has no /runs/fail URL to report to".to_owned(),
+        let delivered = match &url {
+            Some(url) => Some(self.call_back(id, url, body).await),
+            None => None,
         };
-        eprintln!("aetr serve-command: job {id} finished: {}; {what} {delivered}", ended.summary);
+        let mut line = match &delivered {
+            Some(delivered) => format!("{what} {}", told(delivered)),
+            None => format!("{what} not sent: the callback URL has no /runs/fail"),
+        };
+        // A result that aetr refuses for itself (too large, say) would leave the node waiting
+        // for its callback timeout: it is reported as the failure instead.
+        if let (Some(Some(Delivery::Refused { status, message, .. })), Some(fail)) =
+            (&delivered, fail_url(&job.callback))
+        {
+            if what == "result" && ![404, 409].contains(status) {
+                let why = format!(
+                    "aetr refused the result of `{}` ({status}): {message}",
+                    self.command.join(" ")
+                );
+                let again = self.call_back(id, &fail, why).await;
+                line = format!("{line}; failure {}", told(&again));
+            }
+        }
+        eprintln!("aetr serve-command: job {id} finished: {}; {line}", ended.summary);
         if let Some(key) = &job.key {
             self.in_hand.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
         }
     }
 
-    /// Posts a callback (see [`deliver`]); how it went, for the log.
-    async fn call_back(&self, id: u64, url: &Url, body: String) -> String {
+    /// Posts a callback (see [`deliver`]); `None` when it was abandoned on a stop.
+    async fn call_back(&self, id: u64, url: &Url, body: String) -> Option<Delivery> {
         let log = |why: &str, wait: Duration| {
             eprintln!(
                 "aetr serve-command: job {id}: callback: {why}; again in {:.1} s",
@@ -331,16 +349,11 @@ impl Runner {
         let deadline = Instant::now() + if killed { LAST_CALLBACKS } else { self.give_up_after };
         let delivery = deliver(&self.http, url, body, deadline, log);
         tokio::pin!(delivery);
-        let delivered = tokio::select! {
+        tokio::select! {
             delivered = &mut delivery => Some(delivered),
             _ = self.kill.cancelled(), if !killed => {
                 tokio::time::timeout(LAST_CALLBACKS, &mut delivery).await.ok()
             }
-        };
-        match delivered {
-            Some(Delivery::Taken) => "taken".into(),
-            Some(other) => format!("not taken: {other}"),
-            None => "abandoned: aetr serve-command stopped".into(),
         }
     }
 
@@ -435,6 +448,15 @@ impl Runner {
             Err(e) => Err(format!("`{command}` exited 0, but its standard output broke: {e}")),
         };
         Ended { result, summary }
+    }
+}
+
+/// How a callback went, for the log.
+fn told(delivered: &Option<Delivery>) -> String {
+    match delivered {
+        Some(Delivery::Taken) => "taken".into(),
+        Some(other) => format!("not taken: {other}"),
+        None => "abandoned: aetr serve-command stopped".into(),
     }
 }
 
