@@ -8,6 +8,7 @@ mod aetr_clients;
 mod bench;
 mod cli;
 mod cli_client;
+mod cli_service;
 mod embedded;
 mod hardening;
 mod migrations;
