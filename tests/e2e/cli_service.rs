@@ -451,3 +451,33 @@ async fn serve_command_on_sigterm_kills_what_outlives_its_grace_and_fails_what_w
     let error = app.wait_run(queued, "Error").await["error"].as_str().unwrap().to_owned();
     assert_eq!(error, "aetr serve-command stopped before the command ran");
 }
+
+/// The seed's pipeline, end to end: `cat input | aetr run count-words > output`, where the tree
+/// chains two commands made services by `aetr serve-command`: `sort`, then `uniq -c`.
+#[tokio::test]
+async fn a_pipeline_of_two_commands_as_services_runs_from_a_shell_pipe() {
+    let app = TestApp::spawn().await;
+    let sort = ServeCommand::start(&[], &["sort"]).await;
+    let uniq = ServeCommand::start(&[], &["uniq", "-c"]).await;
+    let tree = json!({"name": "count-words", "stepType": "Sequential", "children": [
+        api("sort", &format!("{}/sort", sort.url)),
+        api("count", &format!("{}/uniq", uniq.url)),
+    ]});
+    app.put_tree(&tree).await;
+    let output = std::env::temp_dir().join(format!("aetr-pipe-{}", Uuid::new_v4()));
+    let pipeline = format!("printf 'b\\na\\nb\\nc\\nb\\n' | \"$AETR\" run count-words > \"$OUT\"");
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", &pipeline])
+        .env("AETR", env!("CARGO_BIN_EXE_aetr"))
+        .env("AETR_URL", app.url(""))
+        .env("OUT", &output)
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(DEADLINE, status).await.expect("the pipeline ends");
+    assert!(status.unwrap().success());
+    let written = std::fs::read_to_string(&output).unwrap_or_default();
+    let _ = std::fs::remove_file(&output);
+    let counts: Vec<String> =
+        written.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(counts, ["1 a", "3 b", "1 c"], "{written:?}");
+}

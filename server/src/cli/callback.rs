@@ -9,6 +9,7 @@ use clap::Args;
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
+use super::client::cause;
 use super::Exit;
 
 #[derive(Debug, Clone, Args)]
@@ -256,17 +257,6 @@ fn message(status: StatusCode, text: &str) -> String {
         true => status.to_string(),
         false => format!("{status}: {text}"),
     }
-}
-
-/// The innermost cause of a failed request (refused, timed out), which, unlike the error
-/// itself, does not name the URL.
-fn cause(e: &reqwest::Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    let what = if e.is_timeout() { "timed out: " } else { "" };
-    format!("{what}{cause}")
 }
 
 #[cfg(test)]

@@ -102,11 +102,13 @@ fn refusal(status: StatusCode, method: &Method, path: &str, body: &Value, token:
     }
 }
 
-/// The innermost cause of a failed request, which says what went wrong (refused, timed out).
-fn cause(e: &reqwest::Error) -> String {
+/// The innermost cause of a failed request, which says what went wrong (refused, timed out),
+/// without the URL (a callback URL carries its token).
+pub(crate) fn cause(e: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = e;
     while let Some(inner) = cause.source() {
         cause = inner;
     }
-    cause.to_string()
+    let what = if e.is_timeout() { "timed out: " } else { "" };
+    format!("{what}{cause}")
 }
