@@ -465,9 +465,9 @@ async fn a_pipeline_of_two_commands_as_services_runs_from_a_shell_pipe() {
     ]});
     app.put_tree(&tree).await;
     let output = std::env::temp_dir().join(format!("aetr-pipe-{}", Uuid::new_v4()));
-    let pipeline = format!("printf 'b\\na\\nb\\nc\\nb\\n' | \"$AETR\" run count-words > \"$OUT\"");
+    let pipeline = "printf 'b\\na\\nb\\nc\\nb\\n' | \"$AETR\" run count-words > \"$OUT\"";
     let status = tokio::process::Command::new("sh")
-        .args(["-c", &pipeline])
+        .args(["-c", pipeline])
         .env("AETR", env!("CARGO_BIN_EXE_aetr"))
         .env("AETR_URL", app.url(""))
         .env("OUT", &output)

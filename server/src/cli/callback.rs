@@ -2,7 +2,7 @@
 //! (again after a connection error or a 5xx, with exponential backoff and jitter, until aetr
 //! answers 200, 404 or 409), which `aetr serve-command` shares.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -95,27 +95,17 @@ pub fn without_query(url: &Url) -> String {
     shown.to_string()
 }
 
-fn seconds(value: f64) -> Option<Duration> {
+/// A number of seconds given on the command line, if it is one.
+pub(crate) fn seconds(value: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(value).ok()
 }
 
 /// All of standard input, which must be UTF-8.
 fn read_stdin() -> Result<String, Exit> {
-    let mut stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    if std::io::stdin().is_terminal() {
         eprintln!("aetr: reading the body from standard input (end it with Ctrl-D)");
     }
-    let mut bytes = Vec::new();
-    stdin
-        .read_to_end(&mut bytes)
-        .map_err(|e| Exit::Failed(format!("cannot read standard input: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        Exit::Usage(format!(
-            "standard input is not UTF-8 (an invalid byte at offset {}); a callback body must be \
-             text",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    super::read_stdin("a callback body")
 }
 
 /// The HTTP client for callbacks: no redirects (a 3xx is an answer), bounded waits.

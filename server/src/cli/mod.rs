@@ -81,6 +81,17 @@ pub fn exit_with(command: impl Future<Output = Exit>) -> ExitCode {
     ExitCode::from(exit.code())
 }
 
+/// All of standard input, which must be UTF-8 text (`what` names it in errors).
+pub fn read_stdin(what: &str) -> Result<String, Exit> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Exit::Failed(format!("cannot read {what} from standard input: {e}")))?;
+    String::from_utf8(bytes)
+        .map_err(|e| Exit::Usage(format!("{what} on standard input is not UTF-8 text: {e}")))
+}
+
 /// Whether output is for a person (a terminal) rather than a pipe.
 pub fn for_people() -> bool {
     std::io::stdout().is_terminal()

@@ -2,7 +2,7 @@
 //! (`cat in | aetr run tree > out`). The result goes to standard output raw; progress (a bar
 //! of the run's actions, on a terminal) and errors go to standard error.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::client::Client;
-use super::{Exit, ServerUrl};
+use super::{read_stdin, Exit, ServerUrl};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -191,14 +191,4 @@ pub async fn step_id(client: &Client, step: &str) -> Result<String, Exit> {
             ids.join(", ")
         ))),
     }
-}
-
-/// All of standard input, which must be UTF-8 text.
-pub fn read_stdin(what: &str) -> Result<String, Exit> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Exit::Failed(format!("cannot read {what} from standard input: {e}")))?;
-    String::from_utf8(bytes)
-        .map_err(|e| Exit::Usage(format!("{what} on standard input is not UTF-8 text: {e}")))
 }

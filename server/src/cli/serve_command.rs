@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::callback::{deliver, fail_url, http_client, without_query, Delivery};
+use super::callback::{deliver, fail_url, http_client, seconds, without_query, Delivery};
 use super::Exit;
 
 #[derive(Debug, Clone, Args)]
@@ -190,10 +190,6 @@ pub async fn run(args: ServeCommandArgs) -> Exit {
         Some(why) => Exit::Failed(why),
         None => Exit::Done,
     }
-}
-
-fn seconds(value: f64) -> Option<Duration> {
-    Duration::try_from_secs_f64(value).ok()
 }
 
 /// What the HTTP workers share: where jobs go.

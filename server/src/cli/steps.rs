@@ -4,8 +4,8 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::client::Client;
-use super::run::{read_stdin, step_id};
-use super::{print, text, Exit, ServerUrl};
+use super::run::step_id;
+use super::{print, read_stdin, text, Exit, ServerUrl};
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum StepsCommand {
