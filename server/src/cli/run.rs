@@ -110,10 +110,13 @@ async fn wait_for(client: &Client, run: &str, interval: u64, timeout: u64) -> Re
             draw(bar, client, id).await;
         }
         let state = root["state"].as_str().unwrap_or_default();
-        if let Some(exit) = ended(state, &root, run) {
+        if matches!(state, "Complete" | "Error" | "Cancelled") {
+            // The bar goes first: the result may be written on the same terminal.
             if let Some(bar) = &bar {
                 bar.finish_and_clear();
             }
+        }
+        if let Some(exit) = ended(state, &root, run) {
             return Ok(exit);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
