@@ -25,7 +25,9 @@ fn help_describes_the_binary() {
     let (code, out, _) = aetr(&["--help"], "");
     assert_eq!(code, 0);
     assert!(out.contains("workflow-tree orchestrator"), "{out}");
-    for command in ["server", "migrate", "check"] {
+    for command in
+        ["server", "migrate", "check", "run", "wait", "steps", "runs", "callback", "serve-command"]
+    {
         assert!(out.contains(command), "{command} is not in {out}");
     }
 }
