@@ -92,6 +92,11 @@ pub fn read_stdin(what: &str) -> Result<String, Exit> {
         .map_err(|e| Exit::Usage(format!("{what} on standard input is not UTF-8 text: {e}")))
 }
 
+/// Whether a run or node state, as the API writes it, is one that does not change any more.
+pub fn has_ended(state: &serde_json::Value) -> bool {
+    state.as_str().and_then(aetr_engine::machine::State::parse).is_some_and(|s| s.is_terminal())
+}
+
 /// Whether output is for a person (a terminal) rather than a pipe.
 pub fn for_people() -> bool {
     std::io::stdout().is_terminal()

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::client::Client;
-use super::{read_stdin, Exit, ServerUrl};
+use super::{has_ended, read_stdin, Exit, ServerUrl};
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -110,7 +110,7 @@ async fn wait_for(client: &Client, run: &str, interval: u64, timeout: u64) -> Re
             draw(bar, client, id).await;
         }
         let state = root["state"].as_str().unwrap_or_default();
-        if matches!(state, "Complete" | "Error" | "Cancelled") {
+        if has_ended(&root["state"]) {
             // The bar goes first: the result may be written on the same terminal.
             if let Some(bar) = &bar {
                 bar.finish_and_clear();

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::client::Client;
 use super::run::step_id;
-use super::{print, text, Exit, ServerUrl};
+use super::{has_ended, print, text, Exit, ServerUrl};
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum RunsCommand {
@@ -144,7 +144,7 @@ async fn events(client: &Client, run: &str, mut follow: bool) -> Result<(), Exit
         }
         // Wait (a long poll of a second) for more; once the run has ended, print the rest.
         let root = client.get(&format!("/runs/{run}?depth=0&wait=1")).await?;
-        follow = !matches!(root["state"].as_str(), Some("Complete" | "Error" | "Cancelled"));
+        follow = !has_ended(&root["state"]);
     }
 }
 

@@ -105,11 +105,10 @@ impl Outbox {
     /// A POST was accepted: its recording is queued, unless a callback records it first (see
     /// [`Answered`]).
     pub fn accepted(&self, accepted: Accepted) {
-        let Accepted { run, idx, attempt, http_status, .. } = &accepted;
-        let (run, idx, attempt, http_status) = (*run, *idx, *attempt, *http_status);
-        self.answered.insert(run, idx, attempt, http_status);
+        self.answered.insert(accepted.run, accepted.idx, accepted.attempt, accepted.http_status);
+        let (run, node) = (accepted.run, accepted.idx);
         if self.accepted.send(accepted).is_err() {
-            tracing::warn!(%run, node = idx, "an accepted POST could not be recorded");
+            tracing::warn!(%run, node, "an accepted POST could not be recorded");
         }
     }
 

@@ -51,13 +51,9 @@ impl<'a> Applier<'a> {
                         self.plan.deferred = true;
                         continue;
                     };
-                    let ctx = shared.ctx(now);
-                    let event = Event::Dispatched { node, attempt };
-                    let outcome =
-                        machine::apply(self.snapshot, &mut self.state, event.clone(), &ctx)?;
-                    self.plan.history.extend(super::history::entry(&event, &outcome, None));
+                    // Recorded as a claimed dispatch is, but made here: a new holder's lease.
+                    let outcome = self.apply(&Event::Dispatched { node, attempt }, false, None)?;
                     if outcome.reply == Reply::Send {
-                        self.plan.post(self.snapshot, node, attempt, true);
                         self.plan.sends.push((node, attempt, slot));
                     }
                 }

@@ -18,6 +18,7 @@ use super::plan::Plan;
 use super::{RunError, RunSnapshot, Shared};
 use crate::store::changes::{self, Epochs, NodeChanges, RunChanges};
 use crate::store::nodes::{self, Stored};
+use crate::store::runs::StateUpdate;
 use crate::store::time::now_ms;
 use crate::store::tx::{Tx, KEYED_LOOKUPS};
 
@@ -88,6 +89,8 @@ struct Applied {
     loaded: HashMap<NodeIdx, Stored>,
     state: Nodes,
     plan: Plan,
+    /// The run's new state, if the batch changed its root's.
+    run_state: Option<StateUpdate>,
     replies: Vec<Reply>,
 }
 
@@ -243,7 +246,8 @@ impl Shared {
             replies.push(outcome.reply);
         }
         let Applier { state, plan, .. } = applier;
-        Ok(Applied { run, snap, loaded, state, plan, replies })
+        let run_state = plan.run_state(run, &state);
+        Ok(Applied { run, snap, loaded, state, plan, run_state, replies })
     }
 
     /// A callback that ends its attempt records the status of the attempt's POST, if the
@@ -267,8 +271,7 @@ impl Shared {
         let mut deferred = false;
         for (batch, applied) in batches.iter().zip(&applied) {
             let Ok(applied) = applied else { continue };
-            let state = applied.plan.run_state(batch.run, &applied.state);
-            if state.is_some_and(|s| s.state.is_terminal()) {
+            if applied.run_state.is_some_and(|s| s.state.is_terminal()) {
                 self.finished.ended(batch.run);
             }
             for (queued, reply) in batch.events.iter().zip(&applied.replies) {
@@ -325,7 +328,7 @@ async fn write(tx: &Tx, applied: &[&Applied], now: i64) -> Result<Epochs, RunErr
         .iter()
         .map(|a| {
             let nodes = NodeChanges::Written(a.plan.writes(&a.state, &a.loaded));
-            a.plan.changes(a.run, nodes, a.plan.run_state(a.run, &a.state))
+            a.plan.changes(a.run, nodes, a.run_state)
         })
         .collect();
     let notify = applied.iter().any(|a| a.plan.deferred);

@@ -40,12 +40,14 @@ impl Finished {
     }
 
     /// How many runs are waited on.
-    pub fn waited_on(&self) -> usize {
+    #[cfg(test)]
+    fn waited_on(&self) -> usize {
         self.lock().len()
     }
 
     /// How many requests wait on `run`.
-    pub fn waiters(&self, run: Uuid) -> usize {
+    #[cfg(test)]
+    fn waiters(&self, run: Uuid) -> usize {
         self.lock().get(&run).map_or(0, |s| Arc::strong_count(s) - 1)
     }
 

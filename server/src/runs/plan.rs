@@ -199,7 +199,7 @@ impl Plan {
 
     /// An attempt is sent: it is recorded, and its node leased for the POST's timeout and a
     /// margin.
-    pub fn post(&mut self, snapshot: &Snapshot, node: NodeIdx, attempt: u32, new_holder: bool) {
+    fn post(&mut self, snapshot: &Snapshot, node: NodeIdx, attempt: u32, new_holder: bool) {
         let timeout_ms = match &snapshot.node(node).body {
             StepBody::Action { action: Action::Api(api) } => {
                 i64::from(api.effective_timeout_seconds()) * 1000
