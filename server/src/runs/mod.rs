@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aetr_engine::graph;
-use aetr_engine::machine::{Ctx, Event, Nodes, Reply};
+use aetr_engine::machine::{Ctx, Event, Nodes, Reply, State};
 use aetr_engine::{Limits, NodeIdx, Snapshot};
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
@@ -154,8 +154,8 @@ impl Runs {
         let ended = async {
             let ended = async {
                 let client = shared.pool.get().await?;
-                let root = crate::store::views::node(&client, run, 0).await?;
-                anyhow::Ok(root.is_none_or(|root| root.phase.state().is_terminal()))
+                let state = crate::store::runs::state(&client, run).await?;
+                anyhow::Ok(state.is_none_or(State::is_terminal))
             };
             // If it cannot be read, do not wait: the caller's own read will say why.
             ended.await.unwrap_or(true)

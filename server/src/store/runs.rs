@@ -109,6 +109,18 @@ pub async fn of_node(client: &impl GenericClient, node: Uuid) -> Result<Vec<(Uui
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<_, i32>(1)? as u32))).collect()
 }
 
+/// See [`state`].
+pub(crate) const STATE_SQL: &str = "SELECT state FROM runs WHERE id = $1";
+
+/// A run's state, from its own row (kept with its root's); `None` if there is no such run.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %id))]
+pub async fn state(client: &impl GenericClient, id: Uuid) -> Result<Option<State>> {
+    let statement = client.prepare_cached(STATE_SQL).await?;
+    let Some(row) = client.query_opt(&statement, &[&id]).await? else { return Ok(None) };
+    let name: &str = row.try_get(0)?;
+    Ok(Some(State::parse(name).ok_or_else(|| anyhow!("unknown run state {name:?}"))?))
+}
+
 /// See [`snapshot_rev`].
 pub(crate) const SNAPSHOT_REV_SQL: &str = "SELECT snapshot_rev FROM runs WHERE id = $1";
 
@@ -216,6 +228,7 @@ pub async fn callback_key(client: &impl GenericClient) -> Result<Vec<u8>> {
 
 statements!(
     OF_NODE_SQL,
+    STATE_SQL,
     INSERT_SQL,
     BY_IDEMPOTENCY_KEY_SQL,
     SNAPSHOT_SQL,
