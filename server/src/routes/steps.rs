@@ -357,7 +357,7 @@ async fn save_slim(state: &AppState, payload: web::Payload, mode: Mode) -> Resul
 }
 
 /// A step id from a path. A malformed id names no step: 404.
-fn step_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn step_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| not_found(format!("{raw:?}")))
 }
 

@@ -164,6 +164,17 @@ impl Runs {
         Ok(())
     }
 
+    /// The run and the number of the node whose id is `id` (a run's own id is its root's), if
+    /// there is one: the node's id differs from its run's in its last 32 bits only (see
+    /// [`node_id`]), so the run is found by a range of the primary key.
+    pub async fn node_of(&self, id: Uuid) -> Result<Option<(Uuid, NodeIdx)>, RunError> {
+        let client = self.shared.pool.get().await?;
+        let candidates = crate::store::runs::of_node(&client, id).await?;
+        Ok(candidates
+            .into_iter()
+            .find_map(|(run, count)| Some((run, node_id::node_idx(run, id, count as usize)?))))
+    }
+
     /// Cancelled when the server stops: take no new work.
     pub fn stopping(&self) -> CancellationToken {
         self.shared.stopping.clone()

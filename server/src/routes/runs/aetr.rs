@@ -2,8 +2,10 @@
 //! "Drop-in for AETR's clients"): a run or node by any id (`partial`), runs by state, the
 //! actions in flight, and the runs of a step. None of them ever shows a token.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
-use aetr_engine::NodeIdx;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -13,8 +15,9 @@ use crate::app::AppState;
 use crate::http::query::Query;
 use crate::http::{ApiError, ErrorBody};
 use crate::routes::docs::StateDoc;
-use crate::runs::node_id::{node_id, node_idx};
-use crate::store::{runs, views};
+use crate::runs::node_id::node_id;
+use crate::runs::RunSnapshot;
+use crate::store::views;
 
 /// A run, or one node of a run, as AETR's `partial` and `related` answers show it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,19 +145,26 @@ pub async fn active(
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let page = query.page()?;
-    let client = state.pool.get().await?;
     let after =
         match page.after {
             None => None,
-            Some(id) => Some(node_of_id(&client, id).await?.ok_or_else(|| {
+            Some(id) => Some(state.runs.node_of(id).await?.ok_or_else(|| {
                 ApiError::invalid("after", format!("{id} is not a node of any run"))
             })?),
         };
+    let client = state.pool.get().await?;
     let rows = views::active_nodes(&client, after, page.fetch()).await?;
     let (rows, link) = page.finish(rows, |r| node_id(r.run, r.node.idx), &query, &req);
     let mut items = Vec::with_capacity(rows.len());
+    let mut snaps: HashMap<Uuid, Arc<RunSnapshot>> = HashMap::new();
     for row in rows {
-        let Some(snap) = state.runs.snapshot(row.run).await? else { continue };
+        let snap = match snaps.get(&row.run) {
+            Some(snap) => Arc::clone(snap),
+            None => match state.runs.snapshot(row.run).await? {
+                Some(snap) => Arc::clone(snaps.entry(row.run).or_insert(snap)),
+                None => continue,
+            },
+        };
         let step = snap.snapshot.node(row.node.idx);
         items.push(RunListItem {
             id: node_id(row.run, row.node.idx),
@@ -186,8 +196,7 @@ pub async fn related(
     step_id: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let step = Uuid::try_parse(&step_id)
-        .map_err(|_| crate::definitions::not_found(format!("{:?}", step_id.as_str())))?;
+    let step = crate::routes::steps::step_id(&step_id)?;
     let page = Query::of(&req)?.page()?;
     let client = state.pool.get().await?;
     let rows = views::runs(&client, None, Some(step), None, i64::from(page.limit)).await?;
@@ -202,15 +211,4 @@ pub async fn related(
         })
         .collect();
     Ok(HttpResponse::Ok().json(RelatedRuns { runs }))
-}
-
-/// The run and node numbered by a node's id, if it is one.
-pub(super) async fn node_of_id(
-    client: &impl deadpool_postgres::GenericClient,
-    id: Uuid,
-) -> Result<Option<(Uuid, NodeIdx)>, ApiError> {
-    let candidates = runs::of_node(client, id).await?;
-    Ok(candidates
-        .into_iter()
-        .find_map(|(run, count)| Some((run, node_idx(run, id, count as usize)?))))
 }

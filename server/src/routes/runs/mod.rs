@@ -106,8 +106,7 @@ pub async fn start(
     step_id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let step_id = Uuid::try_parse(&step_id)
-        .map_err(|_| crate::definitions::not_found(format!("{:?}", step_id.as_str())))?;
+    let step_id = super::steps::step_id(&step_id)?;
     let bytes = body::read(payload, state.max_input_bytes, INPUT).await?;
     let (input, idempotency_key) = parse_start(&bytes)?;
     let started = state.runs.start(StartRun { step_id, input, idempotency_key }).await?;
@@ -430,8 +429,7 @@ async fn run_of_any(
     if let Some(snap) = state.runs.snapshot(id).await? {
         return Ok((id, snap, 0));
     }
-    let client = state.pool.get().await?;
-    let (run, idx) = aetr::node_of_id(&client, id).await?.ok_or_else(|| no_run(id))?;
+    let (run, idx) = state.runs.node_of(id).await?.ok_or_else(|| no_run(id))?;
     let snap = state.runs.snapshot(run).await?.ok_or_else(|| no_run(id))?;
     Ok((run, snap, idx))
 }
