@@ -358,3 +358,13 @@ fn a_sequential_step_takes_a_no_op_reducer_and_drops_it() {
         ("reducer: only a Parallel step has one; this is a Sequential step".into(), 400)
     );
 }
+
+#[test]
+fn a_services_result_is_trimmed_and_whitespace_alone_is_none() {
+    use aetr_engine::parse::service_result;
+    assert_eq!(service_result("done\n".into()).as_deref(), Some("done"));
+    assert_eq!(service_result("  a b \t".into()).as_deref(), Some("a b"));
+    assert_eq!(service_result("as is".into()).as_deref(), Some("as is"));
+    assert_eq!(service_result(" \n\t ".into()), None);
+    assert_eq!(service_result(String::new()), None);
+}

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use aetr_engine::machine::Retry;
+use aetr_engine::parse::service_result;
 use aetr_engine::step::{ApiAction, Mode};
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Client, Response, StatusCode};
@@ -17,7 +18,6 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::guard::{Refusal, Rules};
-use crate::http::body::service_result;
 
 /// How much of an error answer's body a node's error quotes.
 const QUOTED_BYTES: usize = 300;

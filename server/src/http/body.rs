@@ -68,18 +68,6 @@ fn storable(value: &Value, path: &str) -> Result<(), ApiError> {
     }
 }
 
-/// A service's result, from a callback's body or a sync action's answer: trimmed of leading and
-/// trailing whitespace, as AETR did, so that a service that ends its result with a newline
-/// does not pass it on to every mapper downstream. Nothing left is no result.
-pub fn service_result(text: String) -> Option<String> {
-    let trimmed = text.trim();
-    match trimmed.len() {
-        0 => None,
-        n if n == text.len() => Some(text),
-        _ => Some(trimmed.to_owned()),
-    }
-}
-
 /// Reads a body that must be UTF-8 text (a callback's result, say).
 pub async fn text(payload: web::Payload, limit: usize, what: &str) -> Result<String, ApiError> {
     let bytes = read(payload, limit, what).await?;

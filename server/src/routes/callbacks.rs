@@ -4,6 +4,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use aetr_engine::machine::{Event, Reply};
+use aetr_engine::parse::service_result;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -45,7 +46,7 @@ pub async fn complete(
     callback(&state, &req, payload, |node, attempt, text| Event::Result {
         node,
         attempt,
-        result: body::service_result(text),
+        result: service_result(text),
     })
     .await
 }
@@ -70,7 +71,7 @@ pub async fn fail(
     callback(&state, &req, payload, |node, attempt, text| Event::Failure {
         node,
         attempt,
-        error: body::service_result(text)
+        error: service_result(text)
             .unwrap_or_else(|| "the service reported a failure, with no message".into()),
     })
     .await
