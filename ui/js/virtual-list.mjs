@@ -24,10 +24,12 @@ export class VirtualList {
     this.pending = false;
   }
 
+  /** New rows are drawn at once, so that they never lag behind what the page shows beside them;
+   * scrolling and resizing draw at the next frame. */
   setRows(rows) {
     this.rows = rows;
     this.spacer.style.height = `${rows.length * this.rowHeight}px`;
-    this.schedule();
+    this.draw();
   }
 
   /** The rows in view, first to last. */

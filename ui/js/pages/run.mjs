@@ -53,7 +53,6 @@ export function render(main, { id, params }) {
     }
     if (stopped) return;
     drawAll();
-    list.draw();
     document.body.dataset.treeDrawnAt = String(performance.now());
     drawnOnce = true;
     if (selected) showNode(selected);
@@ -88,12 +87,9 @@ export function render(main, { id, params }) {
     return !TERMINAL.has(tree.root?.state);
   }
 
-  // The rows are drawn now, not at the next frame, so that the header's state never runs ahead
-  // of them (a run shown Complete beside a node still shown Executing).
   function drawAll() {
     drawRunHeader(header, id, tree.root, progress, { onActed: poll, onShowNode: showNode });
     list.setRows(tree.rows());
-    list.draw();
   }
 
   // The tree: parents open and close; a large parent's children load a page at a time.
