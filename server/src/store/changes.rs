@@ -3,7 +3,8 @@
 //!
 //! Each kind of row is written in one statement for all the runs of the transaction, in this
 //! order: nodes written, nodes inserted, attempts moved to new nodes, attempts superseded, sent
-//! and ended, history, run states, the NOTIFY that wakes dispatchers, and the cancels. The
+//! and ended, history, run states, the NOTIFY that wakes dispatchers, the NOTIFY of the runs
+//! that ended (for the requests that wait for them), and the cancels. The
 //! COMMIT goes down the connection with them, in one round trip (see [`Tx::commit_with`]), and
 //! a statement that fails turns it into a rollback. What comes out is the lease epoch of every
 //! node written, which fences the work that the transaction started.
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use aetr_engine::NodeIdx;
 use anyhow::Result;
 use deadpool_postgres::GenericClient;
-use futures_util::future::{try_join, try_join3, try_join_all};
+use futures_util::future::{try_join, try_join3, try_join4, try_join_all};
 use uuid::Uuid;
 
 use super::attempts::{self, Ended, Held};
@@ -136,14 +137,20 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
         events::insert(client, &history, now),
         runs::set_states(client, &states),
     );
-    let ended: Vec<Uuid> = states.iter().filter(|s| s.state.is_terminal()).map(|s| s.id).collect();
+    let finished: Vec<Uuid> =
+        states.iter().filter(|s| s.state.is_terminal()).map(|s| s.id).collect();
+    // Each notification is a future of its own in the join, so that both go down the connection
+    // at the first poll, before the COMMIT (one awaited after the other would go after it).
     let wake = async {
-        if notify {
-            self::notify(client).await?;
+        match notify {
+            true => self::notify(client).await,
+            false => Ok(()),
         }
-        if !ended.is_empty() {
+    };
+    let tell_waiters = async {
+        if !finished.is_empty() {
             let statement = client.prepare_cached(RUNS_FINISHED_SQL).await?;
-            client.execute(&statement, &[&RUN_FINISHED_CHANNEL, &ended]).await?;
+            client.execute(&statement, &[&RUN_FINISHED_CHANNEL, &finished]).await?;
         }
         anyhow::Ok(())
     };
@@ -151,7 +158,7 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
     let cancels = try_join_all(
         changes.iter().filter(|c| c.cancel).map(|c| nodes::cancel_unfinished(client, c.run, now)),
     );
-    let writes = try_join(try_join3(nodes, rest, wake), cancels);
+    let writes = try_join(try_join4(nodes, rest, wake, tell_waiters), cancels);
     let (((written, inserted, _), ..), _) = tx.commit_with(&WRITES, writes).await?;
     Ok(written.into_iter().chain(inserted).collect())
 }
