@@ -4,7 +4,7 @@
 //! Steps are read through [`StepSource`], so that the server can lay the steps of a request
 //! over the stored ones it has loaded ([`Overlay`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -12,7 +12,7 @@ use crate::error::FieldError;
 use crate::limits::Limits;
 use crate::parse::Reference;
 use crate::snapshot::{NodeIdx, SnapNode, Snapshot};
-use crate::step::{Mapper, Step};
+use crate::step::{Mapper, Step, StepType};
 
 /// Where steps are looked up by id.
 pub trait StepSource {
@@ -160,6 +160,7 @@ fn measure(root: Uuid, source: &(impl StepSource + ?Sized)) -> Result<Shape, Fie
         }
         let step = lookup(source, id)?;
         if children_done {
+            distinct_branch_names(step, source)?;
             let mut shape = Shape { nodes: 1, depth: 0 };
             for link in &step.children {
                 let c = memo[&link.id];
@@ -175,6 +176,31 @@ fn measure(root: Uuid, source: &(impl StepSource + ?Sized)) -> Result<Shape, Fie
         }
     }
     Ok(memo[&root])
+}
+
+/// A Branch chooses its child by name, so no two of its children may share one.
+fn distinct_branch_names(
+    step: &Step,
+    source: &(impl StepSource + ?Sized),
+) -> Result<(), FieldError> {
+    if step.step_type() != StepType::Branch {
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    for link in &step.children {
+        let name = &lookup(source, link.id)?.name;
+        if !seen.insert(name) {
+            return Err(FieldError::invalid(
+                "",
+                format!(
+                    "the Branch {:?} has two children named {name:?}: a Branch chooses a child \
+                     by its name, so its children's names must differ",
+                    step.name
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Expands the tree under `root` into a run's snapshot, after [`check_tree`].

@@ -15,4 +15,6 @@ pub mod step;
 pub use error::{FieldError, FieldErrors, Severity};
 pub use limits::Limits;
 pub use snapshot::{NodeIdx, SnapNode, Snapshot};
-pub use step::{Action, ApiAction, ChildLink, Mapper, Reducer, Step, StepBody, StepType};
+pub use step::{
+    Action, ApiAction, ChildLink, Chooser, ManualAction, Mapper, Reducer, Step, StepBody, StepType,
+};

@@ -12,16 +12,19 @@ use uuid::Uuid;
 pub enum StepType {
     Sequential,
     Parallel,
+    Branch,
     Action,
 }
 
 impl StepType {
-    pub const ALL: [StepType; 3] = [StepType::Sequential, StepType::Parallel, StepType::Action];
+    pub const ALL: [StepType; 4] =
+        [StepType::Sequential, StepType::Parallel, StepType::Branch, StepType::Action];
 
     pub fn as_str(self) -> &'static str {
         match self {
             StepType::Sequential => "Sequential",
             StepType::Parallel => "Parallel",
+            StepType::Branch => "Branch",
             StepType::Action => "Action",
         }
     }
@@ -49,7 +52,8 @@ impl Step {
     }
 }
 
-/// What a step does, by kind. Only a Parallel step has a reducer, and only an Action an action.
+/// What a step does, by kind. Only a Parallel step has a reducer, only a Branch its function,
+/// and only an Action an action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "stepType")]
 pub enum StepBody {
@@ -57,6 +61,9 @@ pub enum StepBody {
     Parallel {
         #[serde(default)]
         reducer: Reducer,
+    },
+    Branch {
+        branch: Chooser,
     },
     Action {
         action: Action,
@@ -68,7 +75,16 @@ impl StepBody {
         match self {
             StepBody::Sequential => StepType::Sequential,
             StepBody::Parallel { .. } => StepType::Parallel,
+            StepBody::Branch { .. } => StepType::Branch,
             StepBody::Action { .. } => StepType::Action,
+        }
+    }
+
+    /// A Branch's function.
+    pub fn chooser(&self) -> Option<&Chooser> {
+        match self {
+            StepBody::Branch { branch } => Some(branch),
+            _ => None,
         }
     }
 
@@ -113,6 +129,22 @@ impl Mapper {
     }
 }
 
+/// A Branch's function: `apply(data)` gets the Branch's input and returns the name or the
+/// 0-based index of the child to run, or `null` for none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Chooser {
+    Js { js: String },
+}
+
+impl Chooser {
+    pub fn script(&self) -> &str {
+        match self {
+            Chooser::Js { js } => js,
+        }
+    }
+}
+
 /// Combines a Parallel step's children's mapped results, in child order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -122,6 +154,9 @@ pub enum Reducer {
     Last,
     /// No result.
     NoOp,
+    /// The JSON text of an array of the results: each as its JSON value when it parses as
+    /// JSON, as a string otherwise, and `null` where there was none.
+    Collect,
     Js {
         js: String,
     },
@@ -141,9 +176,21 @@ impl Reducer {
         match self {
             Reducer::Last => Some(results.last().cloned().flatten()),
             Reducer::NoOp => Some(None),
+            Reducer::Collect => Some(Some(collect(results))),
             Reducer::Js { .. } => None,
         }
     }
+}
+
+/// The `collect` reducer's result.
+fn collect(results: &[Option<String>]) -> String {
+    let items = results.iter().map(|r| match r {
+        None => serde_json::Value::Null,
+        Some(text) => {
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()))
+        }
+    });
+    serde_json::Value::Array(items.collect()).to_string()
 }
 
 /// A leaf's action.
@@ -156,6 +203,42 @@ pub enum Action {
     /// Completes at once, with its input as its result.
     #[serde(rename = "no-op")]
     NoOp,
+    /// Executing for `seconds`, then completes with its input as its result. POSTs nowhere.
+    #[serde(rename = "wait")]
+    Wait { seconds: u32 },
+    /// Executing until a person completes or fails it by hand (an approval). POSTs nowhere.
+    #[serde(rename = "manual")]
+    Manual(ManualAction),
+}
+
+impl Action {
+    /// Its `type`, as the API spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Api(_) => "api",
+            Action::NoOp => "no-op",
+            Action::Wait { .. } => "wait",
+            Action::Manual(_) => "manual",
+        }
+    }
+
+    /// How long the node waits for what ends it, given the server-wide default: an `api`
+    /// action's callback, a `manual` action's decision. `None`: for ever (or no wait at all).
+    pub fn callback_timeout_seconds(&self, server_default: Option<u64>) -> Option<u64> {
+        match self {
+            Action::Api(api) => api.callback_timeout_seconds(server_default),
+            Action::Manual(manual) => manual.callback_timeout_seconds.resolve(server_default),
+            Action::NoOp | Action::Wait { .. } => None,
+        }
+    }
+}
+
+/// A `manual` action's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualAction {
+    #[serde(default, skip_serializing_if = "CallbackTimeout::is_default")]
+    pub callback_timeout_seconds: CallbackTimeout,
 }
 
 /// An `api` action's options, as the user gave them. The `effective_*` methods apply defaults.
@@ -216,11 +299,7 @@ impl ApiAction {
         if self.effective_mode() == Mode::Sync {
             return None;
         }
-        match self.callback_timeout_seconds {
-            CallbackTimeout::Default => server_default,
-            CallbackTimeout::Never => None,
-            CallbackTimeout::Seconds(s) => Some(s),
-        }
+        self.callback_timeout_seconds.resolve(server_default)
     }
 }
 
@@ -236,6 +315,15 @@ pub enum CallbackTimeout {
 impl CallbackTimeout {
     pub fn is_default(&self) -> bool {
         *self == CallbackTimeout::Default
+    }
+
+    /// The seconds to wait, given the server-wide default. `None`: for ever.
+    pub fn resolve(self, server_default: Option<u64>) -> Option<u64> {
+        match self {
+            CallbackTimeout::Default => server_default,
+            CallbackTimeout::Never => None,
+            CallbackTimeout::Seconds(s) => Some(s),
+        }
     }
 }
 

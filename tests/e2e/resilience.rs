@@ -15,11 +15,15 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// `Sequential[a, Parallel[b, c] (joined with +), d (mapped with !)]`, each action at its path
-/// of `svc`, with a 1 s POST timeout (so that a lost POST is sent again 31 s later).
+/// `Sequential[a, Parallel[b, Sequential[a 2 s wait, c]] (joined with +), Branch[d (mapped
+/// with !), e] choosing d]`, each action at its path of `svc`, with a 1 s POST timeout (so that
+/// a lost POST is sent again 31 s later). The waits are in flight while b is sent, so that a
+/// server stopped then finds them, and e is never sent.
 fn tree(svc: &TestService) -> Value {
     let action =
         |name: &str| api_with(name, &svc.at(&format!("/{name}")), json!({"timeoutSeconds": 1}));
+    let pause = json!({"name": "pause", "stepType": "Action",
+                       "action": {"type": "wait", "seconds": 2}});
     seq(
         "s",
         vec![
@@ -27,9 +31,13 @@ fn tree(svc: &TestService) -> Value {
             par_js(
                 "p",
                 "function apply(rs) { return rs.join('+'); }",
-                vec![action("b"), action("c")],
+                vec![action("b"), seq("later", vec![pause, action("c")])],
             ),
-            mapped(action("d"), "function apply(d) { return d + '!'; }"),
+            json!({"name": "route", "stepType": "Branch",
+                   "branch": {"type": "js", "js": "function apply(x) { return 'd'; }"},
+                   "children": [
+                       mapped(action("d"), "function apply(d) { return d + '!'; }"),
+                       action("e")]}),
         ],
     )
 }

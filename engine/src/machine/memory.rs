@@ -70,7 +70,7 @@ impl MemoryRun {
         Ok((outcome, changed))
     }
 
-    /// Runs a [`Work::Map`] or [`Work::Reduce`] and returns the event that reports it. Other
+    /// Runs a [`Work::Map`], [`Work::Reduce`] or [`Work::Choose`] and returns the event that reports it. Other
     /// work is the caller's.
     pub fn run_script(&self, work: Work, scripts: &mut dyn ScriptRunner) -> Option<Event> {
         match work {
@@ -93,6 +93,16 @@ impl MemoryRun {
                     builtin => Ok(builtin.apply_builtin(&outputs).flatten()),
                 };
                 Some(Event::Reduced { node, outcome })
+            }
+            Work::Choose { node } => {
+                let input = self.states[node as usize].input.as_deref();
+                let outcome = match self.snapshot.node(node).body.chooser() {
+                    Some(chooser) => {
+                        scripts.call(chooser.script(), ScriptCall::Map { data: input })
+                    }
+                    None => Ok(None),
+                };
+                Some(Event::Chosen { node, outcome })
             }
             Work::Dispatch { .. } | Work::CancelUnfinished => None,
         }

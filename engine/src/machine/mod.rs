@@ -12,9 +12,13 @@
 //! `remaining`, so a join needs no sibling's state; only its reducer reads its children's
 //! results, through [`Work::Reduce`].
 //!
-//! Scripts never run inside [`apply`]: a node whose mapper or reducer is a script waits in
-//! `Received` or `Reducing` until the shell feeds back [`Event::Mapped`] or
-//! [`Event::Reduced`], so no script runs while a run's lock or a transaction is held.
+//! Scripts never run inside [`apply`]: a node whose mapper, reducer or Branch function is a
+//! script waits in `Received`, `Reducing` or `Choosing` until the shell feeds back
+//! [`Event::Mapped`], [`Event::Reduced`] or [`Event::Chosen`], so no script runs while a run's
+//! lock or a transaction is held.
+//!
+//! A Branch ends the children it does not choose, and every node below them, in `Skipped`:
+//! those nodes are `Waiting` by construction, so the event writes them without reading them.
 
 mod memory;
 mod nodes;
@@ -52,6 +56,9 @@ pub enum Event {
     Mapped { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
     /// The node's reducer ran ([`Work::Reduce`]).
     Reduced { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
+    /// The Branch's function ran ([`Work::Choose`]): the name or index of the child to run, as
+    /// text, or `None` for none.
+    Chosen { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
     /// An operator settles an action by hand: its result, or its failure. Every attempt made so
     /// far is superseded, so later callbacks get 409.
     Settle { node: NodeIdx, outcome: Result<Option<String>, String> },
@@ -76,6 +83,7 @@ impl Event {
             | Event::Timeout { node, .. }
             | Event::Mapped { node, .. }
             | Event::Reduced { node, .. }
+            | Event::Chosen { node, .. }
             | Event::Settle { node, .. }
             | Event::Redispatch { node } => Some(*node),
             Event::Start { .. } | Event::Cancel | Event::Redrive { .. } => None,
@@ -126,6 +134,8 @@ pub enum Work {
     /// Reduce the node's children's outputs, in child order, with its reducer, then feed
     /// [`Event::Reduced`].
     Reduce { node: NodeIdx },
+    /// Run the Branch's function on its input, then feed [`Event::Chosen`].
+    Choose { node: NodeIdx },
     /// Make every unfinished node of the run `Cancelled` (the root already is).
     CancelUnfinished,
 }

@@ -14,11 +14,23 @@ pub enum State {
     Complete,
     Error,
     Cancelled,
+    /// A child of a Branch that was not chosen, and the nodes below it.
+    Skipped,
 }
 
 impl State {
-    pub const ALL: [State; 5] =
+    /// The states of a run: any but `Skipped`, which only a node below a Branch can be in.
+    pub const RUN: [State; 5] =
         [State::Pending, State::Executing, State::Complete, State::Error, State::Cancelled];
+
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Executing,
+        State::Complete,
+        State::Error,
+        State::Cancelled,
+        State::Skipped,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -27,6 +39,7 @@ impl State {
             State::Complete => "Complete",
             State::Error => "Error",
             State::Cancelled => "Cancelled",
+            State::Skipped => "Skipped",
         }
     }
 
@@ -35,7 +48,7 @@ impl State {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, State::Complete | State::Error | State::Cancelled)
+        matches!(self, State::Complete | State::Error | State::Cancelled | State::Skipped)
     }
 }
 
@@ -59,6 +72,8 @@ pub enum Phase {
     Received,
     /// A Parallel step whose children are all done, with its reducer to run. (Executing)
     Reducing,
+    /// A Branch with its input, whose function is to choose the child to run. (Executing)
+    Choosing,
     /// Done, but not yet passed on to its parent because the run had stopped; a redrive
     /// passes it on. (Complete)
     Held,
@@ -66,19 +81,23 @@ pub enum Phase {
     Complete,
     Error,
     Cancelled,
+    /// Not chosen by a Branch above it: it never runs. (Skipped)
+    Skipped,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Waiting,
         Phase::Ready,
         Phase::Executing,
         Phase::Received,
         Phase::Reducing,
+        Phase::Choosing,
         Phase::Held,
         Phase::Complete,
         Phase::Error,
         Phase::Cancelled,
+        Phase::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,10 +107,12 @@ impl Phase {
             Phase::Executing => "Executing",
             Phase::Received => "Received",
             Phase::Reducing => "Reducing",
+            Phase::Choosing => "Choosing",
             Phase::Held => "Held",
             Phase::Complete => "Complete",
             Phase::Error => "Error",
             Phase::Cancelled => "Cancelled",
+            Phase::Skipped => "Skipped",
         }
     }
 
@@ -102,10 +123,13 @@ impl Phase {
     pub fn state(self) -> State {
         match self {
             Phase::Waiting | Phase::Ready => State::Pending,
-            Phase::Executing | Phase::Received | Phase::Reducing => State::Executing,
+            Phase::Executing | Phase::Received | Phase::Reducing | Phase::Choosing => {
+                State::Executing
+            }
             Phase::Held | Phase::Complete => State::Complete,
             Phase::Error => State::Error,
             Phase::Cancelled => State::Cancelled,
+            Phase::Skipped => State::Skipped,
         }
     }
 
@@ -124,6 +148,8 @@ pub enum Fault {
     Mapper,
     /// Its reducer threw. Only the reducer runs again.
     Reducer,
+    /// Its Branch function threw or chose no child there is. Only the function runs again.
+    Branch,
     /// This child failed.
     Child(NodeIdx),
 }

@@ -11,6 +11,11 @@ use crate::script::ScriptError;
 use crate::snapshot::{NodeIdx, Snapshot};
 use crate::step::{Action, ApiAction, OnTimeout, Reducer, StepBody};
 
+/// Why a Branch chose no child that there is.
+fn no_such_child(choice: &str) -> String {
+    format!("branch: no child named {choice:?}")
+}
+
 const ROOT: NodeIdx = 0;
 
 /// Applies one event to the nodes it involves (see [`super::involved`]), in place.
@@ -85,6 +90,7 @@ impl<'a> Machine<'a> {
             Event::Timeout { node, attempt } => self.timeout(node, attempt),
             Event::Mapped { node, outcome } => self.script_done(node, Phase::Received, outcome),
             Event::Reduced { node, outcome } => self.script_done(node, Phase::Reducing, outcome),
+            Event::Chosen { node, outcome } => self.chosen(node, outcome),
             Event::Settle { node, outcome } => self.settle_by_hand(node, outcome),
             Event::Redispatch { node } => self.redispatch(node),
             Event::Cancel => self.cancel(),
@@ -141,7 +147,7 @@ impl<'a> Machine<'a> {
                     let st = self.nodes.write(idx)?;
                     clear_failure(st);
                     st.round_from = next;
-                    self.schedule(idx, next, next, self.ctx.now)?;
+                    self.begin_attempt(idx, next)?;
                 }
                 (Phase::Error, Some(Fault::Mapper)) => {
                     let st = self.nodes.write(idx)?;
@@ -154,6 +160,12 @@ impl<'a> Machine<'a> {
                     clear_failure(st);
                     st.phase = Phase::Reducing;
                     self.work.push(Work::Reduce { node: idx });
+                }
+                (Phase::Error, Some(Fault::Branch)) => {
+                    let st = self.nodes.write(idx)?;
+                    clear_failure(st);
+                    st.phase = Phase::Choosing;
+                    self.work.push(Work::Choose { node: idx });
                 }
                 (Phase::Ready, _) => {
                     let not_before = st.due_at.unwrap_or(self.ctx.now).max(self.ctx.now);
@@ -175,6 +187,11 @@ impl<'a> Machine<'a> {
 
     fn dispatched(&mut self, idx: NodeIdx, attempt: u32) -> Step<Reply> {
         let st = self.nodes.read(idx)?;
+        // Only an `api` action is ever sent: a `wait` or `manual` one that a lease's expiry
+        // brings here is left to its deadline.
+        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
+            return Ok(Reply::Skip);
+        }
         if self.halted()? {
             // A due action of a stopped run is parked: no longer due, so that the dispatcher
             // stops finding it. A redrive makes it due again.
@@ -185,14 +202,14 @@ impl<'a> Machine<'a> {
         }
         match st.phase {
             Phase::Ready if st.attempt == attempt => {
-                let deadline = self
-                    .api_action(idx)?
-                    .callback_timeout_seconds(self.ctx.default_callback_timeout_seconds)
-                    .map(|s| {
-                        self.ctx
-                            .now
-                            .saturating_add(s.saturating_mul(1000).min(i64::MAX as u64) as i64)
+                let snap: &'a Snapshot = self.snap;
+                let StepBody::Action { action } = &snap.node(idx).body else {
+                    return Err(MachineError::Invariant {
+                        node: idx,
+                        what: "not an action".into(),
                     });
+                };
+                let deadline = self.deadline(action);
                 let now = self.ctx.now;
                 let st = self.nodes.write(idx)?;
                 st.phase = Phase::Executing;
@@ -285,6 +302,23 @@ impl<'a> Machine<'a> {
         if st.phase != Phase::Executing || st.attempt != attempt {
             return Ok(Reply::Ignored);
         }
+        let snap: &'a Snapshot = self.snap;
+        match &snap.node(idx).body {
+            StepBody::Action { action: Action::Wait { .. } } => {
+                let input = st.input.clone();
+                self.nodes.write(idx)?.due_at = None;
+                self.settle(idx, input)?;
+                return Ok(Reply::Done);
+            }
+            StepBody::Action { action: manual @ Action::Manual(_) } => {
+                let secs = manual
+                    .callback_timeout_seconds(self.ctx.default_callback_timeout_seconds)
+                    .unwrap_or_default();
+                self.fail(idx, format!("no decision by hand within {secs} s"), Fault::Action)?;
+                return Ok(Reply::Done);
+            }
+            _ => {}
+        }
         let action = self.api_action(idx)?;
         let policy = action.effective_retry();
         let tries = st.tries_this_round();
@@ -312,8 +346,13 @@ impl<'a> Machine<'a> {
         idx: NodeIdx,
         outcome: Result<Option<String>, String>,
     ) -> Step<Reply> {
-        if let Err(refused) = self.api_action_or_conflict(idx) {
-            return Ok(refused);
+        if !matches!(
+            self.snap.node(idx).body,
+            StepBody::Action { action: Action::Api(_) | Action::Manual(_) }
+        ) {
+            return Ok(Reply::Conflict(
+                "only an action that calls a service, or a manual one, can be settled by hand",
+            ));
         }
         let st = self.nodes.read(idx)?;
         let settles = match (&outcome, st.phase) {
@@ -344,8 +383,10 @@ impl<'a> Machine<'a> {
     }
 
     fn redispatch(&mut self, idx: NodeIdx) -> Step<Reply> {
-        if let Err(refused) = self.api_action_or_conflict(idx) {
-            return Ok(refused);
+        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
+            return Ok(Reply::Conflict(
+                "only an action that calls a service can be dispatched by hand",
+            ));
         }
         if self.halted()? {
             return Ok(Reply::Conflict("the run has stopped; retry the run instead"));
@@ -372,16 +413,6 @@ impl<'a> Machine<'a> {
         Ok(Reply::Done)
     }
 
-    /// A node that an operator acts on must be an action that POSTs.
-    fn api_action_or_conflict(&self, idx: NodeIdx) -> Result<(), Reply> {
-        match self.snap.node(idx).body {
-            StepBody::Action { action: Action::Api(_) } => Ok(()),
-            _ => Err(Reply::Conflict(
-                "only an action that calls a service can be settled or dispatched by hand",
-            )),
-        }
-    }
-
     fn script_done(
         &mut self,
         idx: NodeIdx,
@@ -398,6 +429,60 @@ impl<'a> Machine<'a> {
             (_, Err(e)) => self.fail(idx, format!("reducer: {e}"), Fault::Reducer)?,
         }
         Ok(Reply::Done)
+    }
+
+    /// A Branch's function chose: run that child with the Branch's input and skip the others,
+    /// or, for no choice, skip them all and complete with the input.
+    fn chosen(
+        &mut self,
+        idx: NodeIdx,
+        outcome: Result<Option<String>, ScriptError>,
+    ) -> Step<Reply> {
+        let st = self.nodes.read(idx)?;
+        if st.phase != Phase::Choosing {
+            return Ok(Reply::Ignored);
+        }
+        let input = st.input.clone();
+        let snap: &'a Snapshot = self.snap;
+        let children = &snap.node(idx).children;
+        let choice = match outcome {
+            Err(e) => {
+                return self.fail(idx, format!("branch: {e}"), Fault::Branch).map(|()| Reply::Done)
+            }
+            Ok(None) => None,
+            Ok(Some(text)) => match pick(snap, children, &text) {
+                Some(child) => Some(child),
+                None => {
+                    self.fail(idx, no_such_child(&text), Fault::Branch)?;
+                    return Ok(Reply::Done);
+                }
+            },
+        };
+        self.nodes.write(idx)?.phase = Phase::Executing;
+        for &child in children {
+            if Some(child) != choice {
+                self.skip(child)?;
+            }
+        }
+        match choice {
+            Some(child) => self.activate(child, input)?,
+            None => self.settle(idx, input)?,
+        }
+        Ok(Reply::Done)
+    }
+
+    /// Ends a node that a Branch did not choose, and every node below it, in `Skipped`.
+    fn skip(&mut self, idx: NodeIdx) -> Step {
+        let snap: &'a Snapshot = self.snap;
+        let now = self.ctx.now;
+        let mut below = vec![idx];
+        while let Some(n) = below.pop() {
+            let st = self.nodes.start(n)?;
+            st.phase = Phase::Skipped;
+            st.completed_at = Some(now);
+            below.extend(&snap.node(n).children);
+        }
+        Ok(())
     }
 
     // ---- the walk ----
@@ -420,15 +505,31 @@ impl<'a> Machine<'a> {
             st.started_at = Some(now);
         }
         match &node.body {
-            StepBody::Action { action: Action::Api(_) } => {
+            StepBody::Action { action: Action::Api(_) | Action::Manual(_) } => {
                 st.input = input;
                 let next = st.attempt + 1;
                 st.round_from = next;
-                self.schedule(idx, next, next, now)
+                self.begin_attempt(idx, next)
+            }
+            StepBody::Action { action: Action::Wait { seconds } } => {
+                st.input = input.clone();
+                if *seconds == 0 {
+                    return self.settle(idx, input);
+                }
+                let next = st.attempt + 1;
+                (st.attempt, st.round_from, st.live_from) = (next, next, next);
+                st.due_at = Some(now.saturating_add(i64::from(*seconds) * 1000));
+                Ok(())
             }
             StepBody::Action { action: Action::NoOp } => {
                 st.input = input.clone();
                 self.settle(idx, input)
+            }
+            StepBody::Branch { .. } => {
+                st.input = input;
+                st.phase = Phase::Choosing;
+                self.work.push(Work::Choose { node: idx });
+                Ok(())
             }
             StepBody::Sequential => {
                 st.input = input.clone();
@@ -489,6 +590,33 @@ impl<'a> Machine<'a> {
                 self.settle(idx, result)
             }
         }
+    }
+
+    /// Starts `attempt` of an action now: an `api` one is due to be sent, and a `manual` one
+    /// waits for a person until its deadline.
+    fn begin_attempt(&mut self, idx: NodeIdx, attempt: u32) -> Step {
+        let snap: &'a Snapshot = self.snap;
+        let StepBody::Action { action } = &snap.node(idx).body else {
+            return Err(MachineError::Invariant { node: idx, what: "not an action".into() });
+        };
+        if !matches!(action, Action::Manual(_)) {
+            return self.schedule(idx, attempt, attempt, self.ctx.now);
+        }
+        let deadline = self.deadline(action);
+        let now = self.ctx.now;
+        let st = self.nodes.write(idx)?;
+        st.phase = Phase::Executing;
+        (st.attempt, st.live_from) = (attempt, attempt);
+        st.due_at = deadline;
+        st.started_at.get_or_insert(now);
+        Ok(())
+    }
+
+    /// When an action that waits for a callback or a decision gives up, if ever.
+    fn deadline(&self, action: &Action) -> Option<i64> {
+        action.callback_timeout_seconds(self.ctx.default_callback_timeout_seconds).map(|s| {
+            self.ctx.now.saturating_add(s.saturating_mul(1000).min(i64::MAX as u64) as i64)
+        })
     }
 
     /// Makes `attempt` of an action due at `due`.
@@ -576,6 +704,10 @@ impl<'a> Machine<'a> {
                 }
                 Ok(())
             }
+            StepBody::Branch { .. } => {
+                let output = self.nodes.read(idx)?.output.clone();
+                self.settle(parent, output)
+            }
             StepBody::Action { .. } => {
                 Err(MachineError::Invariant { node: parent, what: "an action has a child".into() })
             }
@@ -628,4 +760,13 @@ fn clear_failure(st: &mut NodeState) {
     st.error = None;
     st.fault = None;
     st.completed_at = None;
+}
+
+/// The child that a Branch's function chose: by name, or else by a 0-based index.
+fn pick(snap: &Snapshot, children: &[NodeIdx], choice: &str) -> Option<NodeIdx> {
+    let by_name = children.iter().copied().find(|&c| snap.node(c).name == choice);
+    by_name.or_else(|| {
+        let index: usize = choice.trim().parse().ok()?;
+        children.get(index).copied()
+    })
 }

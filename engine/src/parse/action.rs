@@ -1,11 +1,12 @@
-//! `action`: `{"type":"no-op"}` or `{"type":"api", url, headers?, retry?, timeoutSeconds?,
-//! callbackTimeoutSeconds?, onTimeout?, mode?}`.
+//! `action`: `{"type":"no-op"}`, `{"type":"wait","seconds"}`,
+//! `{"type":"manual","callbackTimeoutSeconds"?}`, or `{"type":"api", url, headers?, retry?,
+//! timeoutSeconds?, callbackTimeoutSeconds?, onTimeout?, mode?}`.
 
 use serde_json::Value;
 
 use super::reader::{type_name, Errors, Obj};
 use crate::limits::Limits;
-use crate::step::{Action, ApiAction, CallbackTimeout, Mode, OnTimeout, RetryPolicy};
+use crate::step::{Action, ApiAction, CallbackTimeout, ManualAction, Mode, OnTimeout, RetryPolicy};
 
 const API_FIELDS: &[&str] = &[
     "type",
@@ -24,6 +25,8 @@ const RESERVED_HEADERS: &[&str] =
 
 /// The longest POST timeout: one hour.
 const MAX_TIMEOUT_SECONDS: u64 = 3_600;
+/// The longest `wait`: a year.
+const MAX_WAIT_SECONDS: u64 = 31_536_000;
 /// The longest callback timeout: ten years.
 const MAX_CALLBACK_TIMEOUT_SECONDS: u64 = 10 * 366 * 24 * 3_600;
 /// The most attempts a retry policy may make.
@@ -35,6 +38,8 @@ const MAX_BACKOFF_MS: u64 = 24 * 3_600 * 1_000;
 enum Kind {
     Api,
     NoOp,
+    Wait,
+    Manual,
 }
 
 pub(crate) fn action(
@@ -48,15 +53,49 @@ pub(crate) fn action(
         errs.invalid(&obj.path_of("type"), "required");
         None
     } else {
-        obj.choice("type", &[("api", Kind::Api), ("no-op", Kind::NoOp)], errs)
+        let kinds = [
+            ("api", Kind::Api),
+            ("no-op", Kind::NoOp),
+            ("wait", Kind::Wait),
+            ("manual", Kind::Manual),
+        ];
+        obj.choice("type", &kinds, errs)
     };
     match kind? {
         Kind::NoOp => {
             obj.deny_unknown(&["type"], errs);
             Some(Action::NoOp)
         }
+        Kind::Wait => {
+            obj.deny_unknown(&["type", "seconds"], errs);
+            if obj.get("seconds").is_none() {
+                errs.invalid(&obj.path_of("seconds"), "required for a wait");
+                return None;
+            }
+            let seconds = obj.uint("seconds", 0, MAX_WAIT_SECONDS, errs)?;
+            Some(Action::Wait { seconds: seconds as u32 })
+        }
+        Kind::Manual => {
+            obj.deny_unknown(&["type", "callbackTimeoutSeconds"], errs);
+            let callback_timeout_seconds = callback_timeout(obj, errs)?;
+            Some(Action::Manual(ManualAction { callback_timeout_seconds }))
+        }
         Kind::Api => api(obj, limits, errs).map(Action::Api),
     }
+}
+
+/// `callbackTimeoutSeconds`: absent (the server's default), `null` (for ever), or seconds.
+fn callback_timeout(obj: Obj<'_>, errs: &mut Errors) -> Option<CallbackTimeout> {
+    Some(match obj.map.get("callbackTimeoutSeconds") {
+        None => CallbackTimeout::Default,
+        Some(Value::Null) => CallbackTimeout::Never,
+        Some(_) => CallbackTimeout::Seconds(obj.uint(
+            "callbackTimeoutSeconds",
+            1,
+            MAX_CALLBACK_TIMEOUT_SECONDS,
+            errs,
+        )?),
+    })
 }
 
 fn api(obj: Obj<'_>, limits: &Limits, errs: &mut Errors) -> Option<ApiAction> {
@@ -74,16 +113,7 @@ fn api(obj: Obj<'_>, limits: &Limits, errs: &mut Errors) -> Option<ApiAction> {
     };
     let timeout_seconds =
         obj.uint("timeoutSeconds", 1, MAX_TIMEOUT_SECONDS, errs).map(|n| n as u32);
-    let callback_timeout_seconds = match obj.map.get("callbackTimeoutSeconds") {
-        None => CallbackTimeout::Default,
-        Some(Value::Null) => CallbackTimeout::Never,
-        Some(_) => CallbackTimeout::Seconds(obj.uint(
-            "callbackTimeoutSeconds",
-            1,
-            MAX_CALLBACK_TIMEOUT_SECONDS,
-            errs,
-        )?),
-    };
+    let callback_timeout_seconds = callback_timeout(obj, errs)?;
     let on_timeout =
         obj.choice("onTimeout", &[("fail", OnTimeout::Fail), ("retry", OnTimeout::Retry)], errs);
     let mode = obj.choice("mode", &[("callback", Mode::Callback), ("sync", Mode::Sync)], errs);

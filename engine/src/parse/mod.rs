@@ -19,14 +19,14 @@ use uuid::Uuid;
 use crate::error::{FieldError, FieldErrors};
 use crate::limits::Limits;
 use crate::script::ScriptRunner;
-use crate::step::{Action, ChildLink, Mapper, Reducer, Step, StepBody, StepType};
+use crate::step::{Action, ChildLink, Chooser, Mapper, Reducer, Step, StepBody, StepType};
 use reader::{index, join, parse_uuid, type_name, Errors, Obj};
 
 /// The fields of a step definition.
-const STEP_FIELDS: &[&str] = &["id", "name", "stepType", "action", "reducer", "children"];
+const STEP_FIELDS: &[&str] = &["id", "name", "stepType", "action", "reducer", "branch", "children"];
 /// The fields of a step definition that is a child in a fat tree.
 const CHILD_STEP_FIELDS: &[&str] =
-    &["id", "name", "stepType", "action", "reducer", "children", "mapper"];
+    &["id", "name", "stepType", "action", "reducer", "branch", "children", "mapper"];
 /// The fields of a reference to a stored step.
 const REFERENCE_FIELDS: &[&str] = &["id", "mapper"];
 
@@ -271,6 +271,9 @@ impl Parser<'_> {
                 );
             }
         };
+        if step_type != StepType::Branch {
+            only_for("branch", "a Branch", errs);
+        }
         let body = match step_type {
             StepType::Sequential => {
                 only_for("action", "an Action", errs);
@@ -289,6 +292,16 @@ impl Parser<'_> {
                     None => Reducer::default(),
                 };
                 StepBody::Parallel { reducer }
+            }
+            StepType::Branch => {
+                only_for("action", "an Action", errs);
+                only_for("reducer", "a Parallel", errs);
+                let Some(b) = obj.get("branch") else {
+                    errs.invalid(&obj.path_of("branch"), "required for a Branch step");
+                    return None;
+                };
+                let branch = self.chooser(b, &obj.path_of("branch"), errs)?;
+                StepBody::Branch { branch }
             }
             StepType::Action => {
                 only_for("reducer", "a Parallel", errs);
@@ -368,11 +381,17 @@ impl Parser<'_> {
     }
 
     fn reducer(&mut self, value: &Value, path: &str, errs: &mut Errors) -> Option<Reducer> {
-        match self.script_object(value, path, &["js", "last", "no-op"], errs)? {
+        match self.script_object(value, path, &["js", "last", "collect", "no-op"], errs)? {
             (_, Some(js)) => Some(Reducer::Js { js }),
             ("last", None) => Some(Reducer::Last),
+            ("collect", None) => Some(Reducer::Collect),
             _ => Some(Reducer::NoOp),
         }
+    }
+
+    fn chooser(&mut self, value: &Value, path: &str, errs: &mut Errors) -> Option<Chooser> {
+        let (_, js) = self.script_object(value, path, &["js"], errs)?;
+        js.map(|js| Chooser::Js { js })
     }
 
     /// `{"type": one of types}`, with a compiled `js` when the type is `js`.

@@ -652,3 +652,146 @@ fn a_redrive_on_new_definitions_pairs_nodes_by_path_and_reruns_what_moved() {
     }
     assert_eq!(h.succeed("a", a, "old"), Reply::Superseded, "no old token is taken");
 }
+
+fn branch(name: &str, js: &str, children: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({"name": name, "stepType": "Branch", "branch": {"type": "js", "js": js},
+           "children": children})
+}
+
+#[test]
+fn a_branch_runs_the_child_it_names_and_skips_the_others_with_their_subtrees() {
+    let tree = branch(
+        "b",
+        "function apply(d) { return d === 'big' ? 'large' : 'small'; }",
+        vec![seq("large", vec![api("l1"), api("l2")]), api("small")],
+    );
+    let mut h = Harness::new(&tree);
+    h.start(Some("big"));
+    assert!(!h.is_due("small"));
+    assert_eq!(h.state("small").state(), State::Skipped);
+    let l1 = h.dispatch("l1");
+    assert_eq!(h.state("l1").input.as_deref(), Some("big"), "the chosen child gets the input");
+    h.succeed("l1", l1, "one");
+    let l2 = h.dispatch("l2");
+    h.succeed("l2", l2, "two");
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result.as_deref(), Some("two"), "the chosen child's result");
+
+    // The other way, the whole subtree of the child not chosen is skipped.
+    let mut h = Harness::new(&tree);
+    h.start(Some("tiny"));
+    for skipped in ["large", "l1", "l2"] {
+        assert_eq!(h.state(skipped).state(), State::Skipped, "{skipped}");
+        assert!(h.state(skipped).completed_at.is_some());
+    }
+    assert!(h.is_due("small"));
+}
+
+#[test]
+fn a_branch_chooses_by_index_and_null_chooses_none() {
+    let by_index = branch("b", "function apply(d) { return 1; }", vec![api("a"), noop("c")]);
+    let mut h = Harness::new(&by_index);
+    h.start(Some("x"));
+    assert_eq!(h.state("a").state(), State::Skipped);
+    assert_eq!(h.run.root().result.as_deref(), Some("x"), "the no-op at index 1 ran");
+
+    let none = branch("b", "function apply(d) { return null; }", vec![api("a"), noop("c")]);
+    let mut h = Harness::new(&none);
+    h.start(Some("in"));
+    assert_eq!(h.state("a").state(), State::Skipped);
+    assert_eq!(h.state("c").state(), State::Skipped);
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result.as_deref(), Some("in"), "no choice: the input goes on");
+}
+
+#[test]
+fn an_unknown_choice_fails_the_branch_and_a_redrive_runs_its_function_again() {
+    let tree = branch("b", "function apply(d) { return d; }", vec![noop("yes"), noop("no")]);
+    let mut h = Harness::new(&tree);
+    h.start(Some("maybe"));
+    assert_eq!(h.run.root().state(), State::Error);
+    assert_eq!(h.run.root().error.as_deref(), Some("branch: no child named \"maybe\""));
+    assert_eq!(h.run.root().fault, Some(Fault::Branch));
+    assert_eq!(h.state("yes").state(), State::Pending, "nothing was skipped");
+
+    let mut h = Harness::new(&tree);
+    h.start(Some("7"));
+    assert_eq!(h.run.root().error.as_deref(), Some("branch: no child named \"7\""));
+
+    let throws = branch("b", "function apply(d) { throw new Error('no way'); }", vec![noop("a")]);
+    let mut h = Harness::new(&throws);
+    h.start(None);
+    assert_eq!(h.run.root().error.as_deref(), Some("branch: no way"));
+    assert_eq!(h.send(Event::Redrive { nodes: vec![0] }), Reply::Done);
+    assert_eq!(h.run.root().error.as_deref(), Some("branch: no way"), "it ran again, and threw");
+}
+
+#[test]
+fn collect_gathers_results_as_json_in_child_order() {
+    let mut tree = par("p", vec![api("a"), api("b"), api("c"), noop("d")]);
+    tree["reducer"] = json!({"type": "collect"});
+    let mut h = Harness::new(&tree);
+    h.start(None);
+    let (a, b, c) = (h.dispatch("a"), h.dispatch("b"), h.dispatch("c"));
+    h.succeed("c", c, "plain text");
+    h.succeed("b", b, "{\"n\": 2}");
+    h.succeed("a", a, "1");
+    assert_eq!(h.run.root().result.as_deref(), Some(r#"[1,{"n":2},"plain text",null]"#));
+}
+
+#[test]
+fn a_wait_completes_with_its_input_at_its_deadline() {
+    let tree = seq(
+        "s",
+        vec![
+            json!({"name": "w", "stepType": "Action", "action": {"type": "wait", "seconds": 30}}),
+            noop("after"),
+        ],
+    );
+    let mut h = Harness::new(&tree);
+    h.start(Some("in"));
+    let w = h.idx("w");
+    assert_eq!(h.state("w").state(), State::Executing);
+    assert_eq!(h.state("w").due_at, Some(NOW + 30_000), "the deadline is in the node's state");
+    assert!(h.dispatches.is_empty(), "a wait POSTs nowhere");
+    assert_eq!(h.send(Event::Dispatched { node: w, attempt: 1 }), Reply::Skip);
+    assert_eq!(h.send(Event::Result { node: w, attempt: 1, result: None }), Reply::NotWaiting);
+    assert_eq!(h.send(Event::Timeout { node: w, attempt: 1 }), Reply::Done);
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result.as_deref(), Some("in"));
+}
+
+#[test]
+fn a_manual_action_waits_for_a_person_and_fails_at_its_deadline() {
+    let manual = |timeout: serde_json::Value| {
+        json!({"name": "m", "stepType": "Action",
+               "action": {"type": "manual", "callbackTimeoutSeconds": timeout}})
+    };
+    let mut h = Harness::new(&manual(json!(600)));
+    h.start(Some("order 7"));
+    let m = h.idx("m");
+    assert_eq!(h.state("m").state(), State::Executing);
+    assert_eq!(h.state("m").due_at, Some(NOW + 600_000));
+    assert!(h.dispatches.is_empty());
+    let approve = Event::Settle { node: m, outcome: Ok(Some("approved".into())) };
+    assert_eq!(h.send(approve), Reply::Done);
+    assert_eq!(h.run.root().result.as_deref(), Some("approved"));
+
+    let mut h = Harness::new(&manual(json!(600)));
+    h.start(None);
+    assert_eq!(h.send(Event::Settle { node: m, outcome: Err("rejected".into()) }), Reply::Done);
+    assert_eq!(h.run.root().error.as_deref(), Some("rejected"));
+    // A redrive waits for a person again, with a new deadline.
+    assert_eq!(h.send(Event::Redrive { nodes: vec![m] }), Reply::Done);
+    assert_eq!(h.state("m").state(), State::Executing);
+    assert_eq!(h.state("m").attempt, 2);
+
+    let mut h = Harness::new(&manual(json!(600)));
+    h.start(None);
+    assert_eq!(h.send(Event::Timeout { node: m, attempt: 1 }), Reply::Done);
+    assert_eq!(h.run.root().error.as_deref(), Some("no decision by hand within 600 s"));
+
+    let mut h = Harness::new(&manual(serde_json::Value::Null));
+    h.start(None);
+    assert_eq!(h.state("m").due_at, None, "null: a person may take for ever");
+}

@@ -102,11 +102,11 @@ fn shape_errors_are_400_and_name_the_path() {
         (json!({"stepType": "Sequential"}), "name: required"),
         (json!({"name": "", "stepType": "Sequential"}), "name: must not be empty"),
         (json!({"name": 5, "stepType": "Sequential"}), "name: expected a string, found a number"),
-        (json!({"name": "x", "stepType": "Serial"}), "stepType: unknown value \"Serial\"; expected one of Sequential, Parallel, Action"),
+        (json!({"name": "x", "stepType": "Serial"}), "stepType: unknown value \"Serial\"; expected one of Sequential, Parallel, Branch, Action"),
         (json!({"name": "x"}), "stepType: required"),
         (json!({"name": "x", "stepType": "Action"}), "action: required for an Action step"),
         (json!({"name": "x", "stepType": "Sequential", "reducer": {"type": "last"}}), "reducer: only a Parallel step has one; this is a Sequential step"),
-        (json!({"name": "x", "stepType": "Sequential", "colour": "red"}), "colour: unknown field; expected one of id, name, stepType, action, reducer, children"),
+        (json!({"name": "x", "stepType": "Sequential", "colour": "red"}), "colour: unknown field; expected one of id, name, stepType, action, reducer, branch, children"),
         (json!({"name": "x", "stepType": "Sequential", "id": "nope"}), "id: \"nope\" is not a UUID"),
         (json!({"name": "x", "stepType": "Sequential", "children": {}}), "children: expected an array, found an object"),
         (seq("s", vec![json!({"stepType": "Sequential", "mapper": {"type": "no-op"}})]), "children[0].name: required"),
@@ -114,8 +114,8 @@ fn shape_errors_are_400_and_name_the_path() {
         (seq("s", vec![json!({"id": "x1"})]), "children[0].id: \"x1\" is not a UUID"),
         (seq("s", vec![noop("a"), with_mapper_raw(noop("b"), json!({"type": "jss"}))]), "children[1].mapper.type: unknown value \"jss\"; expected one of js, no-op"),
         (seq("s", vec![with_mapper_raw(noop("b"), json!({"type": "js"}))]), "children[0].mapper.js: required"),
-        (json!({"name": "x", "stepType": "Parallel", "reducer": {"type": "first"}}), "reducer.type: unknown value \"first\"; expected one of js, last, no-op"),
-        (action(json!({"type": "http"})), "action.type: unknown value \"http\"; expected one of api, no-op"),
+        (json!({"name": "x", "stepType": "Parallel", "reducer": {"type": "first"}}), "reducer.type: unknown value \"first\"; expected one of js, last, collect, no-op"),
+        (action(json!({"type": "http"})), "action.type: unknown value \"http\"; expected one of api, no-op, wait, manual"),
         (action(json!({"type": "api"})), "action.url: required"),
         (action(json!({"type": "api", "url": "svc/a"})), "action.url: \"svc/a\" is not an absolute URL: relative URL without a base"),
         (action(json!({"type": "api", "url": "ftp://svc/a"})), "action.url: scheme \"ftp\" is not supported; use http or https"),
@@ -133,6 +133,14 @@ fn shape_errors_are_400_and_name_the_path() {
         (action(json!({"type": "api", "url": "http://s/", "mode": "async"})), "action.mode: unknown value \"async\"; expected one of callback, sync"),
         (action(json!({"type": "no-op", "url": "http://s/"})), "action.url: unknown field; expected one of type"),
         (json!({"name": "x", "stepType": "Action", "action": {"type": "no-op"}, "children": [noop("c")]}), "children: an Action step has no children"),
+        (json!({"name": "x", "stepType": "Branch"}), "branch: required for a Branch step"),
+        (json!({"name": "x", "stepType": "Branch", "branch": {"type": "no-op"}}), "branch.type: unknown value \"no-op\"; expected one of js"),
+        (json!({"name": "x", "stepType": "Parallel", "branch": {"type": "js", "js": "function apply(d) {}"}}), "branch: only a Branch step has one; this is a Parallel step"),
+        (json!({"name": "x", "stepType": "Branch", "branch": {"type": "js", "js": "function apply(d) {}"}, "reducer": {"type": "last"}}), "reducer: only a Parallel step has one; this is a Branch step"),
+        (action(json!({"type": "wait"})), "action.seconds: required for a wait"),
+        (action(json!({"type": "wait", "seconds": -1})), "action.seconds: expected a whole number, found -1"),
+        (action(json!({"type": "wait", "seconds": 5, "url": "http://s/"})), "action.url: unknown field; expected one of type, seconds"),
+        (action(json!({"type": "manual", "callbackTimeoutSeconds": 0})), "action.callbackTimeoutSeconds: must be at least 1"),
     ];
     for (body, expected) in cases {
         assert_eq!(one_error(&body), (expected.to_owned(), 400), "for {body}");
@@ -222,6 +230,10 @@ fn scripts_that_do_not_compile_and_limits_are_422() {
         (
             action(json!({"type": "api", "url": "http://s/", "timeoutSeconds": 3601})),
             "action.timeoutSeconds: must be at most 3600",
+        ),
+        (
+            action(json!({"type": "wait", "seconds": 31_536_001})),
+            "action.seconds: must be at most 31536000",
         ),
     ];
     for (body, expected) in cases {
@@ -367,4 +379,22 @@ fn a_services_result_is_trimmed_and_whitespace_alone_is_none() {
     assert_eq!(service_result("as is".into()).as_deref(), Some("as is"));
     assert_eq!(service_result(" \n\t ".into()), None);
     assert_eq!(service_result(String::new()), None);
+}
+
+#[test]
+fn a_branch_function_that_does_not_compile_is_422_and_its_children_need_distinct_names() {
+    let bad = json!({"name": "b", "stepType": "Branch", "branch": {"type": "js", "js": "function nope() {}"}});
+    let errs = parse_fat(&bad).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].0.starts_with("branch.js: ") && errs[0].0.contains("apply"), "{errs:?}");
+    assert_eq!(errs[0].1, 422);
+
+    let twins = json!({"name": "b", "stepType": "Branch",
+        "branch": {"type": "js", "js": "function apply(d) { return 'x'; }"},
+        "children": [noop("x"), api("y"), noop("x")]});
+    let fat = parse_fat(&twins).unwrap();
+    let steps: std::collections::HashMap<_, _> = fat.steps.into_iter().map(|s| (s.id, s)).collect();
+    let err = aetr_engine::graph::check_tree(fat.root, &steps, &Limits::default()).unwrap_err();
+    assert_eq!(err.severity.http_status(), 400);
+    assert!(err.message.contains("two children named \"x\""), "{}", err.message);
 }

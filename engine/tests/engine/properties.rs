@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use aetr_engine::graph;
 use aetr_engine::machine::{Event, MemoryRun, Outcome, Phase, Reply, RunChange, State, Work};
 use aetr_engine::script::{ScriptCall, ScriptRunner};
-use aetr_engine::step::{Action, ApiAction};
-use aetr_engine::{ChildLink, Limits, Mapper, NodeIdx, Reducer, Snapshot, Step, StepBody};
+use aetr_engine::step::{Action, ApiAction, ManualAction};
+use aetr_engine::{ChildLink, Chooser, Limits, Mapper, NodeIdx, Reducer, Snapshot, Step, StepBody};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -19,12 +19,29 @@ enum Script {
     Js { throws: bool },
 }
 
+/// What a Branch's function returns.
+#[derive(Debug, Clone)]
+enum Choice {
+    /// The k-th child (modulo the count), by its name.
+    Name(usize),
+    /// The k-th child (modulo the count), by its index.
+    Index(usize),
+    /// No child.
+    Nothing,
+    /// A child that is not there.
+    Unknown,
+    Throws,
+}
+
 #[derive(Debug, Clone)]
 enum Tree {
     Api,
     NoOp,
+    Wait,
+    Manual,
     Seq(Vec<(Script, Tree)>),
     Par(Script, Vec<(Script, Tree)>),
+    Branch(Choice, Vec<(Script, Tree)>),
 }
 
 fn script(throw_weight: u32) -> impl Strategy<Value = Script> {
@@ -36,13 +53,29 @@ fn script(throw_weight: u32) -> impl Strategy<Value = Script> {
     ]
 }
 
+fn choice(throw_weight: u32) -> impl Strategy<Value = Choice> {
+    prop_oneof![
+        3 => (0usize..5).prop_map(Choice::Name),
+        3 => (0usize..5).prop_map(Choice::Index),
+        1 => Just(Choice::Nothing),
+        throw_weight => Just(Choice::Unknown),
+        throw_weight => Just(Choice::Throws),
+    ]
+}
+
 fn tree(throw_weight: u32) -> impl Strategy<Value = Tree> {
-    let leaf = prop_oneof![4 => Just(Tree::Api), 1 => Just(Tree::NoOp)];
+    let leaf = prop_oneof![
+        8 => Just(Tree::Api),
+        2 => Just(Tree::NoOp),
+        1 => Just(Tree::Wait),
+        1 => Just(Tree::Manual),
+    ];
     leaf.prop_recursive(4, 48, 5, move |inner| {
+        let children = move |inner| prop::collection::vec((script(throw_weight), inner), 0..5);
         prop_oneof![
-            prop::collection::vec((script(throw_weight), inner.clone()), 0..5).prop_map(Tree::Seq),
-            (script(throw_weight), prop::collection::vec((script(throw_weight), inner), 0..5))
-                .prop_map(|(r, c)| Tree::Par(r, c)),
+            children(inner.clone()).prop_map(Tree::Seq),
+            (script(throw_weight), children(inner.clone())).prop_map(|(r, c)| Tree::Par(r, c)),
+            (choice(throw_weight), children(inner)).prop_map(|(p, c)| Tree::Branch(p, c)),
         ]
     })
 }
@@ -51,7 +84,8 @@ fn tree(throw_weight: u32) -> impl Strategy<Value = Tree> {
 fn snapshot(t: &Tree) -> Snapshot {
     fn add(t: &Tree, steps: &mut Vec<Step>, n: &mut u32) -> Uuid {
         *n += 1;
-        let id = Uuid::from_u128(*n as u128);
+        let me = *n;
+        let id = Uuid::from_u128(me as u128);
         let src = |s: &Script, kind: &str, n: u32| match s {
             Script::Js { throws: true } => Some(format!("throw-{kind}{n}")),
             Script::Js { throws: false } => Some(format!("{kind}{n}")),
@@ -71,6 +105,26 @@ fn snapshot(t: &Tree) -> Snapshot {
                 vec![],
             ),
             Tree::NoOp => (StepBody::Action { action: Action::NoOp }, vec![]),
+            Tree::Wait => (StepBody::Action { action: Action::Wait { seconds: 5 } }, vec![]),
+            Tree::Manual => {
+                (StepBody::Action { action: Action::Manual(ManualAction::default()) }, vec![])
+            }
+            Tree::Branch(choice, cs) => {
+                let children: Vec<ChildLink> = cs.iter().map(|c| link(c, steps, n)).collect();
+                let count = children.len().max(1);
+                let js = match choice {
+                    // Children are named after their numbers, which are unique in the tree.
+                    Choice::Name(_) | Choice::Index(_) | Choice::Nothing if children.is_empty() => {
+                        "pick-none".into()
+                    }
+                    Choice::Name(k) => format!("pick:n{}", children[k % count].id.as_u128()),
+                    Choice::Index(k) => format!("pick:{}", k % count),
+                    Choice::Nothing => "pick-none".into(),
+                    Choice::Unknown => "pick:nobody".into(),
+                    Choice::Throws => format!("throw-b{n}"),
+                };
+                (StepBody::Branch { branch: Chooser::Js { js } }, children)
+            }
             Tree::Seq(cs) => (StepBody::Sequential, cs.iter().map(|c| link(c, steps, n)).collect()),
             Tree::Par(r, cs) => {
                 let reducer = match r {
@@ -81,7 +135,7 @@ fn snapshot(t: &Tree) -> Snapshot {
                 (StepBody::Parallel { reducer }, cs.iter().map(|c| link(c, steps, n)).collect())
             }
         };
-        steps.push(Step { id, name: format!("n{n}"), body, children });
+        steps.push(Step { id, name: format!("n{me}"), body, children });
         id
     }
     let mut steps = Vec::new();
@@ -104,8 +158,22 @@ fn expected(
 ) -> Result<Option<String>, ()> {
     let node = snap.node(idx);
     let own = match &node.body {
-        StepBody::Action { action: Action::Api(_) } => Some(service(idx, input.as_deref())),
-        StepBody::Action { action: Action::NoOp } => input,
+        StepBody::Action { action: Action::Api(_) | Action::Manual(_) } => {
+            Some(service(idx, input.as_deref()))
+        }
+        StepBody::Action { action: Action::NoOp | Action::Wait { .. } } => input,
+        StepBody::Branch { branch } => {
+            let choice = scripts.call(branch.script(), ScriptCall::Map { data: None });
+            match choice.map_err(|_| ())? {
+                None => input,
+                Some(choice) => {
+                    let by_name = node.children.iter().find(|&&c| snap.node(c).name == choice);
+                    let by_index = choice.parse::<usize>().ok().and_then(|i| node.children.get(i));
+                    let child = *by_name.or(by_index).ok_or(())?;
+                    expected(snap, child, input, scripts)?
+                }
+            }
+        }
         StepBody::Sequential => {
             let mut cur = input;
             for &c in &node.children {
@@ -161,6 +229,15 @@ enum Item {
         node: NodeIdx,
         attempt: u32,
     },
+    /// The deadline of a `wait` action's attempt passes.
+    Timer {
+        node: NodeIdx,
+        attempt: u32,
+    },
+    /// A person decides on a `manual` action.
+    Person {
+        node: NodeIdx,
+    },
 }
 
 /// Plays the services and the shell in a random order, checking invariants on every event.
@@ -171,6 +248,8 @@ struct Driver {
     pending: Vec<Item>,
     dispatched: HashSet<(NodeIdx, u32)>,
     terminal_changes: Vec<RunChange>,
+    /// The attempts of `wait` and `manual` actions that have begun waiting.
+    armed: HashSet<(NodeIdx, u32)>,
     /// Percent of first attempts whose service reports a failure.
     fail_percent: u64,
 }
@@ -184,6 +263,7 @@ impl Driver {
             pending: Vec::new(),
             dispatched: HashSet::new(),
             terminal_changes: Vec::new(),
+            armed: HashSet::new(),
             fail_percent,
         }
     }
@@ -202,12 +282,23 @@ impl Driver {
         }
         let snap = self.run.snapshot();
         for idx in changed {
+            let st = self.run.node(idx);
+            let waits_here = st.phase == Phase::Executing && self.armed.insert((idx, st.attempt));
+            match &snap.node(idx).body {
+                StepBody::Action { action: Action::Wait { .. } } if waits_here => {
+                    self.pending.push(Item::Timer { node: idx, attempt: st.attempt })
+                }
+                StepBody::Action { action: Action::Manual(_) } if waits_here => {
+                    self.pending.push(Item::Person { node: idx })
+                }
+                _ => {}
+            }
             if self.run.node(idx).phase == Phase::Complete {
                 for &c in &snap.node(idx).children {
-                    assert_eq!(
-                        self.run.node(c).phase,
-                        Phase::Complete,
-                        "node {idx} completed before its child {c}"
+                    let child = self.run.node(c).phase;
+                    assert!(
+                        matches!(child, Phase::Complete | Phase::Skipped),
+                        "node {idx} completed before its child {c} ({child:?})"
                     );
                 }
             }
@@ -239,6 +330,21 @@ impl Driver {
                 Item::Work(script) => {
                     let event = self.run.run_script(script, &mut self.scripts).unwrap();
                     self.apply(event);
+                }
+                Item::Timer { node, attempt } => {
+                    let reply = self.apply(Event::Timeout { node, attempt }).reply;
+                    assert!(matches!(reply, Reply::Done | Reply::Ignored), "{reply:?}");
+                }
+                Item::Person { node } => {
+                    let fails = self.run.node(node).live_from == self.run.node(node).round_from
+                        && self.run.node(node).attempt == 1
+                        && self.rng.chance(self.fail_percent);
+                    let outcome = match fails {
+                        true => Err(format!("service {node} refused by hand")),
+                        false => Ok(Some(service(node, self.run.node(node).input.as_deref()))),
+                    };
+                    let reply = self.apply(Event::Settle { node, outcome }).reply;
+                    assert!(matches!(reply, Reply::Done | Reply::Conflict(_)), "{reply:?}");
                 }
                 Item::Service { node, attempt } => {
                     let input = self.run.node(node).input.clone();
@@ -288,7 +394,14 @@ proptest! {
         prop_assert_eq!(d.run.root().state(), State::Complete);
         prop_assert_eq!(&d.run.root().result, &want);
         prop_assert_eq!(d.terminal_changes, vec![RunChange::Complete { result: want }]);
-        prop_assert!(d.run.nodes().iter().all(|n| n.phase == Phase::Complete), "every node completes");
+        prop_assert!(d.run.nodes().iter().all(|n| matches!(n.phase, Phase::Complete | Phase::Skipped)), "every node completes or is skipped");
+        for (i, n) in d.run.snapshot().nodes().iter().enumerate() {
+            if d.run.node(i as NodeIdx).phase == Phase::Skipped {
+                let parent = n.parent.map(|p| d.run.node(p).phase);
+                let skipped_by = n.parent.map(|p| &d.run.snapshot().node(p).body);
+                prop_assert!(parent == Some(Phase::Skipped) || matches!(skipped_by, Some(StepBody::Branch { .. })), "node {} skipped, but not by a Branch", i);
+            }
+        }
     }
 
     /// With failing services and throwing scripts, a run ends in exactly one terminal state,
@@ -310,7 +423,7 @@ proptest! {
             let is_error = matches!(d.terminal_changes[0], RunChange::Error { .. });
             prop_assert!(is_error);
             let error = d.run.root().error.clone().unwrap();
-            prop_assert!(error.starts_with("service ") || error.starts_with("mapper: ") || error.starts_with("reducer: "), "{}", error);
+            prop_assert!(error.starts_with("service ") || error.starts_with("mapper: ") || error.starts_with("reducer: ") || error.starts_with("branch: "), "{}", error);
         }
     }
 

@@ -196,6 +196,13 @@ impl ScriptRunner for FakeScripts {
         if source.starts_with("throw") {
             return Err(ScriptError::Thrown(format!("{source} threw")));
         }
+        // A Branch's function: `pick:<choice>` chooses `<choice>`, `pick-none` nothing.
+        if let Some(choice) = source.strip_prefix("pick:") {
+            return Ok(Some(choice.to_owned()));
+        }
+        if source == "pick-none" {
+            return Ok(None);
+        }
         Ok(Some(match call {
             ScriptCall::Map { data } => format!("{source}({})", data.unwrap_or("-")),
             ScriptCall::Reduce { results } => {

@@ -52,10 +52,11 @@ impl Query {
         })
     }
 
-    /// `state`, a run's or a node's state, checked.
+    /// `state`, a run's state, checked.
     pub fn state(&self) -> Result<Option<State>, FieldError> {
         let Some(raw) = self.non_empty("state") else { return Ok(None) };
-        State::parse(raw).map(Some).ok_or_else(|| {
+        let run_state = State::parse(raw).filter(|s| State::RUN.contains(s));
+        run_state.map(Some).ok_or_else(|| {
             FieldError::invalid(
                 "state",
                 format!(

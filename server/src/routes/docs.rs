@@ -101,7 +101,7 @@ pub async fn openapi() -> HttpResponse {
 
 /// A node's or a run's state. `Pending`: not yet sent (this includes waiting out a retry's
 /// backoff); `Executing`: sent and waiting for the callback, or, for a parent, children in
-/// progress.
+/// progress; `Skipped`: below a Branch, not chosen (a run is never Skipped).
 #[derive(Debug, ToSchema)]
 #[schema(as = State)]
 #[allow(dead_code)]
@@ -111,6 +111,7 @@ pub enum StateDoc {
     Complete,
     Error,
     Cancelled,
+    Skipped,
 }
 
 /// The kind of a step.
@@ -120,11 +121,35 @@ pub enum StateDoc {
 pub enum StepTypeDoc {
     Sequential,
     Parallel,
+    Branch,
     Action,
 }
 
+/// A Branch's function: `{"type":"js","js":"function apply(data) {...}"}` gets the Branch's
+/// input and returns the name of the child to run, or its 0-based index; `null` or `undefined`
+/// runs none (the Branch completes with its input). The children not chosen are `Skipped`.
+#[derive(Debug, ToSchema)]
+#[schema(as = Branch)]
+#[allow(dead_code)]
+pub struct BranchDoc {
+    #[schema(rename = "type")]
+    kind: BranchKindDoc,
+    /// The source of `function apply(data)`.
+    js: String,
+}
+
+#[derive(Debug, ToSchema)]
+#[schema(as = BranchType, rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum BranchKindDoc {
+    Js,
+}
+
 /// A leaf's action: `{"type":"no-op"}` completes at once with its input as its result;
-/// `{"type":"api", url, ...}` POSTs the input to `url` with `aetr=<callback-url>` added.
+/// `{"type":"api", url, ...}` POSTs the input to `url` with `aetr=<callback-url>` added;
+/// `{"type":"wait","seconds":N}` is Executing for N seconds, then completes with its input;
+/// `{"type":"manual"}` is Executing until a person completes or fails it by hand
+/// (`POST /runs/{id}/nodes/{nodeId}/complete` or `/fail`).
 #[derive(Debug, ToSchema)]
 #[schema(as = Action, rename_all = "camelCase")]
 #[allow(dead_code)]
@@ -139,9 +164,12 @@ pub struct ActionDoc {
     /// How long the POST may take (default 30).
     #[schema(minimum = 1, maximum = 3600)]
     timeout_seconds: Option<u32>,
-    /// How long to wait for the callback: absent for the server's default, `null` to wait for
-    /// ever.
+    /// `api` and `manual`: how long to wait for the callback, or for a decision by hand:
+    /// absent for the server's default, `null` to wait for ever.
     callback_timeout_seconds: Option<u64>,
+    /// `wait`: how long, in seconds (at most a year).
+    #[schema(minimum = 0, maximum = 31536000)]
+    seconds: Option<u32>,
     on_timeout: Option<OnTimeoutDoc>,
     mode: Option<ModeDoc>,
 }
@@ -152,6 +180,8 @@ pub struct ActionDoc {
 pub enum ActionKindDoc {
     Api,
     NoOp,
+    Wait,
+    Manual,
 }
 
 /// Retries of a POST that failed with a connection error, a timeout, a 5xx or a 429:
@@ -188,8 +218,9 @@ pub enum ModeDoc {
 }
 
 /// A Parallel step's reducer: `last` (the default: the last child's result, in child order),
-/// `no-op` (no result), or `js`: `function apply(results) {...}` over the children's mapped
-/// results, in child order.
+/// `no-op` (no result), `collect` (the JSON text of an array of the results: each as its JSON
+/// value when it parses as JSON, as a string otherwise, `null` where there was none), or `js`:
+/// `function apply(results) {...}` over the children's mapped results, in child order.
 #[derive(Debug, ToSchema)]
 #[schema(as = Reducer)]
 #[allow(dead_code)]
@@ -206,6 +237,7 @@ pub struct ReducerDoc {
 pub enum ReducerKindDoc {
     Last,
     NoOp,
+    Collect,
     Js,
 }
 

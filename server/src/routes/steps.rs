@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use aetr_engine::{Action, Mapper, Reducer, Step, StepType};
+use aetr_engine::{Action, Chooser, Mapper, Reducer, Step, StepType};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::docs::{ActionDoc, MapperDoc, ReducerDoc, StepTypeDoc};
+use super::docs::{ActionDoc, BranchDoc, MapperDoc, ReducerDoc, StepTypeDoc};
 use crate::app::AppState;
 use crate::definitions::{self, not_found, Change, Mode};
 use crate::http::query::Query;
@@ -54,6 +54,10 @@ pub struct FatStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ReducerDoc>)]
     reducer: Option<Reducer>,
+    /// A Branch's function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BranchDoc>)]
+    branch: Option<Chooser>,
     #[schema(no_recursion)]
     children: Vec<FatStep>,
     /// On a child: the mapper on the link from its parent.
@@ -78,6 +82,7 @@ impl FatStep {
             step_type: step.step_type(),
             action: step.body.action().cloned(),
             reducer: step.body.reducer().cloned(),
+            branch: step.body.chooser().cloned(),
             children,
             mapper: mapper.cloned(),
         })
@@ -85,8 +90,8 @@ impl FatStep {
 }
 
 /// One step, with its children given by id. `action` is null unless it is an Action, and
-/// `reducer` unless it is a Parallel step. In a request, `id` is optional, and a child may be
-/// given as its bare id.
+/// `reducer` unless it is a Parallel step; `branch` is there only on a Branch. In a request,
+/// `id` is optional, and a child may be given as its bare id.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SlimStep {
@@ -99,6 +104,9 @@ pub struct SlimStep {
     action: Option<Action>,
     #[schema(value_type = Option<ReducerDoc>)]
     reducer: Option<Reducer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BranchDoc>)]
+    branch: Option<Chooser>,
     children: Vec<SlimChild>,
 }
 
@@ -117,6 +125,7 @@ impl From<Step> for SlimStep {
             step_type: step.step_type(),
             action: step.body.action().cloned(),
             reducer: step.body.reducer().cloned(),
+            branch: step.body.chooser().cloned(),
             name: step.name,
             children: step
                 .children

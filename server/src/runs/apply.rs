@@ -57,7 +57,7 @@ impl<'a> Applier<'a> {
                         self.plan.sends.push((node, attempt, slot));
                     }
                 }
-                Work::Map { node } | Work::Reduce { node } => {
+                Work::Map { node } | Work::Reduce { node } | Work::Choose { node } => {
                     self.plan.scripts.push(node);
                     let lease = self.shared.scripts.lease().as_millis();
                     let until = now.saturating_add(i64::try_from(lease).unwrap_or(i64::MAX));

@@ -386,6 +386,7 @@ fn describe(event: &Event) -> String {
         }
         Event::Mapped { node, .. } => format!("the mapper of node {node}"),
         Event::Reduced { node, .. } => format!("the reducer of node {node}"),
+        Event::Chosen { node, .. } => format!("the Branch function of node {node}"),
         Event::Settle { node, .. } => format!("the settling by hand of node {node}"),
         Event::Redispatch { node } => format!("the redispatch by hand of node {node}"),
         Event::Cancel => "a cancel".into(),

@@ -55,7 +55,7 @@ impl Runs {
                 }
             }
             ClaimKind::Script => {
-                if let Some(kind) = ScriptKind::of(phase, result) {
+                if let Some(kind) = ScriptKind::of(phase, result, input) {
                     let job = ScriptJob { run, idx, epoch, kind };
                     Arc::clone(shared).run_script(snap, job).await;
                 }

@@ -45,6 +45,13 @@ pub fn entry(event: &Event, outcome: &Outcome, http_status: Option<u16>) -> Opti
             let kind = if matches!(event, Event::Mapped { .. }) { "mapped" } else { "reduced" };
             (kind, Some(*node), None)
         }
+        Event::Chosen { node, outcome: result } => {
+            match result {
+                Ok(choice) => detail.insert("choice".into(), choice.as_deref().into()),
+                Err(e) => detail.insert("error".into(), e.to_string().into()),
+            };
+            ("chosen", Some(*node), None)
+        }
         Event::Settle { node, outcome: Ok(_) } => ("completedByHand", Some(*node), None),
         Event::Settle { node, outcome: Err(error) } => {
             detail.insert("error".into(), error.as_str().into());

@@ -40,14 +40,17 @@ pub(crate) enum ScriptKind {
     Map { data: Option<String> },
     /// The node's reducer, on its children's outputs (read when it runs).
     Reduce,
+    /// The Branch's function, on its input.
+    Choose { data: Option<String> },
 }
 
 impl ScriptKind {
-    /// The script that a node in `phase` waits for.
-    pub fn of(phase: Phase, result: Option<String>) -> Option<ScriptKind> {
+    /// The script that a node in `phase` waits for, given its result and its input.
+    pub fn of(phase: Phase, result: Option<String>, input: Option<String>) -> Option<ScriptKind> {
         match phase {
             Phase::Received => Some(ScriptKind::Map { data: result }),
             Phase::Reducing => Some(ScriptKind::Reduce),
+            Phase::Choosing => Some(ScriptKind::Choose { data: input }),
             _ => None,
         }
     }
@@ -88,7 +91,7 @@ impl Launch {
             .into_iter()
             .filter_map(|idx| {
                 let st = state.get(idx)?;
-                let kind = ScriptKind::of(st.phase, st.result.clone())?;
+                let kind = ScriptKind::of(st.phase, st.result.clone(), st.input.clone())?;
                 Some(ScriptJob { run, idx, epoch: epoch(idx), kind })
             })
             .collect();
@@ -108,7 +111,7 @@ impl Launch {
 }
 
 impl Shared {
-    /// Runs a node's mapper or reducer and reports its outcome. If it cannot report, the node's
+    /// Runs a node's mapper, reducer or Branch function and reports its outcome. If it cannot report, the node's
     /// lease runs out and a dispatcher runs the script again.
     #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx))]
     pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
@@ -137,6 +140,15 @@ impl Shared {
                 };
                 Event::Reduced { node: job.idx, outcome }
             }
+            ScriptKind::Choose { data } => {
+                let outcome = match node.body.chooser() {
+                    Some(chooser) => {
+                        self.scripts.call(chooser.script().to_owned(), OwnedCall::Map(data)).await
+                    }
+                    None => Ok(None),
+                };
+                Event::Chosen { node: job.idx, outcome }
+            }
         };
         let fence = Fence { idx: job.idx, epoch: job.epoch };
         if let Err(e) = self.submit(job.run, event, Some(fence), None).await {
@@ -155,7 +167,9 @@ impl Shared {
     ) -> anyhow::Result<Vec<Option<String>>> {
         let client = self.pool.get().await?;
         match reducer {
-            Reducer::Js { .. } => nodes::children_outputs(&client, run, idx).await,
+            Reducer::Js { .. } | Reducer::Collect => {
+                nodes::children_outputs(&client, run, idx).await
+            }
             Reducer::Last => Ok(vec![nodes::last_child_output(&client, run, idx).await?]),
             Reducer::NoOp => Ok(Vec::new()),
         }

@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aetr_engine::machine::{Event, NodeState, Nodes, Outcome, Reply, RunChange};
+use aetr_engine::machine::{
+    Event, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange,
+};
 use aetr_engine::{Action, NodeIdx, Snapshot, StepBody};
 use uuid::Uuid;
 
@@ -84,7 +86,28 @@ impl Plan {
         fenced: bool,
         http_status: Option<u16>,
     ) {
-        self.history.extend(history::entry(event, outcome, http_status));
+        let calls_a_service = |node: &NodeIdx| {
+            matches!(snapshot.node(*node).body, StepBody::Action { action: Action::Api(_) })
+        };
+        let mut entry = history::entry(event, outcome, http_status);
+        if let (Some(entry), Event::Timeout { node, .. }) = (&mut entry, event) {
+            if matches!(snapshot.node(*node).body, StepBody::Action { action: Action::Wait { .. } })
+            {
+                entry.kind = "waited";
+            }
+        }
+        self.history.extend(entry);
+        // A `wait` or `manual` action that begins waiting has a deadline that no dispatcher
+        // knows of yet: wake them, so that they sleep until it and no longer.
+        let waits = |c: &&StateChange| match &snapshot.node(c.node).body {
+            StepBody::Action { action: Action::Wait { .. } | Action::Manual(_) } => {
+                c.to == State::Executing
+            }
+            _ => false,
+        };
+        if outcome.changes.iter().any(|c| waits(&c)) {
+            self.deferred = true;
+        }
         let done = outcome.reply == Reply::Done;
         let end = |idx, n, status, error: Option<&str>| Ended {
             idx,
@@ -108,7 +131,8 @@ impl Plan {
             Event::PostFailed { node, attempt, error, .. } if done => {
                 self.ended.push(end(*node, *attempt, Status::Error, Some(error)));
             }
-            Event::Timeout { node, attempt } if done => {
+            // A `wait` or `manual` action's deadline ends no attempt: it sent none.
+            Event::Timeout { node, attempt } if done && calls_a_service(node) => {
                 let error = "no callback before the deadline";
                 self.ended.push(end(*node, *attempt, Status::TimedOut, Some(error)));
             }

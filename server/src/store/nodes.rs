@@ -341,7 +341,7 @@ pub(crate) const CANCEL_NODES_SQL: &str = "UPDATE run_nodes n
     SET phase = 'Cancelled', completed_at = $2, due_at = NULL, lease_until = NULL
     FROM (SELECT idx FROM run_nodes
           WHERE run_id = $1
-            AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing')
+            AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing', 'Choosing')
           ORDER BY idx FOR UPDATE) u
     WHERE n.run_id = $1 AND n.idx = u.idx";
 
@@ -389,7 +389,7 @@ pub struct Claimed {
     pub epoch: i64,
     /// The revision of the run's snapshot that the node belongs to.
     pub rev: i32,
-    /// A dispatch's input.
+    /// A dispatch's input, or a Branch function's.
     pub input: Option<String>,
     /// A mapper's data.
     pub result: Option<String>,
@@ -406,7 +406,7 @@ pub const CLAIM_SQL: &str = "WITH due AS (
         ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
     ), scripts AS (
         SELECT run_id, idx, 'script' AS kind FROM run_nodes
-        WHERE lease_until < $1 AND phase IN ('Received', 'Reducing')
+        WHERE lease_until < $1 AND phase IN ('Received', 'Reducing', 'Choosing')
         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
     ), overdue AS (
         SELECT run_id, idx, 'timeout' AS kind FROM run_nodes
@@ -419,7 +419,8 @@ pub const CLAIM_SQL: &str = "WITH due AS (
     UPDATE run_nodes n SET lease_until = $4, lease_epoch = n.lease_epoch + 1
     FROM claimed c WHERE n.run_id = c.run_id AND n.idx = c.idx
     RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch, n.snapshot_rev,
-              CASE WHEN c.kind IN ('dispatch', 'resend') THEN n.input END AS input,
+              CASE WHEN c.kind IN ('dispatch', 'resend') OR n.phase = 'Choosing'
+                   THEN n.input END AS input,
               CASE WHEN n.phase = 'Received' THEN n.result END AS result";
 
 /// Claims due work in one statement: up to `sends` actions to send (due ones, and POSTs whose

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aetr_engine::{Action, ChildLink, Mapper, Reducer, Step, StepBody, StepType};
+use aetr_engine::{Action, ChildLink, Chooser, Mapper, Reducer, Step, StepBody, StepType};
 use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::Json;
@@ -56,7 +56,7 @@ pub async fn graph_version(client: &impl GenericClient) -> Result<i64> {
 macro_rules! select_steps {
     ($from:literal, $filter:literal) => {
         concat!(
-            "SELECT s.id, s.name, s.step_type, s.action, s.reducer,
+            "SELECT s.id, s.name, s.step_type, s.action, s.reducer, s.branch,
                     coalesce(k.ids, '{}') AS child_ids, coalesce(k.mappers, '{}') AS mappers
              FROM ",
             $from,
@@ -173,14 +173,15 @@ pub(crate) const UPSERT_CLEAR_CHILDREN_SQL: &str =
 
 /// See [`upsert`].
 pub(crate) const UPSERT_STEPS_SQL: &str =
-    "INSERT INTO steps AS s (id, name, step_type, action, reducer)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[])
+    "INSERT INTO steps AS s (id, name, step_type, action, reducer, branch)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[], $6::json[])
     ON CONFLICT (id) DO UPDATE
     SET name = excluded.name, step_type = excluded.step_type, action = excluded.action,
-        reducer = excluded.reducer, updated_at = now()
-    WHERE (s.name, s.step_type, s.action::text, s.reducer::text)
+        reducer = excluded.reducer, branch = excluded.branch, updated_at = now()
+    WHERE (s.name, s.step_type, s.action::text, s.reducer::text, s.branch::text)
           IS DISTINCT FROM
-          (excluded.name, excluded.step_type, excluded.action::text, excluded.reducer::text)";
+          (excluded.name, excluded.step_type, excluded.action::text, excluded.reducer::text,
+           excluded.branch::text)";
 
 /// Inserts or replaces `steps`, with their child lists. The children must exist, or be among
 /// `steps`.
@@ -196,8 +197,10 @@ pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
         steps.iter().map(|s| s.body.action().map(Json)).collect();
     let reducers: Vec<Option<Json<&Reducer>>> =
         steps.iter().map(|s| s.body.reducer().map(Json)).collect();
+    let branches: Vec<Option<Json<&Chooser>>> =
+        steps.iter().map(|s| s.body.chooser().map(Json)).collect();
     let statement = tx.prepare_cached(UPSERT_STEPS_SQL).await?;
-    tx.execute(&statement, &[&ids, &names, &types, &actions, &reducers]).await?;
+    tx.execute(&statement, &[&ids, &names, &types, &actions, &reducers, &branches]).await?;
 
     let statement = tx.prepare_cached(UPSERT_CLEAR_CHILDREN_SQL).await?;
     tx.execute(&statement, &[&ids]).await?;
@@ -255,6 +258,9 @@ fn read_step(id: Uuid, row: &Row) -> Result<Step> {
         StepType::Sequential => StepBody::Sequential,
         StepType::Parallel => {
             StepBody::Parallel { reducer: row.try_get::<_, Json<Reducer>>("reducer")?.0 }
+        }
+        StepType::Branch => {
+            StepBody::Branch { branch: row.try_get::<_, Json<Chooser>>("branch")?.0 }
         }
         StepType::Action => {
             StepBody::Action { action: row.try_get::<_, Json<Action>>("action")?.0 }

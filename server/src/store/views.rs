@@ -22,13 +22,15 @@ pub struct NodeRow {
     pub attempt: u32,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
+    /// Ready: not to be sent before. Executing (an action): its deadline.
+    pub due_at: Option<i64>,
 }
 
 /// The columns that [`node_of`] reads.
 macro_rules! node_columns {
     () => {
         "n.idx, n.phase, n.input, n.result, n.output, n.error, n.attempt, n.started_at, \
-         n.completed_at"
+         n.completed_at, n.due_at"
     };
 }
 
@@ -282,6 +284,7 @@ fn node_of(row: &Row) -> Result<NodeRow> {
         attempt: row.try_get::<_, i32>("attempt")? as u32,
         started_at: opt_from_system(row.try_get("started_at")?),
         completed_at: opt_from_system(row.try_get("completed_at")?),
+        due_at: opt_from_system(row.try_get("due_at")?),
     })
 }
 

@@ -10,6 +10,7 @@ mod parallel;
 mod plans;
 mod reads;
 mod sequential;
+mod step_types;
 mod transactions;
 
 use serde_json::{json, Value};

@@ -66,9 +66,9 @@ async fn a_runs_progress_counts_its_actions_by_state() {
     app.post_raw(&calls[0].callback, "done").await.expect(200);
     // c and d are under a Sequential: if c completed, d executes; else d still waits.
     let want = json!({"nodes": 6, "actions": 4,
-        "counts": {"Pending": 0, "Executing": 3, "Complete": 1, "Error": 0, "Cancelled": 0}});
+        "counts": {"Pending": 0, "Executing": 3, "Complete": 1, "Error": 0, "Cancelled": 0, "Skipped": 0}});
     let want_d = json!({"nodes": 6, "actions": 4,
-        "counts": {"Pending": 1, "Executing": 2, "Complete": 1, "Error": 0, "Cancelled": 0}});
+        "counts": {"Pending": 1, "Executing": 2, "Complete": 1, "Error": 0, "Cancelled": 0, "Skipped": 0}});
     let mut now = progress(&app, run).await;
     for _ in 0..200 {
         if now == want || now == want_d {

@@ -38,7 +38,7 @@ pub async fn counts(
 ) -> Result<HttpResponse, ApiError> {
     let step = Query::of(&req)?.step_id()?;
     let client = state.pool.get().await?;
-    let counts = by_state(views::run_counts(&client, step).await?);
+    let counts = by_state(&State::RUN, views::run_counts(&client, step).await?);
     let total = counts.values().sum();
     Ok(HttpResponse::Ok().json(RunCounts { counts, total }))
 }
@@ -72,7 +72,7 @@ pub async fn progress(
         .filter(|&i| snap.snapshot.node(i).step_type() == StepType::Action)
         .collect();
     let client = state.pool.get().await?;
-    let counts = by_state(views::node_counts(&client, run, &actions).await?);
+    let counts = by_state(&State::ALL, views::node_counts(&client, run, &actions).await?);
     Ok(HttpResponse::Ok().json(Progress {
         nodes: snap.snapshot.len() as u64,
         actions: actions.len() as u64,
@@ -80,13 +80,9 @@ pub async fn progress(
     }))
 }
 
-/// Counts by state, with every state present.
-fn by_state(counts: Vec<(State, u64)>) -> BTreeMap<&'static str, u64> {
-    let mut all: BTreeMap<&'static str, u64> =
-        [State::Pending, State::Executing, State::Complete, State::Error, State::Cancelled]
-            .iter()
-            .map(|s| (s.as_str(), 0))
-            .collect();
+/// Counts by state, with each of `states` present.
+fn by_state(states: &[State], counts: Vec<(State, u64)>) -> BTreeMap<&'static str, u64> {
+    let mut all: BTreeMap<&'static str, u64> = states.iter().map(|s| (s.as_str(), 0)).collect();
     for (state, n) in counts {
         *all.entry(state.as_str()).or_default() += n;
     }

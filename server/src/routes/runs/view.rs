@@ -3,12 +3,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aetr_engine::{Action, Mapper, NodeIdx, Reducer};
+use aetr_engine::machine::Phase;
+use aetr_engine::{Action, Chooser, Mapper, NodeIdx, Reducer};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::routes::docs::{ActionDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc};
+use crate::routes::docs::{
+    ActionDoc, ActionKindDoc, BranchDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc,
+};
 use crate::runs::node_id::node_id;
 use crate::runs::RunSnapshot;
 use crate::store::attempts::Attempt;
@@ -22,6 +25,11 @@ pub struct StepRef {
     pub name: String,
     #[schema(value_type = StepTypeDoc)]
     pub step_type: String,
+    /// An Action's action type (`api`, `no-op`, `wait` or `manual`); absent on a run's root in
+    /// lists, and on parents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ActionKindDoc>)]
+    pub action_type: Option<&'static str>,
 }
 
 /// What every view of a node shows. Times are epoch milliseconds; `input`, `result` and `error`
@@ -44,6 +52,10 @@ pub struct NodeBase {
     /// When it started: an action when it was first sent.
     pub executed_at: Option<i64>,
     pub completed_at: Option<i64>,
+    /// While an action is Executing, when its wait ends: a `wait` action's end, or the
+    /// deadline of a callback or of a decision by hand. Absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
 }
 
 /// A node of a run's tree.
@@ -87,6 +99,10 @@ pub struct NodeDetail {
     pub mapper: Option<Mapper>,
     #[schema(value_type = Option<ReducerDoc>)]
     pub reducer: Option<Reducer>,
+    /// A Branch's function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BranchDoc>)]
+    pub branch: Option<Chooser>,
 }
 
 /// A run in a list: its root node, without its children.
@@ -116,11 +132,18 @@ pub fn base(run: Uuid, snap: &RunSnapshot, row: &NodeRow) -> NodeBase {
             id: node.step_id,
             name: node.name.clone(),
             step_type: node.step_type().as_str().to_owned(),
+            action_type: node.body.action().map(Action::kind),
         },
         created_at: snap.created_at,
         executed_at: row.started_at,
         completed_at: row.completed_at,
+        due_at: due_at(row),
     }
+}
+
+/// A node's deadline while it is Executing.
+fn due_at(row: &NodeRow) -> Option<i64> {
+    row.due_at.filter(|_| row.phase == Phase::Executing)
 }
 
 /// Counts of states, per parent.
@@ -216,11 +239,13 @@ pub fn detail(
         action: node.body.action().cloned(),
         mapper: node.mapper.clone(),
         reducer: node.body.reducer().cloned(),
+        branch: node.body.chooser().cloned(),
     }
 }
 
 pub fn summary(row: RunRow) -> RunSummary {
     let run = row.id;
+    let due_at = due_at(&row.root);
     RunSummary {
         base: NodeBase {
             id: run,
@@ -230,10 +255,16 @@ pub fn summary(row: RunRow) -> RunSummary {
             input: row.root.input,
             result: row.root.result,
             error: row.root.error,
-            step_tree: StepRef { id: row.step_id, name: row.step_name, step_type: row.step_type },
+            step_tree: StepRef {
+                id: row.step_id,
+                name: row.step_name,
+                step_type: row.step_type,
+                action_type: None,
+            },
             created_at: row.created_at,
             executed_at: row.root.started_at,
             completed_at: row.root.completed_at,
+            due_at,
         },
         attempts: row.root.attempt,
         node_count: row.node_count,
