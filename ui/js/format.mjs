@@ -1,8 +1,11 @@
 // How values are shown: times, durations, states, and texts that may be JSON.
 import { h } from './dom.mjs';
 
-export const STATES = ['Pending', 'Executing', 'Complete', 'Error', 'Cancelled'];
-export const TERMINAL = new Set(['Complete', 'Error', 'Cancelled']);
+/** The states of a run. */
+export const RUN_STATES = ['Pending', 'Executing', 'Complete', 'Error', 'Cancelled'];
+/** The states of a node: a run's, and `Skipped` (below a Branch, not chosen). */
+export const STATES = [...RUN_STATES, 'Skipped'];
+export const TERMINAL = new Set(['Complete', 'Error', 'Cancelled', 'Skipped']);
 
 /** A text longer than this is cut, with a "Show all" button. */
 const CUT = 2000;
@@ -12,8 +15,9 @@ export function duration(ms) {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  if (m < 60) return `${m} min ${whole % 60} s`;
   const hours = Math.floor(m / 60);
   if (hours < 48) return `${hours} h ${m % 60} min`;
   return `${Math.floor(hours / 24)} d ${hours % 24} h`;

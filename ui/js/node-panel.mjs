@@ -14,6 +14,7 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
   const pending = started && readyAt ? started - readyAt : (readyAt && !started ? now - readyAt : null);
   const executing = started ? (detail.completedAt || now) - started : null;
   const isAction = detail.stepTree.stepType === 'Action';
+  const kind = detail.action?.type;
 
   const section = (title, ...content) => h('section', { class: 'panel-section' }, h('h3', {}, title), content);
   const pair = (label, value) => [h('dt', {}, label), h('dd', {}, value)];
@@ -30,6 +31,7 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
       pair('Finished', time(detail.completedAt)),
       pair('Pending for', h('span', { 'data-fact': 'pending' }, pending === null ? '—' : duration(pending))),
       pair('Executing for', h('span', { 'data-fact': 'executing' }, executing === null ? '—' : duration(executing))),
+      detail.dueAt ? pair(kind === 'wait' ? 'Ends' : 'Deadline', h('span', { 'data-fact': 'due' }, `${time(detail.dueAt)} (${untilText(detail.dueAt, now)})`)) : null,
       detail.childCount ? pair('Children', [number(detail.childCount), ' ', histogram(detail.counts, detail.childCount)]) : null),
     detail.error ? section('Error', textBlock(detail.error, { label: 'Error' })) : null,
     section('Input', textBlock(detail.input, { label: 'Input', empty: 'no input' })),
@@ -37,12 +39,48 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
     detail.mapper && detail.mapper.type === 'js'
       ? section('Passed on (after the mapper)', textBlock(detail.output, { label: 'Output', empty: 'nothing' }))
       : null,
-    isAction ? section('Attempts', attemptsTable(detail.attempts)) : null,
+    kind === 'api' ? section('Attempts', attemptsTable(detail.attempts)) : null,
     detail.action ? section('Action', actionFacts(detail.action)) : null,
     detail.mapper && detail.mapper.type === 'js' ? section('Mapper', h('pre', { class: 'code' }, detail.mapper.js)) : null,
     detail.reducer ? section('Reducer', detail.reducer.type === 'js'
       ? h('pre', { class: 'code' }, detail.reducer.js) : h('p', {}, detail.reducer.type)) : null,
-    isAction && detail.action?.type === 'api' ? operatorButtons(runId, detail, runState, onActed) : null);
+    detail.branch ? section('Branch function', h('pre', { class: 'code' }, detail.branch.js)) : null,
+    kind === 'api' ? operatorButtons(runId, detail, runState, onActed) : null,
+    kind === 'manual' ? approvalButtons(runId, detail, onActed) : null);
+}
+
+/** How long until `at`, or how long ago it was. */
+function untilText(at, now) {
+  return at >= now ? `in ${duration(at - now)}` : `${duration(now - at)} ago`;
+}
+
+/** Posts an operator's action on the node, and says how it went. */
+async function actOn(runId, detail, what, body, done, onActed) {
+  try {
+    await post(`/runs/${runId}/nodes/${detail.id}/${what}`, body);
+    toast(done);
+    onActed();
+  } catch (e) {
+    toast(`Refused: ${e.message}`, 'error');
+  }
+}
+
+/** A `manual` action that waits for a person: Approve completes it, Reject fails it. */
+function approvalButtons(runId, detail, onActed) {
+  if (detail.state !== 'Executing') return null;
+  const name = detail.stepTree.name;
+  const approve = h('button', { type: 'button', class: 'btn btn-primary', onclick: async () => {
+    const v = await confirmDialog({ title: `Approve ${name}`, message: 'It completes, and the run goes on with the result given here (empty: its input is not passed on).',
+      confirm: 'Approve', fields: [{ name: 'result', label: 'Result (raw text)', type: 'textarea', value: detail.input ?? '' }] });
+    if (v) actOn(runId, detail, 'complete', v.result, 'Approved', onActed);
+  } }, 'Approve…');
+  const reject = h('button', { type: 'button', class: 'btn btn-danger', onclick: async () => {
+    const v = await confirmDialog({ title: `Reject ${name}`, message: 'It fails, and so does the run.', danger: true,
+      confirm: 'Reject', fields: [{ name: 'error', label: 'Why', type: 'textarea', value: 'rejected' }] });
+    if (v) actOn(runId, detail, 'fail', v.error, 'Rejected', onActed);
+  } }, 'Reject…');
+  return h('section', { class: 'panel-section' }, h('h3', {}, 'Waiting for a decision'),
+    h('div', { class: 'button-row' }, approve, reject));
 }
 
 function attemptsTable(attempts) {
@@ -63,7 +101,9 @@ function actionFacts(action) {
   if (action.mode) facts.push(['Mode', action.mode]);
   if (action.retry) facts.push(['Retry', `${action.retry.maxAttempts ?? '?'} attempts, backoff ${action.retry.backoffMs ?? '?'} ms to ${action.retry.maxBackoffMs ?? '?'} ms`]);
   if (action.timeoutSeconds) facts.push(['POST timeout', `${action.timeoutSeconds} s`]);
-  if (action.callbackTimeoutSeconds !== undefined) facts.push(['Callback timeout', action.callbackTimeoutSeconds === null ? 'none' : `${action.callbackTimeoutSeconds} s`]);
+  if (action.seconds !== undefined) facts.push(['Waits', `${action.seconds} s`]);
+  const timeoutLabel = action.type === 'manual' ? 'Decide within' : 'Callback timeout';
+  if (action.callbackTimeoutSeconds !== undefined) facts.push([timeoutLabel, action.callbackTimeoutSeconds === null ? 'no limit' : `${action.callbackTimeoutSeconds} s`]);
   if (action.onTimeout) facts.push(['On timeout', action.onTimeout]);
   return h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
@@ -72,16 +112,7 @@ function operatorButtons(runId, detail, runState, onActed) {
   const stuck = detail.state === 'Pending' || detail.state === 'Executing';
   const failedInFailedRun = detail.state === 'Error' && runState === 'Error';
   if (!stuck && !failedInFailedRun) return null;
-  const path = `/runs/${runId}/nodes/${detail.id}`;
-  const act = async (what, body, done) => {
-    try {
-      await post(`${path}/${what}`, body);
-      toast(done);
-      onActed();
-    } catch (e) {
-      toast(`Refused: ${e.message}`, 'error');
-    }
-  };
+  const act = (what, body, done) => actOn(runId, detail, what, body, done, onActed);
   const complete = h('button', { type: 'button', class: 'btn', onclick: async () => {
     const v = await confirmDialog({ title: `Complete ${detail.stepTree.name} by hand`, message: 'As if its service had called back with this result. Its earlier attempts are superseded.',
       confirm: 'Complete', fields: [{ name: 'result', label: 'Result (raw text; empty: no result)', type: 'textarea' }] });

@@ -1,7 +1,7 @@
 // The rows of a run's tree and timeline: a node with its state, times and bar on the run's
 // timeline, or a "more" row for a large parent's next page of children.
 import { h } from './dom.mjs';
-import { duration, histogram, number, TERMINAL } from './format.mjs';
+import { duration, histogram, number, TERMINAL, time } from './format.mjs';
 import { BIG, PAGE } from './run-tree.mjs';
 
 /**
@@ -36,11 +36,25 @@ export function drawRow(row, tree, { selected, onToggle, onShow, onMore }) {
     entry.parentId !== null && tree.entry(entry.parentId).node.childCount > BIG ? h('span', { class: 'muted small' }, `#${number(entry.index + 1)}`) : null,
     node.attempts > 1 ? h('span', { class: 'chip', title: `${node.attempts} attempts` }, `×${node.attempts}`) : null,
     slow ? h('span', { class: 'chip chip-warn', title: 'Waiting longer than expected: three times the median of its siblings' }, '⚠ slow') : null,
+    waitChip(node, now),
     parent && (!entry.expanded || node.childCount > BIG)
       ? h('span', { class: 'child-summary' }, histogram(node.counts, node.childCount), h('span', { class: 'small muted' }, `${number(node.childCount)} children`))
       : null),
   h('span', { class: 'col-times small muted' }, `${waited === null ? '—' : duration(waited)} · ${ran === null ? '—' : duration(ran)}`),
   h('span', { class: 'col-gantt' }, gantt(tree.root, ready, node, now)));
+}
+
+/** What a `wait` or `manual` action that is Executing waits for, and until when. */
+function waitChip(node, now) {
+  if (node.state !== 'Executing') return null;
+  const kind = node.stepTree.actionType;
+  if (kind === 'wait' && node.dueAt) {
+    return h('span', { class: 'chip', 'data-chip': 'wait', title: `Ends at ${time(node.dueAt)}` }, `ends in ${duration(Math.max(0, node.dueAt - now))}`);
+  }
+  if (kind === 'manual') {
+    return h('span', { class: 'chip chip-warn', 'data-chip': 'manual', title: node.dueAt ? `Fails at ${time(node.dueAt)} unless decided` : 'No deadline' }, 'awaits a decision');
+  }
+  return null;
 }
 
 /** A large parent's next page: loading, or a button to load it. */

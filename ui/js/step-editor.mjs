@@ -5,6 +5,13 @@ import { h, replace } from './dom.mjs';
 
 const NEW_MAPPER = 'function apply(data) {\n  return data;\n}';
 const NEW_REDUCER = 'function apply(results) {\n  return JSON.stringify(results);\n}';
+const NEW_BRANCH = 'function apply(data) {\n  // the name (or 0-based index) of the child to run; null for none\n  return null;\n}';
+const STEP_TYPES = ['Sequential', 'Parallel', 'Branch', 'Action'];
+const ABOUT_CHILDREN = {
+  Sequential: 'Runs its children in order.',
+  Parallel: 'Runs its children at once.',
+  Branch: 'Runs the one child its function names; the others are skipped.',
+};
 
 let uid = 0;
 const nextId = (what) => `f${++uid}-${what}`;
@@ -45,7 +52,7 @@ export function stepEditor(tree, { onChange, pickStep }) {
     const name = h('input', { id: nameId, type: 'text', value: step.name || '', class: 'step-name', 'aria-label': 'Step name', disabled: step._ref });
     name.addEventListener('input', () => { step.name = name.value; changed(); });
     const type = h('select', { id: typeId, 'aria-label': `Kind of ${step.name || 'step'}`, disabled: step._ref },
-      ['Sequential', 'Parallel', 'Action'].map((t) => h('option', { value: t, selected: step.stepType === t }, t)));
+      STEP_TYPES.map((t) => h('option', { value: t, selected: step.stepType === t }, t)));
     type.addEventListener('change', () => { setType(step, type.value); changed(true); });
 
     const tools = [];
@@ -75,6 +82,7 @@ export function stepEditor(tree, { onChange, pickStep }) {
       card.append(actionFields(step, `${prefix}action`));
     } else {
       if (step.stepType === 'Parallel') card.append(reducerField(step, `${prefix}reducer`));
+      if (step.stepType === 'Branch') card.append(branchField(step, `${prefix}branch`));
       card.append(childrenList(step, prefix));
     }
     return card;
@@ -86,12 +94,15 @@ export function stepEditor(tree, { onChange, pickStep }) {
     if (type === 'Action') {
       delete step.children;
       delete step.reducer;
+      delete step.branch;
       step.action = step.action || { type: 'api', url: 'http://127.0.0.1:8000/' };
     } else {
       delete step.action;
       step.children = step.children || [];
       if (type === 'Parallel') step.reducer = step.reducer || { type: 'last' };
       else delete step.reducer;
+      if (type === 'Branch') step.branch = step.branch || { type: 'js', js: NEW_BRANCH };
+      else delete step.branch;
     }
     return was;
   }
@@ -106,10 +117,11 @@ export function stepEditor(tree, { onChange, pickStep }) {
       changed(true);
     };
     const adders = h('div', { class: 'adders' },
-      h('span', { class: 'muted small' }, step.stepType === 'Sequential' ? 'Runs its children in order.' : 'Runs its children at once.'),
+      h('span', { class: 'muted small' }, ABOUT_CHILDREN[step.stepType]),
       h('button', { type: 'button', class: 'btn btn-small', onclick: add('Action') }, `Add action to ${step.name}`),
       h('button', { type: 'button', class: 'btn btn-small', onclick: add('Sequential') }, '+ Sequential'),
       h('button', { type: 'button', class: 'btn btn-small', onclick: add('Parallel') }, '+ Parallel'),
+      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Branch') }, '+ Branch'),
       h('button', { type: 'button', class: 'btn btn-small', onclick: async () => {
         const picked = await pickStep();
         if (picked) { step.children.push({ ...picked, _ref: true }); changed(true); }
@@ -121,6 +133,7 @@ export function stepEditor(tree, { onChange, pickStep }) {
     if (kind === 'Action') return { name: `action-${n}`, stepType: 'Action', action: { type: 'api', url: 'http://127.0.0.1:8000/' } };
     const step = { name: `${kind.toLowerCase()}-${n}`, stepType: kind, children: [] };
     if (kind === 'Parallel') step.reducer = { type: 'last' };
+    if (kind === 'Branch') step.branch = { type: 'js', js: NEW_BRANCH };
     return step;
   }
 
@@ -148,7 +161,8 @@ export function stepEditor(tree, { onChange, pickStep }) {
     const reducer = step.reducer || { type: 'last' };
     const selectId = nextId('reducer');
     const select = h('select', { id: selectId },
-      [['last', 'last: the last child\'s result'], ['no-op', 'no-op: no result'], ['js', 'js: a function of all results']]
+      [['last', 'last: the last child\'s result'], ['collect', 'collect: a JSON array of all results'],
+        ['no-op', 'no-op: no result'], ['js', 'js: a function of all results']]
         .map(([v, l]) => h('option', { value: v, selected: reducer.type === v }, l)));
     select.addEventListener('change', () => {
       step.reducer = select.value === 'js' ? { type: 'js', js: NEW_REDUCER } : { type: select.value };
@@ -164,18 +178,32 @@ export function stepEditor(tree, { onChange, pickStep }) {
     return box;
   }
 
+  function branchField(step, path) {
+    const branch = step.branch || (step.branch = { type: 'js', js: NEW_BRANCH });
+    const box = h('div', { class: 'script-box' },
+      h('div', { class: 'script-head' }, h('span', { class: 'small muted' }, 'Branch function: gets the input, returns the name or index of the child to run')),
+      codeEditor({ id: nextId('branch-js'), value: branch.js, label: `Branch function of ${step.name}`,
+        onChange: (js) => { step.branch.js = js; changed(); } }).element);
+    box.append(errorBox(path), errorBox(`${path}.js`));
+    return box;
+  }
+
   function actionFields(step, path) {
     const action = step.action || (step.action = { type: 'no-op' });
     const box = h('div', { class: 'action-fields' });
     const kindId = nextId('action-type');
     const kind = h('select', { id: kindId },
-      [['api', 'api (calls a service)'], ['no-op', 'no-op (passes its input on)']]
+      [['api', 'api (calls a service)'], ['no-op', 'no-op (passes its input on)'],
+        ['wait', 'wait (a durable delay)'], ['manual', 'manual (an approval by hand)']]
         .map(([v, l]) => h('option', { value: v, selected: action.type === v }, l)));
     kind.addEventListener('change', () => {
-      step.action = kind.value === 'api' ? { type: 'api', url: 'http://127.0.0.1:8000/' } : { type: 'no-op' };
+      const fresh = { api: { type: 'api', url: 'http://127.0.0.1:8000/' }, wait: { type: 'wait', seconds: 60 } };
+      step.action = fresh[kind.value] || { type: kind.value };
       changed(true);
     });
     box.append(h('div', { class: 'field' }, h('label', { for: kindId }, 'Action'), kind));
+    if (action.type === 'wait') box.append(numberField(action, 'seconds', 'Seconds', path));
+    if (action.type === 'manual') box.append(numberField(action, 'callbackTimeoutSeconds', 'Decide within (s)', path));
     if (action.type === 'api') {
       box.append(
         textField(action, 'url', 'URL', path, { wide: true, placeholder: 'http://service.internal/path' }),

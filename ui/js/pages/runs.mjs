@@ -2,7 +2,7 @@
 // state. The filters and the page are in the URL.
 import { get } from '../api.mjs';
 import { h, replace } from '../dom.mjs';
-import { ago, duration, number, shortId, stateBadge, STATES } from '../format.mjs';
+import { ago, duration, number, RUN_STATES, shortId, stateBadge } from '../format.mjs';
 
 
 const PAGE = 50;
@@ -24,7 +24,7 @@ export function render(main, { params }) {
 
   const filters = h('div', { class: 'state-filters', role: 'group', 'aria-label': 'Filter by state' });
   const countLinks = {};
-  for (const s of ['', ...STATES]) {
+  for (const s of ['', ...RUN_STATES]) {
     const count = h('span', { class: 'count' }, '…');
     countLinks[s || 'all'] = count;
     filters.append(h('a', { href: url({ state: s, after: '' }), class: `filter${s === state ? ' active' : ''}`,
@@ -63,7 +63,7 @@ export function render(main, { params }) {
       ]);
       if (stopped) return;
       countLinks.all.textContent = number(counts.body.total);
-      for (const s of STATES) countLinks[s].textContent = number(counts.body.counts[s]);
+      for (const s of RUN_STATES) countLinks[s].textContent = number(counts.body.counts[s]);
       replace(rows, page.body.map((r) => h('tr', {},
         h('td', {}, h('a', { href: `/runs/${r.id}`, 'aria-label': `Run ${r.id}` }, shortId(r.id))),
         h('td', {}, h('a', { href: `/steps/${r.stepTree.id}` }, r.stepTree.name)),
