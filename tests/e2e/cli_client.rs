@@ -300,3 +300,43 @@ async fn a_long_poll_answers_when_the_run_ends_on_any_replica() {
     let bad = app.get(&format!("/api/v1/runs/{run}?wait=61")).await.expect(400);
     assert!(bad.errors()[0].starts_with("wait: "), "{:?}", bad.errors());
 }
+
+#[tokio::test]
+async fn runs_complete_and_fail_settle_a_waiting_action_named_or_by_id() {
+    let app = TestApp::spawn().await;
+    let approval = json!({"name": "approve", "stepType": "Action", "action": {"type": "manual"}});
+    let step = app.put_tree(&seq("flow", vec![approval, noop("after")])).await;
+    let waiting = |t: &Value| t["children"][0]["state"] == "Executing";
+
+    let run = app.start_run(step, json!("order")).await;
+    app.wait_until(run, "the approval waits", waiting).await;
+    let id = run.to_string();
+    let done = aetr(&app, &["runs", "complete", &id, "approve", "approved by Ann"], b"").await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.json()["state"], "Complete");
+    assert_eq!(app.wait_run(run, "Complete").await["result"], "approved by Ann");
+
+    // The result may come on standard input; the node may be given by its id.
+    let run = app.start_run(step, json!("order")).await;
+    let tree = app.wait_until(run, "the approval waits", waiting).await;
+    let node = tree["children"][0]["id"].as_str().unwrap().to_owned();
+    let id = run.to_string();
+    let done = aetr(&app, &["runs", "complete", &id, &node], b"from stdin").await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(app.wait_run(run, "Complete").await["result"], "from stdin");
+
+    let run = app.start_run(step, json!("order")).await;
+    app.wait_until(run, "the approval waits", waiting).await;
+    let id = run.to_string();
+    let unknown = aetr(&app, &["runs", "fail", &id, "nobody"], b"").await;
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("no action named \"nobody\" that waits"), "{}", unknown.stderr);
+    let failed = aetr(&app, &["runs", "fail", &id, "approve", "over budget"], b"").await;
+    assert_eq!(failed.code, 0, "{}", failed.stderr);
+    assert_eq!(app.wait_run(run, "Error").await["error"], "over budget");
+    // Once it has failed, failing it again is refused, in one line.
+    let node = app.run(run).await["children"][0]["id"].as_str().unwrap().to_owned();
+    let again = aetr(&app, &["runs", "fail", &id, &node], b"").await;
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("409"), "{}", again.stderr);
+}

@@ -38,12 +38,17 @@ impl Client {
 
     /// `POST /api/v1{path}` with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, Exit> {
-        self.call(Method::POST, path, Some(body)).await
+        self.call(Method::POST, path, Some(Payload::Json(body))).await
+    }
+
+    /// `POST /api/v1{path}` with a raw text body.
+    pub async fn post_text(&self, path: &str, body: String) -> Result<Value, Exit> {
+        self.call(Method::POST, path, Some(Payload::Text(body))).await
     }
 
     /// `PUT /api/v1{path}` with a JSON body.
     pub async fn put(&self, path: &str, body: &Value) -> Result<Value, Exit> {
-        self.call(Method::PUT, path, Some(body)).await
+        self.call(Method::PUT, path, Some(Payload::Json(body))).await
     }
 
     /// `DELETE /api/v1{path}`.
@@ -57,16 +62,18 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
     ) -> Result<Value, Exit> {
         let url = format!("{}/api/v1{path}", self.url);
         let mut request = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        request = match body {
+            Some(Payload::Json(body)) => request.json(body),
+            Some(Payload::Text(text)) => request.body(text),
+            None => request,
+        };
         let response = request.send().await.map_err(|e| {
             Exit::Failed(format!("cannot reach the aetr server at {}: {}", self.url, cause(&e)))
         })?;
@@ -84,6 +91,13 @@ impl Client {
         }
         Err(Exit::Failed(refusal(status, &method, path, &value, self.token.is_some())))
     }
+}
+
+/// A request's body.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    Json(&'a Value),
+    Text(String),
 }
 
 /// A refused request, as one line.

@@ -165,7 +165,7 @@ async fn draw(bar: &ProgressBar, client: &Client, run: &str) {
     let count = |state: &str| progress["counts"][state].as_u64().unwrap_or(0);
     let total = progress["actions"].as_u64().unwrap_or(0);
     bar.set_length(total);
-    bar.set_position(count("Complete") + count("Error") + count("Cancelled"));
+    bar.set_position(count("Complete") + count("Error") + count("Cancelled") + count("Skipped"));
     let executing = count("Executing");
     bar.set_message(if executing > 0 { format!("({executing} executing)") } else { String::new() });
     bar.tick();

@@ -1,11 +1,13 @@
-//! `aetr runs ls|show|events|cancel|retry`.
+//! `aetr runs ls|show|events|cancel|retry|complete|fail`.
+
+use std::io::IsTerminal;
 
 use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::client::Client;
 use super::run::step_id;
-use super::{has_ended, print, text, Exit, ServerUrl};
+use super::{has_ended, print, read_stdin, text, Exit, ServerUrl};
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum RunsCommand {
@@ -48,6 +50,25 @@ pub enum RunsCommand {
         run: String,
         #[arg(long)]
         latest: bool,
+    },
+    /// Completes an action by hand (approves a `manual` one), with RESULT (or standard input,
+    /// when it is not a terminal) as its result.
+    Complete {
+        #[command(flatten)]
+        server: ServerUrl,
+        run: String,
+        /// The node's id, or the name of the run's one Pending or Executing node so named.
+        node: String,
+        result: Option<String>,
+    },
+    /// Fails an action by hand (rejects a `manual` one), with ERROR as its error.
+    Fail {
+        #[command(flatten)]
+        server: ServerUrl,
+        run: String,
+        /// The node's id, or the name of the run's one Pending or Executing node so named.
+        node: String,
+        error: Option<String>,
     },
 }
 
@@ -108,8 +129,60 @@ async fn runs(command: RunsCommand) -> Result<(), Exit> {
             let done = client.post(&format!("/runs/{run}/retry{query}"), &json!({})).await?;
             print(&done, || format!("run {run} is {}", text(&done["state"])));
         }
+        RunsCommand::Complete { server, run, node, result } => {
+            let body = match result {
+                Some(result) => result,
+                None if std::io::stdin().is_terminal() => String::new(),
+                None => read_stdin("a result")?,
+            };
+            settle(&Client::new(&server)?, &run, &node, "complete", body).await?;
+        }
+        RunsCommand::Fail { server, run, node, error } => {
+            let body = error.unwrap_or_default();
+            settle(&Client::new(&server)?, &run, &node, "fail", body).await?;
+        }
     }
     Ok(())
+}
+
+/// Completes or fails (`what`) a node by hand, and prints it.
+async fn settle(
+    client: &Client,
+    run: &str,
+    node: &str,
+    what: &str,
+    body: String,
+) -> Result<(), Exit> {
+    let node = node_id(client, run, node).await?;
+    let done = client.post_text(&format!("/runs/{run}/nodes/{node}/{what}"), body).await?;
+    print(&done, || format!("{} is {}", text(&done["stepTree"]["name"]), text(&done["state"])));
+    Ok(())
+}
+
+/// A node's id: NODE itself when it is one, else the id of the run's one Pending or Executing
+/// node named NODE.
+async fn node_id(client: &Client, run: &str, node: &str) -> Result<String, Exit> {
+    if uuid::Uuid::try_parse(node).is_ok() {
+        return Ok(node.to_owned());
+    }
+    let tree = client.get(&format!("/runs/{run}")).await?;
+    let mut found = Vec::new();
+    let mut stack = vec![&tree];
+    while let Some(n) = stack.pop() {
+        let waiting = matches!(n["state"].as_str(), Some("Pending" | "Executing"));
+        if waiting && n["stepTree"]["name"] == node && n["childCount"] == 0 {
+            found.push(text(&n["id"]));
+        }
+        stack.extend(n["children"].as_array().into_iter().flatten());
+    }
+    match found.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => Err(Exit::Usage(format!("run {run} has no action named {node:?} that waits"))),
+        _ => Err(Exit::Usage(format!(
+            "run {run} has {} actions named {node:?} that wait: give the node's id",
+            found.len()
+        ))),
+    }
 }
 
 /// Prints a run's history, a line (or a JSON object) an event; with `follow`, until the run
