@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod cli_client;
 mod cli_service;
+mod docker;
 mod embedded;
 mod hardening;
 mod migrations;
