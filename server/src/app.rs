@@ -23,6 +23,7 @@ use crate::guard::{Egress, Rules};
 use crate::http::auth::{self, ApiTokens};
 use crate::http::headers::{self, MaxHeaderBytes};
 use crate::http::request_id;
+use crate::retention;
 use crate::routes;
 use crate::runs::{Runs, Settings};
 use crate::scripts::{ScriptPool, ScriptSettings};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub max_callback_bytes: usize,
     /// The SSRF rules, which saved action URLs must pass.
     pub url_rules: Arc<Rules>,
+    /// `AETR_TRACE_URL`: a run's trace in the operator's tracing UI, with `{traceId}`.
+    pub trace_url: Option<String>,
 }
 
 pub async fn serve(args: ServerArgs) -> Result<()> {
@@ -94,7 +97,8 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     let tokens = ApiTokens::load(
         args.auth.api_tokens.as_ref().map(|t| t.0.as_str()),
         args.auth.api_tokens_file.as_deref(),
-    )?;
+    )?
+    .guarding_metrics(args.auth.metrics_require_token);
     if !tokens.enabled() && !addr.ip().is_loopback() {
         tracing::warn!(
             "aetr listens on {addr}, which is not a loopback address, and no API tokens are \
@@ -108,6 +112,8 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     let (outbox, accepted) = Outbox::new(pool.clone(), dispatch)?;
     let runs = Runs::new(pool.clone(), settings, key, scripts.clone(), Arc::clone(&outbox));
     let dispatcher = Dispatcher::start(&runs, &outbox, database.config.clone(), accepted);
+    let sweeper =
+        args.retention_days.map(|days| retention::start(pool.clone(), days, runs.stopping()));
 
     let state = web::Data::new(AppState {
         pool: pool.clone(),
@@ -117,6 +123,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         max_input_bytes: args.limits.max_input_bytes,
         max_callback_bytes: args.limits.max_callback_bytes,
         url_rules: url_rules.clone(),
+        trace_url: args.trace_url.clone(),
     });
     let tokens = web::Data::new(tokens);
     let max_header_bytes = web::Data::new(MaxHeaderBytes(args.limits.max_header_bytes as usize));
@@ -161,6 +168,9 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     };
     // Callbacks are still taken while the work in hand finishes.
     runs.stop(Duration::from_secs(args.shutdown_timeout_seconds)).await;
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     dispatcher.stop().await;
     scripts.stop().await;
     handle.stop(true).await;

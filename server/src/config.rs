@@ -123,6 +123,19 @@ pub struct ServerArgs {
     #[arg(long, env = "AETR_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_seconds: u64,
+
+    /// Delete runs that finished more than this many days ago, with their nodes, attempts and
+    /// history (every server sweeps a minute apart, in small batches). Unset: keep them for
+    /// ever.
+    #[arg(long, env = "AETR_RETENTION_DAYS",
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: Option<u32>,
+
+    /// A link to a run's trace in your tracing UI, with `{traceId}` where the run's trace id
+    /// goes (such as `http://jaeger:16686/trace/{traceId}`): `GET /runs/{id}` and the run page
+    /// show it.
+    #[arg(long, env = "AETR_TRACE_URL")]
+    pub trace_url: Option<String>,
 }
 
 /// Who may use the API.
@@ -137,6 +150,10 @@ pub struct AuthArgs {
     /// A file of API tokens, one per line (blank lines are skipped), used with AETR_API_TOKENS.
     #[arg(long, env = "AETR_API_TOKENS_FILE")]
     pub api_tokens_file: Option<PathBuf>,
+
+    /// `/metrics` needs an API token too (it is open by default, like `/healthz`).
+    #[arg(long, env = "AETR_METRICS_REQUIRE_TOKEN")]
+    pub metrics_require_token: bool,
 }
 
 /// A value that is never shown: not in logs, not in `Debug`.

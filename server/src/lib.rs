@@ -12,6 +12,8 @@ pub mod dispatch;
 pub mod guard;
 pub mod http;
 pub mod logging;
+pub mod metrics;
+pub mod retention;
 pub mod routes;
 pub mod runs;
 pub mod scripts;

@@ -1,7 +1,8 @@
 // The step types beyond Sequential and Parallel, in a real headless Chromium against a real
 // aetr server (AETR_URL): a Branch built in the editor (its function's compile error shown next
 // to it), its children not chosen greyed out as Skipped on the run page, a `wait` that shows
-// when it ends, and a `manual` action approved and rejected with the run page's buttons.
+// when it ends, a `manual` action approved and rejected with the run page's buttons, and a
+// finished run deleted.
 import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps } from './browser.mjs';
 
 const { context, close } = await launch();
@@ -59,6 +60,8 @@ const failed = await steps([
     await p.getByLabel(/^Input/).fill('ok');
     await p.getByRole('button', { name: 'Start run' }).click();
     await p.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
+    const trace = await p.locator('[data-fact="trace"]').textContent();
+    check(trace === p.url().split('/').pop().replaceAll('-', ''), `the run's trace id is shown: ${trace}`);
     await rowState('large', 'Skipped');
     await rowState('small', 'Complete');
     const opacity = await p.locator('.vrow[data-name="large"]').evaluate((el) => Number(getComputedStyle(el).opacity));
@@ -102,6 +105,16 @@ const failed = await steps([
     await dialog.getByRole('button', { name: 'Reject' }).click();
     await p.locator('#run-state .badge', { hasText: 'Error' }).waitFor({ timeout: 5000 });
     check((await api('GET', `/runs/${run.id}?depth=0`)).error === 'over budget', 'the run failed with the reason');
+  }],
+
+  ['a finished run is deleted, after a confirmation', async () => {
+    const runUrl = p.url();
+    const id = runUrl.split('/').pop();
+    await p.getByRole('button', { name: 'Delete run…' }).click();
+    await p.getByRole('dialog').getByRole('button', { name: 'Delete run' }).click();
+    await p.waitForURL(/\/runs$/);
+    const gone = await fetch(`${BASE}/api/v1/runs/${id}`);
+    check(gone.status === 404, `the run is gone: ${gone.status}`);
   }],
 
   ['no page reported an error or a blocked script', async () => {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::runs::{api, mapped, par_js, seq};
+use crate::runs::{api, mapped, noop, par_js, seq};
 use crate::support::{Respond, TestApp, TestService};
 
 /// A service that answers 202 and calls back at once with its input.
@@ -153,4 +153,90 @@ async fn bench_a_thousand_clients_long_polling() {
         sent.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
+}
+
+/// The latency of callbacks while `AETR_RETENTION_DAYS` deletes 100,000 old runs
+/// (`AETR_BENCH_OLD_RUNS` sets how many), beside the same callbacks with nothing to delete.
+///
+/// cargo test --release -p aetr-server --test e2e -- --ignored --nocapture retention
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it in release mode"]
+async fn bench_callback_latency_while_retention_deletes_old_runs() {
+    let old: usize =
+        std::env::var("AETR_BENCH_OLD_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let app = TestApp::spawn().await;
+    let finished = app.put_tree(&seq("old", vec![noop("a"), noop("b")])).await;
+    let making = Instant::now();
+    let mut starts = tokio::task::JoinSet::new();
+    for chunk in 0..16 {
+        let (url, step) = (app.url(&format!("/api/v1/runs/step/{finished}")), finished);
+        let http = reqwest::Client::new();
+        let n = old / 16 + usize::from(chunk < old % 16);
+        starts.spawn(async move {
+            for _ in 0..n {
+                let answer = http.post(&url).json(&json!({"input": "x"})).send().await.unwrap();
+                assert_eq!(answer.status(), 201, "run of {step}");
+            }
+        });
+    }
+    starts.join_all().await;
+    let db = app.db().await;
+    db.execute("UPDATE runs SET completed_at = now() - interval '10 days'", &[]).await.unwrap();
+    println!("{old} finished runs of 3 nodes made in {:.1} s", making.elapsed().as_secs_f64());
+
+    let svc = TestService::start().await;
+    svc.respond("/held", Respond::Status(202));
+    let live = app.put_tree(&api("live", &svc.at("/held"))).await;
+    let quiet = callback_latencies(&app, &svc, live, 300).await;
+
+    // A replica that deletes old runs: its first sweep starts a second after it does.
+    let sweeper = TestApp::on_database(&app.database_url(), &[("AETR_RETENTION_DAYS", "1")]);
+    let sweeping = Instant::now();
+    let old_left = || async {
+        let sql = "SELECT count(*) FROM runs WHERE completed_at < now() - interval '1 day'";
+        db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0)
+    };
+    while old_left().await > (old as i64) * 9 / 10 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let during = callback_latencies(&sweeper, &svc, live, 300).await;
+    let left = old_left().await;
+    while old_left().await > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let took = sweeping.elapsed().as_secs_f64();
+    println!(
+        "callbacks, p50/p99/max: {} with nothing to delete; {} while the sweep deleted \
+         ({left} old runs were left when they ended); the sweep deleted {old} runs in {took:.1} s \
+         ({:.0} runs/s)",
+        summary(&quiet),
+        summary(&during),
+        old as f64 / took,
+    );
+}
+
+/// The latency of `n` callbacks, one after another, each for a new run of `step`.
+async fn callback_latencies(
+    app: &TestApp,
+    svc: &TestService,
+    step: uuid::Uuid,
+    n: usize,
+) -> Vec<f64> {
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        app.start_run(step, json!("x")).await;
+        let call = svc.next().await;
+        let started = Instant::now();
+        app.post_raw(&call.callback, "done").await.expect(200);
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies
+}
+
+/// p50/p99/max of latencies in milliseconds.
+fn summary(latencies: &[f64]) -> String {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    format!("{:.2}/{:.2}/{:.2} ms", at(0.5), at(0.99), at(1.0))
 }

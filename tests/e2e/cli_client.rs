@@ -340,3 +340,27 @@ async fn runs_complete_and_fail_settle_a_waiting_action_named_or_by_id() {
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("409"), "{}", again.stderr);
 }
+
+#[tokio::test]
+async fn runs_rm_deletes_a_finished_run_and_refuses_one_in_flight() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    let done = app.start_run(app.put_tree(&noop("n")).await, json!("x")).await;
+    app.wait_root(done, "Complete").await;
+    let going = app.start_run(app.put_tree(&api("a", &svc.at("/a"))).await, json!("x")).await;
+    svc.next().await;
+
+    let (done_id, going_id) = (done.to_string(), going.to_string());
+    let removed = aetr(&app, &["runs", "rm", &done_id], b"").await;
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    assert_eq!(removed.json(), json!({"id": done_id, "deleted": true}));
+    app.get(&format!("/api/v1/runs/{done}")).await.expect(404);
+    let refused = aetr(&app, &["runs", "rm", &going_id], b"").await;
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("409") && refused.stderr.contains("in flight"),
+        "{}",
+        refused.stderr
+    );
+    app.get(&format!("/api/v1/runs/{going}")).await.expect(200);
+}

@@ -12,6 +12,7 @@ mod cli_service;
 mod docker;
 mod embedded;
 mod hardening;
+mod metrics;
 mod migrations;
 mod openapi;
 mod resilience;

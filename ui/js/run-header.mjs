@@ -1,8 +1,9 @@
-// The head of a run's page: its tree and state, the operators' buttons (cancel, retry), its
-// progress, times, input, result and error.
-import { post } from './api.mjs';
+// The head of a run's page: its tree and state, the operators' buttons (cancel, retry,
+// delete), its progress, times, input, result and error.
+import { api, post } from './api.mjs';
 import { confirmDialog, h, replace, toast } from './dom.mjs';
 import { duration, number, stateBadge, STATES, TERMINAL, textBlock, time } from './format.mjs';
+import { navigate } from './main.mjs';
 
 /**
  * Draws the run `root` (its root node) and its `progress` (GET /runs/{id}/progress) into
@@ -20,7 +21,7 @@ export function drawRunHeader(box, runId, root, progress, { onActed, onShowNode 
     inputAndResult(root, onShowNode));
 }
 
-/** Cancel while the run is unfinished; retry once it failed. */
+/** Cancel while the run is unfinished; retry once it failed; delete once it has finished. */
 function runButtons(runId, root, onActed) {
   const buttons = [];
   if (!TERMINAL.has(root.state)) {
@@ -29,7 +30,22 @@ function runButtons(runId, root, onActed) {
   if (root.state === 'Error') {
     buttons.push(h('button', { type: 'button', class: 'btn btn-primary', onclick: () => retry(runId, onActed) }, 'Retry run…'));
   }
+  if (TERMINAL.has(root.state)) {
+    buttons.push(h('button', { type: 'button', class: 'btn btn-danger', onclick: () => remove(runId) }, 'Delete run…'));
+  }
   return buttons;
+}
+
+async function remove(runId) {
+  const ok = await confirmDialog({ title: 'Delete this run?', message: 'The run, its nodes, attempts and history are deleted. This cannot be undone.', confirm: 'Delete run', danger: true });
+  if (!ok) return;
+  try {
+    await api('DELETE', `/runs/${runId}`);
+    toast('Run deleted');
+    navigate('/runs');
+  } catch (e) {
+    toast(`Not deleted: ${e.message}`, 'error');
+  }
 }
 
 async function cancel(runId, onActed) {
@@ -76,7 +92,10 @@ function runFacts(root, progress) {
     h('dt', {}, 'Started'), h('dd', {}, time(root.createdAt)),
     h('dt', {}, 'Finished'), h('dd', {}, time(root.completedAt)),
     h('dt', {}, 'Took'), h('dd', {}, took === null ? '—' : `${duration(took)}${root.completedAt ? '' : ' so far'}`),
-    h('dt', {}, 'Nodes'), h('dd', {}, number(progress.nodes)));
+    h('dt', {}, 'Nodes'), h('dd', {}, number(progress.nodes)),
+    root.traceId ? [h('dt', {}, 'Trace'), h('dd', { class: 'mono small', 'data-fact': 'trace' }, root.traceUrl
+      ? h('a', { href: root.traceUrl, target: '_blank', rel: 'noopener noreferrer' }, root.traceId)
+      : root.traceId)] : null);
 }
 
 /** The run's input, its result, and its error with a way to the node that failed. */

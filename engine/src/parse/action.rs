@@ -20,8 +20,15 @@ const API_FIELDS: &[&str] = &[
 ];
 
 /// Headers that aetr sets itself and that an action may not replace.
-const RESERVED_HEADERS: &[&str] =
-    &["content-length", "transfer-encoding", "host", "connection", "idempotency-key", "x-aetr-run"];
+const RESERVED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "idempotency-key",
+    "x-aetr-run",
+    "traceparent",
+];
 
 /// The longest POST timeout: one hour.
 const MAX_TIMEOUT_SECONDS: u64 = 3_600;

@@ -1,4 +1,4 @@
-//! `aetr runs ls|show|events|cancel|retry|complete|fail`.
+//! `aetr runs ls|show|events|cancel|retry|rm|complete|fail`.
 
 use std::io::IsTerminal;
 
@@ -50,6 +50,12 @@ pub enum RunsCommand {
         run: String,
         #[arg(long)]
         latest: bool,
+    },
+    /// Deletes a run that has finished, with its nodes, attempts and history.
+    Rm {
+        #[command(flatten)]
+        server: ServerUrl,
+        run: String,
     },
     /// Completes an action by hand (approves a `manual` one), with RESULT (or standard input,
     /// when it is not a terminal) as its result.
@@ -128,6 +134,10 @@ async fn runs(command: RunsCommand) -> Result<(), Exit> {
             let query = if latest { "?definition=latest" } else { "" };
             let done = client.post(&format!("/runs/{run}/retry{query}"), &json!({})).await?;
             print(&done, || format!("run {run} is {}", text(&done["state"])));
+        }
+        RunsCommand::Rm { server, run } => {
+            Client::new(&server)?.delete(&format!("/runs/{run}")).await?;
+            print(&json!({ "id": run, "deleted": true }), || format!("run {run} is deleted"));
         }
         RunsCommand::Complete { server, run, node, result } => {
             let body = match result {

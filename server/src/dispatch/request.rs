@@ -3,7 +3,9 @@
 //! `POST <url>?<the url's own query>&aetr=<callback url, percent-encoded>`, with the node's
 //! input as the body (none for no input), `Content-Type: application/json` when the body parses
 //! as JSON (else `text/plain; charset=utf-8`), then the action's own headers, which override
-//! these, and `Idempotency-Key: <nodeId>:<attempt>` and `X-Aetr-Run: <runId>`.
+//! these, and `Idempotency-Key: <nodeId>:<attempt>`, `X-Aetr-Run: <runId>` and a W3C
+//! `traceparent` (one trace per run, a span per attempt: see [`traceparent`]), so that a service
+//! can join the run's trace.
 //!
 //! Errors never show the URL's query: it holds the callback token.
 
@@ -42,6 +44,22 @@ pub enum Answer {
     Result { status: u16, body: Option<String> },
     /// Not sent, not answered, or not a 2xx.
     Failed { error: String, retry: Retry, status: Option<u16> },
+}
+
+/// A run's trace id: its id's 32 hex digits (a UUIDv7 is never all zeros).
+pub fn trace_id(run: Uuid) -> String {
+    run.simple().to_string()
+}
+
+/// The W3C `traceparent` of an attempt: version 00, the run's trace id, the attempt's span id
+/// and the sampled flag. A node's id is its run's id with the node's number XORed into its
+/// last 32 bits, so the span id (the node id's last 64 bits, with the attempt XORed into their
+/// upper half) differs for every node and attempt of a run, and is the same when an attempt is
+/// sent again.
+pub fn traceparent(run: Uuid, node_id: Uuid, attempt: u32) -> String {
+    let low = node_id.as_u128() as u64;
+    let span = (low ^ (u64::from(attempt) << 32)).max(1);
+    format!("00-{}-{span:016x}-01", trace_id(run))
 }
 
 /// The URL to POST to: the action's URL, its query kept as it is, with `aetr` added.
@@ -91,6 +109,7 @@ pub async fn post(http: &Client, rules: &Rules, call: &Call<'_>, max_body: usize
     let request = request
         .header("Idempotency-Key", format!("{}:{}", call.node_id, call.attempt))
         .header("X-Aetr-Run", call.run.to_string())
+        .header("traceparent", traceparent(call.run, call.node_id, call.attempt))
         .body(body);
     let response = match request.send().await {
         Ok(response) => response,
@@ -257,5 +276,23 @@ mod tests {
         let url = target("https://svc/x#frag", callback).unwrap_or_else(|e| panic!("{e}"));
         assert!(url.as_str().starts_with("https://svc/x?aetr=http%3A%2F%2F"), "{url}");
         assert_eq!(shown_url("https://svc/x?secret=1#f"), "https://svc/x");
+    }
+
+    #[test]
+    fn a_traceparent_has_the_runs_trace_and_a_span_for_each_node_and_attempt() {
+        use crate::runs::node_id::node_id;
+        let run = Uuid::now_v7();
+        let trace = trace_id(run);
+        let parent = |idx, attempt| traceparent(run, node_id(run, idx), attempt);
+        let first = parent(3, 1);
+        let parts: Vec<&str> = first.split('-').collect();
+        assert_eq!(parts.len(), 4, "{first}");
+        assert_eq!((parts[0], parts[1], parts[3]), ("00", trace.as_str(), "01"));
+        assert_eq!(parts[2].len(), 16);
+        assert!(parts[2].bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
+        let spans: std::collections::HashSet<String> =
+            [parent(3, 1), parent(3, 2), parent(4, 1), parent(0, 1)].into_iter().collect();
+        assert_eq!(spans.len(), 4, "a span per node and attempt: {spans:?}");
+        assert_eq!(parent(3, 1), first, "an attempt sent again keeps its span");
     }
 }

@@ -27,6 +27,8 @@ const OPEN_PATHS: [&str; 3] =
 #[derive(Clone, Default)]
 pub struct ApiTokens {
     digests: Vec<[u8; 32]>,
+    /// `/metrics` needs a token too (`AETR_METRICS_REQUIRE_TOKEN`).
+    guard_metrics: bool,
 }
 
 impl fmt::Debug for ApiTokens {
@@ -59,7 +61,12 @@ impl ApiTokens {
                 );
             }
         }
-        Ok(ApiTokens { digests: tokens.iter().map(|t| digest(t)).collect() })
+        Ok(ApiTokens { digests: tokens.iter().map(|t| digest(t)).collect(), guard_metrics: false })
+    }
+
+    /// From now on `/metrics` needs a token (when tokens are on).
+    pub fn guarding_metrics(self, guard: bool) -> ApiTokens {
+        ApiTokens { guard_metrics: guard, ..self }
     }
 
     pub fn enabled(&self) -> bool {
@@ -111,7 +118,11 @@ pub async fn middleware(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let tokens = req.app_data::<web::Data<ApiTokens>>().cloned();
-    if let Some(tokens) = tokens.filter(|t| t.enabled() && guarded(req.path())) {
+    let needs_token = |t: &web::Data<ApiTokens>| {
+        let path = req.path();
+        t.enabled() && (guarded(path) || (t.guard_metrics && path == "/metrics"))
+    };
+    if let Some(tokens) = tokens.filter(needs_token) {
         if let Err(e) = tokens.check(&req) {
             return Err(e.into());
         }

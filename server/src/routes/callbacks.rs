@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::http::query::Query;
 use crate::http::{body, ApiError, ErrorBody};
+use crate::metrics::{AnswerLabel, METRICS};
 use crate::runs::history;
 
 /// What a callback body is called in a 413.
@@ -96,11 +97,24 @@ async fn callback(
     span.record("attempt", claim.attempt);
     let text = body::text(payload, state.max_callback_bytes, CALLBACK).await?;
     let reply = state.runs.apply(claim.run, event(claim.node, claim.attempt, text)).await?;
+    METRICS.callbacks.get_or_create(&AnswerLabel { answer: answer_label(reply) }).inc();
     if reply == Reply::Done {
         return Ok(HttpResponse::Ok().json(Taken {}));
     }
     match history::refusal(reply) {
         Some(why) => Err(ApiError::Conflict(why.to_owned())),
         None => Err(ApiError::Internal(anyhow::anyhow!("a callback was answered {reply:?}"))),
+    }
+}
+
+/// A callback's answer, as a metric's label.
+fn answer_label(reply: Reply) -> &'static str {
+    match reply {
+        Reply::Done => "taken",
+        Reply::Repeat => "repeat",
+        Reply::Superseded => "superseded",
+        Reply::NotWaiting => "not_waiting",
+        Reply::Late => "late",
+        _ => "refused",
     }
 }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{callbacks, health, runs, steps};
+use super::{callbacks, health, metrics, runs, steps};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,10 +16,10 @@ use super::{callbacks, health, runs, steps};
         steps::list, steps::create, steps::put_tree, steps::put_slim, steps::get_tree,
         steps::get_slim, steps::set_children, steps::parents, steps::delete,
         runs::start, runs::list, runs::get_run, runs::get_node, runs::children, runs::cancel,
-        runs::retry, runs::by_hand::complete, runs::by_hand::fail, runs::by_hand::redispatch,
+        runs::retry, runs::remove::delete, runs::by_hand::complete, runs::by_hand::fail, runs::by_hand::redispatch,
         runs::history::events, runs::stats::counts, runs::stats::progress, callbacks::complete, callbacks::fail,
         runs::aetr::partial, runs::aetr::by_state, runs::aetr::active, runs::aetr::related,
-        health::healthz, health::readyz, health::ping,
+        health::healthz, health::readyz, health::ping, metrics::metrics,
     ),
     components(schemas(runs::DefinitionDoc)),
     modifiers(&ApiTokenAuth),

@@ -4,6 +4,7 @@
 mod callbacks;
 pub mod docs;
 mod health;
+mod metrics;
 mod runs;
 mod steps;
 mod ui;
@@ -17,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/healthz").get(health::healthz))
         .service(resource("/readyz").get(health::readyz))
         .service(resource("/ping").get(health::ping))
+        .service(resource("/metrics").get(metrics::metrics))
         .service(
             web::scope("/api/v1")
                 .service(resource("/openapi.json").get(docs::openapi))

@@ -201,8 +201,10 @@ impl Shared {
             loaded.entry(run).or_default().insert(stored.idx, stored);
         }
         for (batch, snap) in batches.iter().zip(snaps) {
+            // A run deleted since its snapshot was read has no rows left.
             let root = loaded.get(&batch.run).and_then(|nodes| nodes.get(&0));
-            if let Some(root) = root.filter(|root| root.rev != snap.rev) {
+            let root = root.ok_or(RunError::NoSuchRun(batch.run))?;
+            if root.rev != snap.rev {
                 self.snapshots.get(db, batch.run, Some(root.rev)).await?;
                 return Err(RunError::Conflict);
             }
@@ -242,7 +244,11 @@ impl Shared {
                 self.add_post_status(run, node, attempt, &mut applier.plan);
             }
             let work = apply_premapped(&mut applier, run, queued, &snap, outcome.work)?;
+            let sends_before = applier.plan.sends.len();
             applier.take(&work).map_err(corrupt)?;
+            if callback_of(event).is_some() && applier.plan.sends.len() > sends_before {
+                applier.plan.woken_by.push(queued.received);
+            }
             replies.push(outcome.reply);
         }
         let Applier { state, plan, .. } = applier;
@@ -405,7 +411,8 @@ mod tests {
 
     fn queued(event: Event, fence: Option<Fence>) -> Queued {
         let (reply, _) = oneshot::channel();
-        Queued { event, fence, http_status: None, premapped: None, reply }
+        let received = std::time::Instant::now();
+        Queued { event, fence, http_status: None, premapped: None, reply, received }
     }
 
     fn stored(idx: NodeIdx, epoch: i64) -> (NodeIdx, Stored) {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 use super::Shared;
+use crate::metrics::METRICS;
 
 /// The most parts in one group.
 const MAX_PARTS: usize = 128;
@@ -150,7 +151,10 @@ async fn commit_groups<P: Part>(shared: &Arc<Shared>) {
 /// alone, so that one part's trouble (a run's corrupt state, say) fails only its own waiters.
 async fn commit_group<P: Part>(shared: &Arc<Shared>, group: Vec<P>) {
     let answers = match P::commit(shared, &group).await {
-        Ok(answers) => answers,
+        Ok(answers) => {
+            METRICS.group_commit_runs.observe(group.len() as f64);
+            answers
+        }
         Err(e) if group.len() == 1 => vec![group[0].failed(shared, e)],
         Err(_) => {
             for part in group {

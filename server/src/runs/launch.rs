@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::plan::Plan;
 use super::{Fence, RunSnapshot, Shared};
 use crate::dispatch::Slot;
+use crate::metrics::METRICS;
 use crate::scripts::OwnedCall;
 use crate::store::changes::Epochs;
 use crate::store::nodes;
@@ -62,6 +63,8 @@ pub(crate) struct Launch {
     snap: Arc<RunSnapshot>,
     sends: Vec<SendJob>,
     scripts: Vec<ScriptJob>,
+    /// When the callbacks that made some of the sends due arrived.
+    woken_by: Vec<std::time::Instant>,
 }
 
 impl Launch {
@@ -95,10 +98,13 @@ impl Launch {
                 Some(ScriptJob { run, idx, epoch: epoch(idx), kind })
             })
             .collect();
-        Launch { snap, sends, scripts }
+        Launch { snap, sends, scripts, woken_by: plan.woken_by }
     }
 
     pub fn start(self, shared: &Arc<Shared>) {
+        for at in &self.woken_by {
+            METRICS.callback_to_dispatch_seconds.observe(at.elapsed().as_secs_f64());
+        }
         for job in self.sends {
             let (shared, snap) = (Arc::clone(shared), Arc::clone(&self.snap));
             shared.clone().spawn(async move { shared.send(snap, job).await });

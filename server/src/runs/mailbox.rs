@@ -38,6 +38,8 @@ pub(crate) struct Queued {
     /// A result's mapper outcome, computed before the batch (see [`Premapped`]).
     pub premapped: Option<Premapped>,
     pub reply: oneshot::Sender<Result<Reply, RunError>>,
+    /// When it was submitted: a callback's arrival.
+    pub received: std::time::Instant,
 }
 
 /// The outcome of a result's mapper, run as the result arrived (outside any transaction), so
@@ -74,7 +76,8 @@ impl Mailboxes {
         premapped: Option<Premapped>,
     ) -> Result<Reply, RunError> {
         let (reply, answer) = oneshot::channel();
-        let queued = Queued { event, fence, http_status, premapped, reply };
+        let received = std::time::Instant::now();
+        let queued = Queued { event, fence, http_status, premapped, reply, received };
         let lead = match self.lock().entry(run) {
             Entry::Occupied(mut queue) => {
                 queue.get_mut().push_back(queued);

@@ -40,6 +40,8 @@ pub(crate) struct Plan {
     released: BTreeSet<NodeIdx>,
     /// POSTs to send after the commit, each with its slot.
     pub sends: Vec<(NodeIdx, u32, Slot)>,
+    /// When the callbacks that made some of `sends` due arrived (for the metrics).
+    pub woken_by: Vec<std::time::Instant>,
     /// Mappers and reducers to run after the commit.
     pub scripts: Vec<NodeIdx>,
     /// Attempts that are sent (or sent again).
@@ -64,6 +66,7 @@ impl Plan {
             leases: BTreeMap::new(),
             released: BTreeSet::new(),
             sends: Vec::new(),
+            woken_by: Vec::new(),
             scripts: Vec::new(),
             sent: Vec::new(),
             ended: Vec::new(),

@@ -9,6 +9,7 @@ use super::launch::SendJob;
 use super::node_id::node_id;
 use super::{Fence, RunSnapshot, Shared};
 use crate::dispatch::request::{Answer, Call};
+use crate::metrics::METRICS;
 use crate::store::nodes::Accepted;
 
 impl Shared {
@@ -32,8 +33,14 @@ impl Shared {
             node_id: node_id(run, idx),
             attempt,
         };
+        let started = std::time::Instant::now();
         let answer = self.outbox.post(&call).await;
         drop(slot);
+        let status = match &answer {
+            Answer::Accepted { status } | Answer::Result { status, .. } => Some(*status),
+            Answer::Failed { status, .. } => *status,
+        };
+        METRICS.post_answered(status, started.elapsed());
         let fence = Some(Fence { idx, epoch });
         let reported = match answer {
             Answer::Accepted { status } => {

@@ -15,6 +15,7 @@ use super::apply::Applier;
 use super::group::{Groups, Part};
 use super::plan::Plan;
 use super::{RunError, RunSnapshot, Runs, Shared};
+use crate::metrics::METRICS;
 use crate::store::changes::{self, Epochs, NodeChanges};
 use crate::store::nodes::{NewNodes, Revision};
 use crate::store::runs::{self, RunRow};
@@ -133,6 +134,7 @@ impl Shared {
             true => Default::default(),
             false => write_runs(&tx, &made, now).await?,
         };
+        METRICS.runs_started.inc_by(inserted.len() as u64);
 
         let mut answers = Vec::with_capacity(requests.len());
         for (request, prepared) in requests.iter().zip(prepared) {

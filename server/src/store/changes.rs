@@ -22,6 +22,7 @@ use super::events::{self, NewEvent};
 use super::nodes::{self, NewNodes, Write};
 use super::runs::{self, StateUpdate};
 use super::tx::Tx;
+use crate::metrics::{StateLabel, METRICS};
 
 /// The channel that wakes dispatchers (of every server) when work waits in the database.
 pub const WORK_CHANNEL: &str = "aetr_work";
@@ -160,6 +161,11 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
     );
     let writes = try_join(try_join4(nodes, rest, wake, tell_waiters), cancels);
     let (((written, inserted, _), ..), _) = tx.commit_with(&WRITES, writes).await?;
+    for ended in states.iter().filter(|s| s.state.is_terminal()) {
+        let state = ended.state.as_str();
+        METRICS.runs_finished.get_or_create(&StateLabel { state }).inc();
+    }
+    METRICS.actions_dispatched.inc_by(changes.iter().map(|c| c.sent.len() as u64).sum());
     Ok(written.into_iter().chain(inserted).collect())
 }
 

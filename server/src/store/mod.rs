@@ -15,6 +15,7 @@ pub mod attempts;
 pub mod changes;
 pub mod events;
 pub mod nodes;
+pub mod retention;
 pub mod runs;
 pub mod steps;
 pub mod time;
@@ -31,6 +32,7 @@ pub fn statements() -> Vec<(&'static str, &'static str)> {
         changes::STATEMENTS,
         events::STATEMENTS,
         nodes::STATEMENTS,
+        retention::STATEMENTS,
         runs::STATEMENTS,
         steps::STATEMENTS,
         views::STATEMENTS,

@@ -273,6 +273,38 @@ pub async fn failed_node(client: &impl GenericClient, run: Uuid) -> Result<Optio
     Ok(row.and_then(|r| r.get::<_, Option<i32>>(0)).map(|n| n as NodeIdx))
 }
 
+/// Work waiting in the whole database, for the metrics' gauges.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WaitingWork {
+    /// Actions due, backing off, or parked (`Ready`).
+    pub pending_actions: i64,
+    /// Actions sent (or waiting) with a deadline: most api actions, waits, manual ones.
+    pub executing_actions: i64,
+    pub pending_runs: i64,
+    pub executing_runs: i64,
+}
+
+/// See [`waiting_work`]. Each count reads a partial index (`run_nodes_due`,
+/// `run_nodes_deadline`) or `runs_state`, so it costs the rows counted, not the tables.
+pub(crate) const WAITING_WORK_SQL: &str = "SELECT
+        (SELECT count(*) FROM run_nodes WHERE phase = 'Ready'),
+        (SELECT count(*) FROM run_nodes WHERE phase = 'Executing' AND due_at IS NOT NULL),
+        (SELECT count(*) FROM runs WHERE state = 'Pending'),
+        (SELECT count(*) FROM runs WHERE state = 'Executing')";
+
+/// How much work waits: see [`WaitingWork`].
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn waiting_work(client: &impl GenericClient) -> Result<WaitingWork> {
+    let statement = client.prepare_cached(WAITING_WORK_SQL).await?;
+    let row = client.query_one(&statement, &[]).await?;
+    Ok(WaitingWork {
+        pending_actions: row.try_get(0)?,
+        executing_actions: row.try_get(1)?,
+        pending_runs: row.try_get(2)?,
+        executing_runs: row.try_get(3)?,
+    })
+}
+
 fn node_of(row: &Row) -> Result<NodeRow> {
     Ok(NodeRow {
         idx: row.try_get::<_, i32>("idx")? as NodeIdx,
@@ -289,6 +321,7 @@ fn node_of(row: &Row) -> Result<NodeRow> {
 }
 
 statements!(
+    WAITING_WORK_SQL,
     ACTIVE_NODES_SQL,
     NODES_TO_DEPTH_SQL,
     NODE_SQL,

@@ -142,3 +142,47 @@ async fn a_callback_that_never_comes_fails_the_node_at_its_deadline() {
     assert_eq!(node["attempts"][0]["status"], "TimedOut");
     app.post_raw(&post.callback, "late").await.expect(409);
 }
+
+#[tokio::test]
+async fn every_post_carries_the_runs_trace_and_a_span_of_its_attempt() {
+    let template = "http://jaeger.test:16686/trace/{traceId}";
+    let app = TestApp::spawn_with(&[("AETR_TRACE_URL", template)]).await;
+    let svc = TestService::start().await;
+    svc.respond("/flaky", Respond::Status(503));
+    let tree = seq(
+        "s",
+        vec![
+            api("a", &svc.at("/a")),
+            api_with(
+                "flaky",
+                &svc.at("/flaky"),
+                json!({"retry": {"maxAttempts": 2, "backoffMs": 0}}),
+            ),
+        ],
+    );
+    let run = app.start_run(app.put_tree(&tree).await, json!("x")).await;
+    let trace = run.simple().to_string();
+    let a = svc.next().await;
+    app.post_raw(&a.callback, "ok").await.expect(200);
+    let tries = svc.take(2).await;
+    let mut spans = std::collections::HashSet::new();
+    for r in [&a, &tries[0], &tries[1]] {
+        let parent = r.header("traceparent").expect("a traceparent on every POST");
+        let parts: Vec<&str> = parent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{parent}");
+        assert_eq!((parts[0], parts[1], parts[3]), ("00", trace.as_str(), "01"), "{parent}");
+        assert!(parts[2].len() == 16 && parts[2] != "0000000000000000", "{parent}");
+        spans.insert(parts[2].to_owned());
+    }
+    assert_eq!(spans.len(), 3, "a span for each attempt: {spans:?}");
+    let failed = app.wait_run(run, "Error").await;
+    assert_eq!(failed["traceId"], trace.as_str());
+    assert_eq!(failed["traceUrl"], template.replace("{traceId}", &trace).as_str());
+
+    let refused = api_with("a", &svc.at("/a"), json!({"headers": {"traceparent": "00-x"}}));
+    let answer = app.put("/api/v1/steps", &refused).await.expect(422);
+    assert_eq!(
+        answer.errors(),
+        ["action.headers.traceparent: is set by aetr and cannot be configured"]
+    );
+}

@@ -9,6 +9,7 @@ mod operator;
 mod parallel;
 mod plans;
 mod reads;
+mod retention;
 mod sequential;
 mod step_types;
 mod transactions;

@@ -3,6 +3,7 @@
 pub mod aetr;
 pub mod by_hand;
 pub mod history;
+pub mod remove;
 pub mod stats;
 pub mod view;
 
@@ -44,7 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/runs/partial/{id}").get(aetr::partial))
         .service(resource("/runs/related/step/{stepId}").get(aetr::related))
         .service(resource("/runs/step/{stepId}").post(start))
-        .service(resource("/runs/{id}").get(get_run))
+        .service(resource("/runs/{id}").get(get_run).delete(remove::delete))
         .service(resource("/runs/{id}/nodes/{nodeId}").get(get_node))
         .service(resource("/runs/{id}/nodes/{nodeId}/children").get(children))
         .service(resource("/runs/{id}/nodes/{nodeId}/complete").post(by_hand::complete))
@@ -243,7 +244,7 @@ pub async fn get_run(
     let deeper = view::counts_by_parent(&views::child_counts(&client, run, &last_level).await?);
     let failed = views::failed_node(&client, run).await?;
     let tree = view::tree(run, &snap, &rows, depth, &deeper, failed).ok_or_else(|| no_run(run))?;
-    Ok(HttpResponse::Ok().json(tree))
+    Ok(HttpResponse::Ok().json(tree.with_trace(run, state.trace_url.as_deref())))
 }
 
 /// One node, with its attempts and its snapshot's action, mapper and reducer.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::dispatch::request::trace_id;
 use crate::routes::docs::{
     ActionDoc, ActionKindDoc, BranchDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc,
 };
@@ -77,6 +78,24 @@ pub struct RunNode {
     /// On the root of a failed run: the node whose failure failed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_node: Option<Uuid>,
+    /// On the root: the run's W3C trace id (its id's 32 hex digits). Every action POST
+    /// carries it in its `traceparent`, with a span of its own for each attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// On the root: the trace in the operator's tracing UI (`AETR_TRACE_URL`, with
+    /// `{traceId}` filled in), when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_url: Option<String>,
+}
+
+impl RunNode {
+    /// Shows the run's trace on this, its root.
+    pub fn with_trace(mut self, run: Uuid, template: Option<&str>) -> RunNode {
+        let id = trace_id(run);
+        self.trace_url = template.map(|t| t.replace("{traceId}", &id));
+        self.trace_id = Some(id);
+        self
+    }
 }
 
 /// One node in full: its attempts, and its snapshot's action, mapper and reducer.
@@ -202,6 +221,8 @@ fn build(
         counts,
         children,
         failed_node: None,
+        trace_id: None,
+        trace_url: None,
     })
 }
 
@@ -219,6 +240,8 @@ pub fn leaf(
         counts: counts.cloned().unwrap_or_default(),
         children: None,
         failed_node: None,
+        trace_id: None,
+        trace_url: None,
     }
 }
 
