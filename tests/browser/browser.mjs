@@ -90,3 +90,12 @@ export async function steps(list) {
   }
   return failed;
 }
+
+/** Replaces the text of the first CodeMirror editor in `scope` by typing, as a person would. */
+export async function typeInEditor(p, scope, text) {
+  const editor = scope.locator('.CodeMirror').first();
+  await editor.click();
+  await p.keyboard.press('Control+A');
+  await p.keyboard.press('Delete');
+  await p.keyboard.type(text);
+}

@@ -3,7 +3,7 @@
 // to it), its children not chosen greyed out as Skipped on the run page, a `wait` that shows
 // when it ends, a `manual` action approved and rejected with the run page's buttons, and a
 // finished run deleted.
-import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps } from './browser.mjs';
+import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps, typeInEditor } from './browser.mjs';
 
 const { context, close } = await launch();
 const p = await page(context);
@@ -12,15 +12,6 @@ let treeId;
 /** Waits until the row of the node named `name` shows `state`. */
 async function rowState(name, state, timeout = 8000) {
   await p.locator(`.vrow[data-name="${name}"][data-state="${state}"]`).first().waitFor({ timeout });
-}
-
-/** Replaces a CodeMirror editor's text by typing, as a person would. */
-async function typeInEditor(scope, text) {
-  const editor = scope.locator('.CodeMirror').first();
-  await editor.click();
-  await p.keyboard.press('Control+A');
-  await p.keyboard.press('Delete');
-  await p.keyboard.type(text);
 }
 
 const failed = await steps([
@@ -42,12 +33,12 @@ const failed = await steps([
     const route = p.locator('.step-card[data-path="children[0]"]');
     await route.getByText('Runs the one child its function names').waitFor();
     const fn = p.locator('.script-box', { has: p.getByText('Branch function: gets the input') });
-    await typeInEditor(fn, 'function apply(d) { return d.length > 3 ? ; }');
+    await typeInEditor(p, fn, 'function apply(d) { return d.length > 3 ? ; }');
     await p.getByRole('button', { name: 'Save', exact: true }).click();
     const error = route.locator('.field-errors li').first();
     await error.waitFor({ timeout: 5000 });
     check(/unexpected|expected|syntax/i.test(await error.textContent()), `the function's error is next to it: ${await error.textContent()}`);
-    await typeInEditor(fn, 'function apply(d) { return d.length > 3 ? "large" : "small"; }');
+    await typeInEditor(p, fn, 'function apply(d) { return d.length > 3 ? "large" : "small"; }');
     await p.getByRole('button', { name: 'Save', exact: true }).click();
     await p.locator('.save-state', { hasText: /^Saved$/ }).waitFor({ timeout: 5000 });
     const saved = await api('GET', `/steps/${treeId}`);

@@ -6,7 +6,7 @@
 //   watch node colours change as the service calls back; open a node's details; a result with
 //   <script> renders as text; retry after a failure; cancel; screenshots, light and dark.
 import { createServer } from 'node:http';
-import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps } from './browser.mjs';
+import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps, typeInEditor } from './browser.mjs';
 
 /** The service: answers 202 to every POST and keeps what it got, for the test to call back. */
 function startService() {
@@ -89,13 +89,13 @@ const failed = await steps([
     await second.getByLabel('URL', { exact: true }).fill(service.url('/invoice'));
     await second.getByRole('button', { name: 'Add mapper' }).click();
     // A mapper that does not compile: the server's error shows next to it.
-    await typeInEditor(second, 'function apply(d) { return d +; }');
+    await typeInEditor(p, second, 'function apply(d) { return d +; }');
     await p.getByRole('button', { name: 'Save', exact: true }).click();
     const error = second.locator('.field-errors li').first();
     await error.waitFor({ timeout: 5000 });
     const text = await error.textContent();
     check(/unexpected|expected|syntax/i.test(text), `the mapper's error is shown next to it: ${text}`);
-    await typeInEditor(second, 'function apply(d) { return "invoice for " + d; }');
+    await typeInEditor(p, second, 'function apply(d) { return "invoice for " + d; }');
     // Reorder by drag and drop there and back, and switch the root to Parallel and back.
     await p.getByRole('button', { name: 'Move invoice up' }).click();
     check(await p.locator('.step-card[data-path="children[0]"] .step-name').inputValue() === 'invoice', 'invoice moved up');
@@ -241,7 +241,7 @@ const failed = await steps([
     await p.getByRole('dialog').getByRole('button', { name: 'Add' }).click();
     await p.locator('.step-card[data-path="children[4]"]', { hasText: 'stored step, kept as it is' }).waitFor();
     await p.getByLabel('Reducer of fan-out', { exact: true }).selectOption('js');
-    await typeInEditor(p.locator('.script-box', { has: p.getByLabel('Reducer of fan-out', { exact: true }) }), 'function apply(rs) { return rs.length; }');
+    await typeInEditor(p, p.locator('.script-box', { has: p.getByLabel('Reducer of fan-out', { exact: true }) }), 'function apply(rs) { return rs.length; }');
     await p.getByRole('button', { name: 'Save', exact: true }).click();
     await p.locator('.save-state', { hasText: /^Saved$/ }).waitFor({ timeout: 5000 });
     const saved = await api('GET', `/steps/${fan.id}`);
@@ -301,15 +301,6 @@ const failed = await steps([
     assertNoProblems(p);
   }],
 ]);
-
-/** Replaces a CodeMirror editor's text by typing, as a person would. */
-async function typeInEditor(scope, text) {
-  const editor = scope.locator('.CodeMirror').first();
-  await editor.click();
-  await p.keyboard.press('Control+A');
-  await p.keyboard.press('Delete');
-  await p.keyboard.type(text);
-}
 
 await close();
 service.close();

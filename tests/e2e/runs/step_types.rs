@@ -207,34 +207,33 @@ async fn a_manual_action_waits_for_approval_by_hand() {
         seq("s", vec![manual("approve", json!({"callbackTimeoutSeconds": 3600})), noop("after")]);
     let step = app.put_tree(&tree).await;
 
-    let run = app.start_run(step, json!("order 7")).await;
-    let tree = app
-        .wait_until(run, "the approval waits", |t| t["children"][0]["state"] == "Executing")
-        .await;
-    let node = tree["children"][0]["id"].as_str().unwrap().to_owned();
+    let (run, node, tree) = waiting_for_a_person(&app, step).await;
     let due = tree["children"][0]["dueAt"].as_i64().expect("a deadline for the decision");
     assert!(due > tree["children"][0]["executedAt"].as_i64().unwrap() + 3_590_000);
     let url = format!("/api/v1/runs/{run}/nodes/{node}/complete");
     app.send(reqwest::Method::POST, &url, Some("approved".into())).await.expect(200);
     assert_eq!(app.wait_run(run, "Complete").await["result"], "approved");
 
-    let run = app.start_run(step, json!("order 8")).await;
-    let tree = app
-        .wait_until(run, "the approval waits", |t| t["children"][0]["state"] == "Executing")
-        .await;
-    let node = tree["children"][0]["id"].as_str().unwrap().to_owned();
+    let (run, node, _) = waiting_for_a_person(&app, step).await;
     let url = format!("/api/v1/runs/{run}/nodes/{node}/fail");
     app.send(reqwest::Method::POST, &url, Some("too expensive".into())).await.expect(200);
     assert_eq!(app.wait_run(run, "Error").await["error"], "too expensive");
 
     // A redispatch is for actions that POST: a manual one has nothing to send.
-    let run = app.start_run(step, json!("order 9")).await;
+    let (run, node, _) = waiting_for_a_person(&app, step).await;
+    let url = format!("/api/v1/runs/{run}/nodes/{node}/redispatch");
+    app.post(&url, &json!({})).await.expect(409);
+}
+
+/// A new run of `step` once its first child, a manual action, waits: the run, that node's id,
+/// and the run's tree.
+async fn waiting_for_a_person(app: &TestApp, step: uuid::Uuid) -> (uuid::Uuid, String, Value) {
+    let run = app.start_run(step, json!("an order")).await;
     let tree = app
         .wait_until(run, "the approval waits", |t| t["children"][0]["state"] == "Executing")
         .await;
     let node = tree["children"][0]["id"].as_str().unwrap().to_owned();
-    let url = format!("/api/v1/runs/{run}/nodes/{node}/redispatch");
-    app.post(&url, &json!({})).await.expect(409);
+    (run, node, tree)
 }
 
 #[tokio::test]
