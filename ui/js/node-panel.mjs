@@ -70,7 +70,7 @@ function approvalButtons(runId, detail, onActed) {
   if (detail.state !== 'Executing') return null;
   const name = detail.stepTree.name;
   const approve = h('button', { type: 'button', class: 'btn btn-primary', onclick: async () => {
-    const v = await confirmDialog({ title: `Approve ${name}`, message: 'It completes, and the run goes on with the result given here (empty: its input is not passed on).',
+    const v = await confirmDialog({ title: `Approve ${name}`, message: 'It completes with the result given here (at first, its input; empty: no result), and the run goes on.',
       confirm: 'Approve', fields: [{ name: 'result', label: 'Result (raw text)', type: 'textarea', value: detail.input ?? '' }] });
     if (v) actOn(runId, detail, 'complete', v.result, 'Approved', onActed);
   } }, 'Approve…');

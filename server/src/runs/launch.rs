@@ -117,8 +117,8 @@ impl Launch {
 }
 
 impl Shared {
-    /// Runs a node's mapper, reducer or Branch function and reports its outcome. If it cannot report, the node's
-    /// lease runs out and a dispatcher runs the script again.
+    /// Runs a node's mapper, reducer or Branch function and reports its outcome. If it cannot
+    /// report, the node's lease runs out and a dispatcher runs the script again.
     #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx))]
     pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
         let node = snap.snapshot.node(job.idx);

@@ -102,13 +102,15 @@ impl Plan {
         self.history.extend(entry);
         // A `wait` or `manual` action that begins waiting has a deadline that no dispatcher
         // knows of yet: wake them, so that they sleep until it and no longer.
-        let waits = |c: &&StateChange| match &snapshot.node(c.node).body {
-            StepBody::Action { action: Action::Wait { .. } | Action::Manual(_) } => {
-                c.to == State::Executing
-            }
-            _ => false,
+        let waits = |c: &StateChange| {
+            let body = &snapshot.node(c.node).body;
+            let waiting = matches!(
+                body,
+                StepBody::Action { action: Action::Wait { .. } | Action::Manual(_) }
+            );
+            waiting && c.to == State::Executing
         };
-        if outcome.changes.iter().any(|c| waits(&c)) {
+        if outcome.changes.iter().any(waits) {
             self.deferred = true;
         }
         let done = outcome.reply == Reply::Done;
