@@ -39,11 +39,13 @@ pub struct ScriptLabel {
     pub kind: ScriptKindLabel,
 }
 
+/// The label's value is the variant's name: lowercase, as Prometheus label values usually are.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
 pub enum ScriptKindLabel {
     /// A mapper, or a Branch's function (both get one text).
-    Map,
-    Reduce,
+    map,
+    reduce,
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;

@@ -163,8 +163,8 @@ impl ScriptPool {
         call: OwnedCall,
     ) -> Result<Option<String>, ScriptError> {
         let kind = match call {
-            OwnedCall::Map(_) => ScriptKindLabel::Map,
-            OwnedCall::Reduce(_) => ScriptKindLabel::Reduce,
+            OwnedCall::Map(_) => ScriptKindLabel::map,
+            OwnedCall::Reduce(_) => ScriptKindLabel::reduce,
         };
         let started = std::time::Instant::now();
         let outcome = self.call_worker(source, call).await;

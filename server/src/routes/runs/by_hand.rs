@@ -17,7 +17,7 @@ use crate::routes::callbacks::CALLBACK;
 #[utoipa::path(post, path = "/api/v1/runs/{id}/nodes/{nodeId}/complete", tag = "runs",
     params(
         ("id" = uuid::Uuid, Path, description = "The run's id."),
-        ("nodeId" = uuid::Uuid, Path, description = "The node's id: an action that calls a service."),
+        ("nodeId" = uuid::Uuid, Path, description = "The node's id: an action that calls a service, or a manual one (this approves it)."),
     ),
     request_body(content = String, content_type = "text/plain", description = "The result, raw."),
     responses(
@@ -43,7 +43,7 @@ pub async fn complete(
 #[utoipa::path(post, path = "/api/v1/runs/{id}/nodes/{nodeId}/fail", tag = "runs",
     params(
         ("id" = uuid::Uuid, Path, description = "The run's id."),
-        ("nodeId" = uuid::Uuid, Path, description = "The node's id: an action that calls a service."),
+        ("nodeId" = uuid::Uuid, Path, description = "The node's id: an action that calls a service, or a manual one (this rejects it)."),
     ),
     request_body(content = String, content_type = "text/plain", description = "The error message."),
     responses(
