@@ -23,6 +23,7 @@ use crate::guard::{Egress, Rules};
 use crate::http::auth::{self, ApiTokens};
 use crate::http::headers::{self, MaxHeaderBytes};
 use crate::http::request_id;
+use crate::otel;
 use crate::retention;
 use crate::routes;
 use crate::runs::{Runs, Settings};
@@ -65,6 +66,9 @@ pub async fn serve(args: ServerArgs) -> Result<()> {
 
 async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     db::migrate(&database.config).await?;
+    if otel::start().context("cannot start exporting spans (OTEL_EXPORTER_OTLP_ENDPOINT)")? {
+        tracing::info!("exporting spans over OTLP/HTTP");
+    }
     let pool = database.pool(&args.database)?;
     let key = {
         let client = pool.get().await.context("cannot connect to the database")?;
@@ -175,6 +179,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     scripts.stop().await;
     handle.stop(true).await;
     let _ = serving.await;
+    otel::stop();
     tracing::info!("aetr stopped serving");
     pool.close();
     outcome

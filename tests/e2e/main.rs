@@ -15,6 +15,7 @@ mod hardening;
 mod metrics;
 mod migrations;
 mod openapi;
+mod otel;
 mod resilience;
 mod runs;
 mod scripts;

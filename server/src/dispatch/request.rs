@@ -57,9 +57,13 @@ pub fn trace_id(run: Uuid) -> String {
 /// upper half) differs for every node and attempt of a run, and is the same when an attempt is
 /// sent again.
 pub fn traceparent(run: Uuid, node_id: Uuid, attempt: u32) -> String {
+    format!("00-{}-{:016x}-01", trace_id(run), span_id(node_id, attempt))
+}
+
+/// An attempt's span id (see [`traceparent`]).
+pub fn span_id(node_id: Uuid, attempt: u32) -> u64 {
     let low = node_id.as_u128() as u64;
-    let span = (low ^ (u64::from(attempt) << 32)).max(1);
-    format!("00-{}-{span:016x}-01", trace_id(run))
+    (low ^ (u64::from(attempt) << 32)).max(1)
 }
 
 /// The URL to POST to: the action's URL, its query kept as it is, with `aetr` added.

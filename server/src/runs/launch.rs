@@ -7,10 +7,12 @@ use aetr_engine::machine::{Event, Nodes, Phase};
 use aetr_engine::{NodeIdx, Reducer};
 use uuid::Uuid;
 
+use super::node_id::node_id;
 use super::plan::Plan;
 use super::{Fence, RunSnapshot, Shared};
 use crate::dispatch::Slot;
 use crate::metrics::METRICS;
+use crate::otel;
 use crate::scripts::OwnedCall;
 use crate::store::changes::Epochs;
 use crate::store::nodes;
@@ -122,6 +124,7 @@ impl Shared {
     #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx))]
     pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
         let node = snap.snapshot.node(job.idx);
+        let started = std::time::SystemTime::now();
         let event = match job.kind {
             ScriptKind::Map { data } => {
                 let outcome = match node.mapper_script() {
@@ -156,6 +159,15 @@ impl Shared {
                 Event::Chosen { node: job.idx, outcome }
             }
         };
+        if otel::on() {
+            let (kind, failed) = match &event {
+                Event::Mapped { outcome, .. } => ("mapper", outcome.is_err()),
+                Event::Reduced { outcome, .. } => ("reducer", outcome.is_err()),
+                Event::Chosen { outcome, .. } => ("branch", outcome.is_err()),
+                _ => ("script", false),
+            };
+            otel::script(job.run, kind, node_id(job.run, job.idx), failed, started);
+        }
         let fence = Fence { idx: job.idx, epoch: job.epoch };
         if let Err(e) = self.submit(job.run, event, Some(fence), None).await {
             tracing::warn!(run = %job.run, node = job.idx, error = %e,

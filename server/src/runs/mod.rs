@@ -326,7 +326,12 @@ impl Shared {
             return None;
         }
         let js = snap.snapshot.node(*node).mapper_script()?;
+        let started = std::time::SystemTime::now();
         let outcome = self.scripts.call(js.to_owned(), OwnedCall::Map(result.clone())).await;
+        if crate::otel::on() {
+            let id = node_id::node_id(run, *node);
+            crate::otel::script(run, "mapper", id, outcome.is_err(), started);
+        }
         Some(Premapped { rev: snap.rev, outcome })
     }
 

@@ -8,8 +8,9 @@ use aetr_engine::{Action, StepBody};
 use super::launch::SendJob;
 use super::node_id::node_id;
 use super::{Fence, RunSnapshot, Shared};
-use crate::dispatch::request::{Answer, Call};
+use crate::dispatch::request::{span_id, Answer, Call};
 use crate::metrics::METRICS;
+use crate::otel;
 use crate::store::nodes::Accepted;
 
 impl Shared {
@@ -33,7 +34,7 @@ impl Shared {
             node_id: node_id(run, idx),
             attempt,
         };
-        let started = std::time::Instant::now();
+        let (started, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
         let answer = self.outbox.post(&call).await;
         drop(slot);
         let status = match &answer {
@@ -41,6 +42,10 @@ impl Shared {
             Answer::Failed { status, .. } => *status,
         };
         METRICS.post_answered(status, started.elapsed());
+        if otel::on() {
+            let span = span_id(call.node_id, attempt);
+            otel::attempt(run, span, call.node_id, attempt, status, wall);
+        }
         let fence = Some(Fence { idx, epoch });
         let reported = match answer {
             Answer::Accepted { status } => {

@@ -23,6 +23,7 @@ use super::nodes::{self, NewNodes, Write};
 use super::runs::{self, StateUpdate};
 use super::tx::Tx;
 use crate::metrics::{StateLabel, METRICS};
+use crate::otel;
 
 /// The channel that wakes dispatchers (of every server) when work waits in the database.
 pub const WORK_CHANNEL: &str = "aetr_work";
@@ -164,6 +165,7 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
     for ended in states.iter().filter(|s| s.state.is_terminal()) {
         let state = ended.state.as_str();
         METRICS.runs_finished.get_or_create(&StateLabel { state }).inc();
+        otel::run_ended(ended.id, state, ended.completed_at);
     }
     METRICS.actions_dispatched.inc_by(changes.iter().map(|c| c.sent.len() as u64).sum());
     Ok(written.into_iter().chain(inserted).collect())
