@@ -45,9 +45,14 @@ async fn metrics_count_runs_posts_and_callbacks_after_known_runs() {
     let waiting = app.start_run(held, json!("x")).await;
     app.wait_until(waiting, "the manual action waits", |t| t["state"] == "Executing").await;
 
+    // A run of no-op actions ends as it starts: it counts as started and finished too.
+    let instant = json!({"name": "n", "stepType": "Action", "action": {"type": "no-op"}});
+    let instant = app.start_run(app.put_tree(&instant).await, json!("x")).await;
+    app.wait_root(instant, "Complete").await;
+
     let text = scrape(&app).await;
-    assert_eq!(value(&text, "aetr_runs_started_total"), 4.0);
-    assert_eq!(value(&text, r#"aetr_runs_finished_total{state="Complete"}"#), 1.0);
+    assert_eq!(value(&text, "aetr_runs_started_total"), 5.0);
+    assert_eq!(value(&text, r#"aetr_runs_finished_total{state="Complete"}"#), 2.0);
     assert_eq!(value(&text, r#"aetr_runs_finished_total{state="Error"}"#), 1.0);
     assert_eq!(value(&text, r#"aetr_runs_finished_total{state="Cancelled"}"#), 1.0);
     assert_eq!(value(&text, "aetr_actions_dispatched_total"), 2.0);
@@ -57,13 +62,13 @@ async fn metrics_count_runs_posts_and_callbacks_after_known_runs() {
     assert_eq!(value(&text, r#"aetr_callbacks_total{answer="repeat"}"#), 1.0);
     assert_eq!(value(&text, "aetr_post_seconds_count"), 2.0);
     assert_eq!(value(&text, "aetr_callback_to_dispatch_seconds_count"), 0.0, "no callback led on");
-    assert!(value(&text, "aetr_group_commit_runs_count") >= 4.0);
+    assert!(value(&text, "aetr_group_commit_runs_count") >= 5.0);
     // The manual action waits with the server's default deadline: Executing, with a deadline.
     assert_eq!(value(&text, r#"aetr_nodes{state="Executing"}"#), 1.0);
     assert_eq!(value(&text, r#"aetr_runs_in_flight{state="Executing"}"#), 1.0);
     assert!(value(&text, "aetr_db_pool_connections") >= 1.0);
     assert!(text.ends_with("# EOF\n"), "the OpenMetrics end marker");
-    for id in [complete, failed, cancelled, waiting] {
+    for id in [complete, failed, cancelled, waiting, instant] {
         assert!(!text.contains(&id.to_string()), "no run id in a label");
     }
     assert!(!text.contains("127.0.0.1"), "no URL in a label");

@@ -218,7 +218,10 @@ async fn write_runs(
                 rev: Revision::default(),
                 started: started.collect(),
             };
-            new.plan.changes(new.id, NodeChanges::Inserted(nodes), None)
+            // A run that ended as it started (a tree of no-op actions) is inserted in its end
+            // state; passed on as a change too, it is counted and traced as an ended run.
+            let ended = new.plan.run_state(new.id, &new.state).filter(|s| s.state.is_terminal());
+            new.plan.changes(new.id, NodeChanges::Inserted(nodes), ended)
         })
         .collect();
     let notify = made.iter().any(|new| new.plan.deferred);
