@@ -8,7 +8,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -36,16 +36,8 @@ pub struct AnswerLabel {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScriptLabel {
-    pub kind: ScriptKindLabel,
-}
-
-/// The label's value is the variant's name: lowercase, as Prometheus label values usually are.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
-#[allow(non_camel_case_types)]
-pub enum ScriptKindLabel {
-    /// A mapper, or a Branch's function (both get one text).
-    map,
-    reduce,
+    /// `mapper`, `reducer` or `branch`.
+    pub kind: &'static str,
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -158,6 +150,11 @@ impl Metrics {
         };
         self.post_outcomes.get_or_create(&ClassLabel { class }).inc();
         self.post_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a script call of a node: a `mapper`, `reducer` or `branch` function.
+    pub fn script_called(&self, kind: &'static str, took: Duration) {
+        self.script_seconds.get_or_create(&ScriptLabel { kind }).observe(took.as_secs_f64());
     }
 
     /// The text of every series.

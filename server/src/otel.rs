@@ -1,6 +1,7 @@
 //! aetr's own spans, exported over OTLP/HTTP (JSON) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
 //! (the exporter reads the standard `OTEL_*` variables: the endpoint, headers, timeout, and
-//! `OTEL_BSP_*` for its batches). Without it, nothing is made: each call below is one check.
+//! `OTEL_BSP_*` for its batches). Without it, nothing is made: each call below is one check,
+//! and its callers time their work with the `Instant` they read for the metrics anyway.
 //!
 //! A run is one trace, whose id is the run's (see [`crate::dispatch::request::trace_id`]), so
 //! that the spans of the services it calls (which get a `traceparent`) join it:
@@ -14,7 +15,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{
-    Span, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
+    Span, SpanBuilder, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -100,14 +102,15 @@ pub fn run_ended(run: Uuid, state: &'static str, ended: Option<i64>) {
     span.end_with_timestamp(ended.map_or_else(SystemTime::now, at));
 }
 
-/// One POST of an attempt, from `started` until now; `span` is the id its `traceparent` gave.
+/// One POST of an attempt, which took `took` until now; `span` is the id its `traceparent`
+/// gave.
 pub fn attempt(
     run: Uuid,
     span: u64,
     node: Uuid,
     attempt: u32,
     status: Option<u16>,
-    started: SystemTime,
+    took: Duration,
 ) {
     let Some(tracer) = tracer() else { return };
     let mut attributes = vec![
@@ -116,43 +119,33 @@ pub fn attempt(
         KeyValue::new("aetr.attempt", i64::from(attempt)),
     ];
     attributes.extend(status.map(|s| KeyValue::new("http.response.status_code", i64::from(s))));
-    let mut span = tracer
-        .span_builder("attempt")
-        .with_kind(SpanKind::Client)
-        .with_span_id(SpanId::from(span))
-        .with_start_time(started)
-        .with_attributes(attributes)
-        .start_with_context(tracer, &in_run(run));
-    span.end();
+    let span =
+        tracer.span_builder("attempt").with_kind(SpanKind::Client).with_span_id(SpanId::from(span));
+    emit(tracer, span.with_attributes(attributes), took, &in_run(run));
 }
 
-/// A script call of a run's node, from `started` until now.
-pub fn script(run: Uuid, kind: &'static str, node: Uuid, failed: bool, started: SystemTime) {
+/// A script call of a run's node, which took `took` until now.
+pub fn script(run: Uuid, kind: &'static str, node: Uuid, failed: bool, took: Duration) {
     let Some(tracer) = tracer() else { return };
-    let mut span = tracer
-        .span_builder("script")
-        .with_start_time(started)
-        .with_attributes([
-            KeyValue::new("aetr.script", kind),
-            KeyValue::new("aetr.node_id", node.to_string()),
-            KeyValue::new("aetr.failed", failed),
-        ])
-        .start_with_context(tracer, &in_run(run));
-    span.end();
+    let span = tracer.span_builder("script").with_attributes([
+        KeyValue::new("aetr.script", kind),
+        KeyValue::new("aetr.node_id", node.to_string()),
+        KeyValue::new("aetr.failed", failed),
+    ]);
+    emit(tracer, span, took, &in_run(run));
 }
 
-/// One group commit of `runs` runs' events, from `started` until now.
-pub fn group_commit(runs: usize, started: SystemTime) {
+/// One group commit of `runs` runs' events, which took `took` until now.
+pub fn group_commit(runs: usize, took: Duration) {
     let Some(tracer) = tracer() else { return };
-    let mut span = tracer
+    let span = tracer
         .span_builder("group commit")
-        .with_start_time(started)
-        .with_attributes([KeyValue::new("aetr.runs", runs as i64)])
-        .start_with_context(tracer, &Context::new());
-    span.end();
+        .with_attributes([KeyValue::new("aetr.runs", runs as i64)]);
+    emit(tracer, span, took, &Context::new());
 }
 
-/// Whether spans are exported: the callers skip even reading the clock otherwise.
-pub fn on() -> bool {
-    TRACING.get().is_some()
+/// Sends a span of something that took `took` and has just ended, under `parent`.
+fn emit(tracer: &SdkTracer, span: SpanBuilder, took: Duration, parent: &Context) {
+    let began = SystemTime::now().checked_sub(took).unwrap_or(UNIX_EPOCH);
+    span.with_start_time(began).start_with_context(tracer, parent).end();
 }

@@ -2,8 +2,10 @@
 //! its node took in the transaction, and each reporting back as a fenced event.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aetr_engine::machine::{Event, Nodes, Phase};
+use aetr_engine::script::ScriptError;
 use aetr_engine::{NodeIdx, Reducer};
 use uuid::Uuid;
 
@@ -66,7 +68,7 @@ pub(crate) struct Launch {
     sends: Vec<SendJob>,
     scripts: Vec<ScriptJob>,
     /// When the callbacks that made some of the sends due arrived.
-    woken_by: Vec<std::time::Instant>,
+    woken_by: Vec<Instant>,
 }
 
 impl Launch {
@@ -123,12 +125,15 @@ impl Shared {
     /// report, the node's lease runs out and a dispatcher runs the script again.
     #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx))]
     pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
-        let node = snap.snapshot.node(job.idx);
-        let started = std::time::SystemTime::now();
+        let (run, idx) = (job.run, job.idx);
+        let node = snap.snapshot.node(idx);
         let event = match job.kind {
             ScriptKind::Map { data } => {
                 let outcome = match node.mapper_script() {
-                    Some(js) => self.scripts.call(js.to_owned(), OwnedCall::Map(data)).await,
+                    Some(js) => {
+                        self.call_script(run, idx, "mapper", js.to_owned(), OwnedCall::Map(data))
+                            .await
+                    }
                     None => Ok(data),
                 };
                 Event::Mapped { node: job.idx, outcome }
@@ -144,7 +149,9 @@ impl Shared {
                     }
                 };
                 let outcome = match reducer {
-                    Reducer::Js { js } => self.scripts.call(js, OwnedCall::Reduce(outputs)).await,
+                    Reducer::Js { js } => {
+                        self.call_script(run, idx, "reducer", js, OwnedCall::Reduce(outputs)).await
+                    }
                     builtin => Ok(builtin.apply_builtin(&outputs).flatten()),
                 };
                 Event::Reduced { node: job.idx, outcome }
@@ -152,27 +159,37 @@ impl Shared {
             ScriptKind::Choose { data } => {
                 let outcome = match node.body.chooser() {
                     Some(chooser) => {
-                        self.scripts.call(chooser.script().to_owned(), OwnedCall::Map(data)).await
+                        let js = chooser.script().to_owned();
+                        self.call_script(run, idx, "branch", js, OwnedCall::Map(data)).await
                     }
                     None => Ok(None),
                 };
                 Event::Chosen { node: job.idx, outcome }
             }
         };
-        if otel::on() {
-            let (kind, failed) = match &event {
-                Event::Mapped { outcome, .. } => ("mapper", outcome.is_err()),
-                Event::Reduced { outcome, .. } => ("reducer", outcome.is_err()),
-                Event::Chosen { outcome, .. } => ("branch", outcome.is_err()),
-                _ => ("script", false),
-            };
-            otel::script(job.run, kind, node_id(job.run, job.idx), failed, started);
-        }
         let fence = Fence { idx: job.idx, epoch: job.epoch };
         if let Err(e) = self.submit(job.run, event, Some(fence), None).await {
             tracing::warn!(run = %job.run, node = job.idx, error = %e,
                 "cannot record a script's outcome; it will be run again");
         }
+    }
+
+    /// Calls a node's script (a `mapper`, `reducer` or `branch` function), and counts and
+    /// traces the call.
+    pub(crate) async fn call_script(
+        &self,
+        run: Uuid,
+        idx: NodeIdx,
+        kind: &'static str,
+        source: String,
+        call: OwnedCall,
+    ) -> Result<Option<String>, ScriptError> {
+        let started = Instant::now();
+        let outcome = self.scripts.call(source, call).await;
+        let took = started.elapsed();
+        METRICS.script_called(kind, took);
+        otel::script(run, kind, node_id(run, idx), outcome.is_err(), took);
+        outcome
     }
 
     /// What a reducer combines: its children's outputs in child order. The built-in `last`

@@ -325,13 +325,9 @@ impl Shared {
         if *node as usize >= snap.snapshot.len() {
             return None;
         }
-        let js = snap.snapshot.node(*node).mapper_script()?;
-        let started = std::time::SystemTime::now();
-        let outcome = self.scripts.call(js.to_owned(), OwnedCall::Map(result.clone())).await;
-        if crate::otel::on() {
-            let id = node_id::node_id(run, *node);
-            crate::otel::script(run, "mapper", id, outcome.is_err(), started);
-        }
+        let js = snap.snapshot.node(*node).mapper_script()?.to_owned();
+        let outcome =
+            self.call_script(run, *node, "mapper", js, OwnedCall::Map(result.clone())).await;
         Some(Premapped { rev: snap.rev, outcome })
     }
 

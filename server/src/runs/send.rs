@@ -34,18 +34,16 @@ impl Shared {
             node_id: node_id(run, idx),
             attempt,
         };
-        let (started, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+        let started = std::time::Instant::now();
         let answer = self.outbox.post(&call).await;
         drop(slot);
         let status = match &answer {
             Answer::Accepted { status } | Answer::Result { status, .. } => Some(*status),
             Answer::Failed { status, .. } => *status,
         };
-        METRICS.post_answered(status, started.elapsed());
-        if otel::on() {
-            let span = span_id(call.node_id, attempt);
-            otel::attempt(run, span, call.node_id, attempt, status, wall);
-        }
+        let took = started.elapsed();
+        METRICS.post_answered(status, took);
+        otel::attempt(run, span_id(call.node_id, attempt), call.node_id, attempt, status, took);
         let fence = Some(Fence { idx, epoch });
         let reported = match answer {
             Answer::Accepted { status } => {

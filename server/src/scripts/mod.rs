@@ -44,7 +44,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::supervisor::{Call, Command, Supervisor};
 use crate::config::ScriptArgs;
-use crate::metrics::{ScriptKindLabel, ScriptLabel, METRICS};
 
 /// A call's arguments, owned so that they can cross to a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,22 +157,6 @@ impl ScriptPool {
     /// stopping, and its node's lease will run out, so that another server (or this one,
     /// restarted) runs it again. Failing it would fail its node for no fault of its own.
     pub async fn call(
-        &self,
-        source: String,
-        call: OwnedCall,
-    ) -> Result<Option<String>, ScriptError> {
-        let kind = match call {
-            OwnedCall::Map(_) => ScriptKindLabel::map,
-            OwnedCall::Reduce(_) => ScriptKindLabel::reduce,
-        };
-        let started = std::time::Instant::now();
-        let outcome = self.call_worker(source, call).await;
-        let seconds = started.elapsed().as_secs_f64();
-        METRICS.script_seconds.get_or_create(&ScriptLabel { kind }).observe(seconds);
-        outcome
-    }
-
-    async fn call_worker(
         &self,
         source: String,
         call: OwnedCall,
