@@ -1,13 +1,19 @@
 //! What goes into a run's history for each event that the engine applied.
 
 use aetr_engine::machine::{Event, Outcome, Reply, Work};
+use aetr_engine::{Action, Snapshot, StepBody};
 use serde_json::{Map, Value};
 
 use crate::store::events::NewEvent;
 
 /// The history entry for an applied event; `None` for an event that changed nothing and says
 /// nothing worth keeping (a stale timer, a skipped dispatch, a refused operator action).
-pub fn entry(event: &Event, outcome: &Outcome, http_status: Option<u16>) -> Option<NewEvent> {
+pub fn entry(
+    snapshot: &Snapshot,
+    event: &Event,
+    outcome: &Outcome,
+    http_status: Option<u16>,
+) -> Option<NewEvent> {
     let mut detail = Map::new();
     let (kind, idx, attempt) = match event {
         Event::Start { .. } => ("started", None, None),
@@ -37,7 +43,11 @@ pub fn entry(event: &Event, outcome: &Outcome, http_status: Option<u16>) -> Opti
             }
             ("postFailed", Some(*node), Some(*attempt))
         }
-        Event::Timeout { node, attempt } => ("timedOut", Some(*node), Some(*attempt)),
+        // A `wait` action's deadline is its end, not a timeout.
+        Event::Timeout { node, attempt } => match snapshot.node(*node).body {
+            StepBody::Action { action: Action::Wait { .. } } => ("waited", Some(*node), None),
+            _ => ("timedOut", Some(*node), Some(*attempt)),
+        },
         Event::Mapped { node, outcome: result } | Event::Reduced { node, outcome: result } => {
             if let Err(e) = result {
                 detail.insert("error".into(), e.to_string().into());

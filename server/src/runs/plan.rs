@@ -92,14 +92,7 @@ impl Plan {
         let calls_a_service = |node: &NodeIdx| {
             matches!(snapshot.node(*node).body, StepBody::Action { action: Action::Api(_) })
         };
-        let mut entry = history::entry(event, outcome, http_status);
-        if let (Some(entry), Event::Timeout { node, .. }) = (&mut entry, event) {
-            if matches!(snapshot.node(*node).body, StepBody::Action { action: Action::Wait { .. } })
-            {
-                entry.kind = "waited";
-            }
-        }
-        self.history.extend(entry);
+        self.history.extend(history::entry(snapshot, event, outcome, http_status));
         // A `wait` or `manual` action that begins waiting has a deadline that no dispatcher
         // knows of yet: wake them, so that they sleep until it and no longer.
         let waits = |c: &StateChange| {
