@@ -47,13 +47,13 @@ pub fn start(pool: Pool, days: u32, stopping: CancellationToken) -> JoinHandle<(
 }
 
 /// Deletes old runs, batch by batch, until none is left (or the server stops). Returns how many.
-async fn sweep(pool: &Pool, days: u32, stopping: &CancellationToken) -> usize {
+async fn sweep(pool: &Pool, days: u32, stopping: &CancellationToken) -> u64 {
     let before = now_ms() - i64::from(days) * DAY_MS;
     let mut total = 0;
     while !stopping.is_cancelled() {
         let batch = async {
-            let mut client = pool.get().await?;
-            retention::delete_old(&mut client, before, BATCH_RUNS, BATCH_NODES).await
+            let client = pool.get().await?;
+            retention::delete_old(&client, before, BATCH_RUNS, BATCH_NODES).await
         };
         match batch.await {
             Ok(0) => break,

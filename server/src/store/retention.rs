@@ -40,43 +40,32 @@ pub async fn delete_finished(client: &impl GenericClient, run: Uuid) -> Result<D
     })
 }
 
-/// See [`delete_old`]: the oldest finished runs, locked so that another replica's sweep skips
-/// them. `runs_finished` (migration V6) finds them without a scan.
-pub(crate) const OLD_FINISHED_SQL: &str = "SELECT id, node_count FROM runs
-    WHERE state IN ('Complete', 'Error', 'Cancelled') AND completed_at < $1
-    ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED";
+/// See [`delete_old`]. The oldest finished runs are locked, skipping those that another
+/// transaction holds (another replica's sweep), and `runs_finished` (migration V6) finds them
+/// without a scan; of those, the first ones whose nodes before them number less than `$3` go.
+pub(crate) const DELETE_OLD_SQL: &str = "DELETE FROM runs r USING (
+        SELECT id FROM (
+            SELECT id, sum(node_count) OVER (ORDER BY completed_at, id) - node_count AS before
+            FROM (SELECT id, node_count, completed_at FROM runs
+                  WHERE state IN ('Complete', 'Error', 'Cancelled') AND completed_at < $1
+                  ORDER BY completed_at LIMIT $2 FOR UPDATE SKIP LOCKED) oldest
+        ) counted
+        WHERE before < $3
+    ) picked
+    WHERE r.id = picked.id";
 
-/// See [`delete_old`].
-pub(crate) const DELETE_RUNS_SQL: &str = "DELETE FROM runs WHERE id = ANY($1)";
-
-/// Deletes the oldest runs that finished before `before` (epoch milliseconds): at most
-/// `max_runs` of them, and no more of them than make `max_nodes` nodes (one at least). Returns
-/// how many runs it deleted. Runs that another transaction holds are left for the next batch.
+/// Deletes the oldest runs that finished before `before` (epoch milliseconds), in one
+/// statement: at most `max_runs` of them, and no more of them than make `max_nodes` nodes (one
+/// at least). Returns how many runs it deleted.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn delete_old(
-    client: &mut deadpool_postgres::Object,
+    client: &impl GenericClient,
     before: i64,
     max_runs: i64,
     max_nodes: i64,
-) -> Result<usize> {
-    let tx = client.transaction().await?;
-    let statement = tx.prepare_cached(OLD_FINISHED_SQL).await?;
-    let rows = tx.query(&statement, &[&to_system(before), &max_runs]).await?;
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut nodes = 0i64;
-    for row in &rows {
-        if !ids.is_empty() && nodes >= max_nodes {
-            break;
-        }
-        ids.push(row.try_get::<_, Uuid>(0)?);
-        nodes += i64::from(row.try_get::<_, i32>(1)?);
-    }
-    if !ids.is_empty() {
-        let statement = tx.prepare_cached(DELETE_RUNS_SQL).await?;
-        tx.execute(&statement, &[&ids]).await?;
-    }
-    tx.commit().await?;
-    Ok(ids.len())
+) -> Result<u64> {
+    let statement = client.prepare_cached(DELETE_OLD_SQL).await?;
+    Ok(client.execute(&statement, &[&to_system(before), &max_runs, &max_nodes.max(1)]).await?)
 }
 
-statements!(DELETE_FINISHED_SQL, OLD_FINISHED_SQL, DELETE_RUNS_SQL);
+statements!(DELETE_FINISHED_SQL, DELETE_OLD_SQL);
