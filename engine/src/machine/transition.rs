@@ -11,11 +11,6 @@ use crate::script::ScriptError;
 use crate::snapshot::{NodeIdx, Snapshot};
 use crate::step::{Action, ApiAction, OnTimeout, Reducer, StepBody};
 
-/// Why a Branch chose no child that there is.
-fn no_such_child(choice: &str) -> String {
-    format!("branch: no child named {choice:?}")
-}
-
 const ROOT: NodeIdx = 0;
 
 /// Applies one event to the nodes it involves (see [`super::involved`]), in place.
@@ -202,14 +197,7 @@ impl<'a> Machine<'a> {
         }
         match st.phase {
             Phase::Ready if st.attempt == attempt => {
-                let snap: &'a Snapshot = self.snap;
-                let StepBody::Action { action } = &snap.node(idx).body else {
-                    return Err(MachineError::Invariant {
-                        node: idx,
-                        what: "not an action".into(),
-                    });
-                };
-                let deadline = self.deadline(action);
+                let deadline = self.deadline(idx)?;
                 let now = self.ctx.now;
                 let st = self.nodes.write(idx)?;
                 st.phase = Phase::Executing;
@@ -453,7 +441,7 @@ impl<'a> Machine<'a> {
             Ok(Some(text)) => match pick(snap, children, &text) {
                 Some(child) => Some(child),
                 None => {
-                    self.fail(idx, no_such_child(&text), Fault::Branch)?;
+                    self.fail(idx, format!("branch: no child named {text:?}"), Fault::Branch)?;
                     return Ok(Reply::Done);
                 }
             },
@@ -595,14 +583,10 @@ impl<'a> Machine<'a> {
     /// Starts `attempt` of an action now: an `api` one is due to be sent, and a `manual` one
     /// waits for a person until its deadline.
     fn begin_attempt(&mut self, idx: NodeIdx, attempt: u32) -> Step {
-        let snap: &'a Snapshot = self.snap;
-        let StepBody::Action { action } = &snap.node(idx).body else {
-            return Err(MachineError::Invariant { node: idx, what: "not an action".into() });
-        };
-        if !matches!(action, Action::Manual(_)) {
+        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Manual(_) }) {
             return self.schedule(idx, attempt, attempt, self.ctx.now);
         }
-        let deadline = self.deadline(action);
+        let deadline = self.deadline(idx)?;
         let now = self.ctx.now;
         let st = self.nodes.write(idx)?;
         st.phase = Phase::Executing;
@@ -613,10 +597,13 @@ impl<'a> Machine<'a> {
     }
 
     /// When an action that waits for a callback or a decision gives up, if ever.
-    fn deadline(&self, action: &Action) -> Option<i64> {
-        action.callback_timeout_seconds(self.ctx.default_callback_timeout_seconds).map(|s| {
-            self.ctx.now.saturating_add(s.saturating_mul(1000).min(i64::MAX as u64) as i64)
-        })
+    fn deadline(&self, idx: NodeIdx) -> Step<Option<i64>> {
+        let StepBody::Action { action } = &self.snap.node(idx).body else {
+            return Err(MachineError::Invariant { node: idx, what: "not an action".into() });
+        };
+        let seconds = action.callback_timeout_seconds(self.ctx.default_callback_timeout_seconds);
+        let ms = |s: u64| s.saturating_mul(1000).min(i64::MAX as u64) as i64;
+        Ok(seconds.map(|s| self.ctx.now.saturating_add(ms(s))))
     }
 
     /// Makes `attempt` of an action due at `due`.
