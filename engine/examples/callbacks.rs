@@ -36,7 +36,12 @@ fn main() {
         graph::snapshot(Uuid::from_u128(1), &steps, &Limits::default()).expect("a valid tree");
     let snapshot_time = t.elapsed();
 
-    let ctx = Ctx { now: 0, jitter: 0.5, default_callback_timeout_seconds: Some(604_800) };
+    let ctx = Ctx {
+        now: 0,
+        jitter: 0.5,
+        default_callback_timeout_seconds: Some(604_800),
+        max_map_items: aetr_engine::machine::DEFAULT_MAX_MAP_ITEMS,
+    };
     let mut run = MemoryRun::new(snapshot, ctx);
     let t = Instant::now();
     let (start, _) = run.apply(Event::Start { input: Some("{}".into()) }).expect("start");

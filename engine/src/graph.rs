@@ -12,7 +12,7 @@ use crate::error::FieldError;
 use crate::limits::Limits;
 use crate::parse::Reference;
 use crate::snapshot::{NodeIdx, SnapNode, Snapshot};
-use crate::step::{Mapper, Step, StepType};
+use crate::step::{Mapper, Step, StepBody, StepType};
 
 /// Where steps are looked up by id.
 pub trait StepSource {
@@ -161,6 +161,9 @@ fn measure(root: Uuid, source: &(impl StepSource + ?Sized)) -> Result<Shape, Fie
         let step = lookup(source, id)?;
         if children_done {
             distinct_branch_names(step, source)?;
+            if let Some(why) = map_children(&step.body, step.children.len()) {
+                return Err(FieldError::invalid("", format!("the Map {:?}: {why}", step.name)));
+            }
             let mut shape = Shape { nodes: 1, depth: 0 };
             for link in &step.children {
                 let c = memo[&link.id];
@@ -176,6 +179,12 @@ fn measure(root: Uuid, source: &(impl StepSource + ?Sized)) -> Result<Shape, Fie
         }
     }
     Ok(memo[&root])
+}
+
+/// Why a Map with `n` children cannot be saved, if it cannot: it has exactly one.
+pub fn map_children(body: &StepBody, n: usize) -> Option<String> {
+    (matches!(body, StepBody::Map { .. }) && n != 1)
+        .then(|| format!("a Map step has exactly one child; it has {n}"))
 }
 
 /// A Branch chooses its child by name, so no two of its children may share one.

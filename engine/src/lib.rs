@@ -11,10 +11,13 @@ pub mod parse;
 pub mod script;
 pub mod snapshot;
 pub mod step;
+pub mod tree;
 
 pub use error::{FieldError, FieldErrors, Severity};
 pub use limits::Limits;
 pub use snapshot::{NodeIdx, SnapNode, Snapshot};
 pub use step::{
-    Action, ApiAction, ChildLink, Chooser, ManualAction, Mapper, Reducer, Step, StepBody, StepType,
+    Action, ApiAction, ChildLink, Chooser, ManualAction, MapSpec, Mapper, Reducer, Step, StepBody,
+    StepType,
 };
+pub use tree::{Block, Blocks, Tree};

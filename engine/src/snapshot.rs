@@ -103,6 +103,21 @@ impl Snapshot {
         std::iter::successors(self.node(idx).parent, |&p| self.node(p).parent)
     }
 
+    /// The number of nodes in the subtree of `idx`, itself included: in pre-order, they are
+    /// numbered `idx..idx + subtree_len(idx)`.
+    pub fn subtree_len(&self, idx: NodeIdx) -> u32 {
+        let mut last = idx;
+        while let Some(&child) = self.node(last).children.last() {
+            last = child;
+        }
+        last - idx + 1
+    }
+
+    /// Whether `idx` is below a Map: a template of the Map's instances, which never runs.
+    pub fn in_template(&self, idx: NodeIdx) -> bool {
+        self.ancestors(idx).any(|a| matches!(self.node(a).body, StepBody::Map { .. }))
+    }
+
     /// The number of `Action` leaves.
     pub fn action_count(&self) -> usize {
         self.nodes.iter().filter(|n| n.step_type() == StepType::Action).count()

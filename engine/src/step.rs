@@ -12,18 +12,25 @@ use uuid::Uuid;
 pub enum StepType {
     Sequential,
     Parallel,
+    Map,
     Branch,
     Action,
 }
 
 impl StepType {
-    pub const ALL: [StepType; 4] =
-        [StepType::Sequential, StepType::Parallel, StepType::Branch, StepType::Action];
+    pub const ALL: [StepType; 5] = [
+        StepType::Sequential,
+        StepType::Parallel,
+        StepType::Map,
+        StepType::Branch,
+        StepType::Action,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             StepType::Sequential => "Sequential",
             StepType::Parallel => "Parallel",
+            StepType::Map => "Map",
             StepType::Branch => "Branch",
             StepType::Action => "Action",
         }
@@ -52,14 +59,21 @@ impl Step {
     }
 }
 
-/// What a step does, by kind. Only a Parallel step has a reducer, only a Branch its function,
-/// and only an Action an action.
+/// What a step does, by kind. Only a Parallel or a Map step has a reducer, only a Map its
+/// items, only a Branch its function, and only an Action an action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "stepType")]
 pub enum StepBody {
     Sequential,
     Parallel {
         #[serde(default)]
+        reducer: Reducer,
+    },
+    /// Runs its one child once per item of a list.
+    Map {
+        #[serde(default)]
+        map: MapSpec,
+        #[serde(default = "Reducer::collect")]
         reducer: Reducer,
     },
     Branch {
@@ -75,6 +89,7 @@ impl StepBody {
         match self {
             StepBody::Sequential => StepType::Sequential,
             StepBody::Parallel { .. } => StepType::Parallel,
+            StepBody::Map { .. } => StepType::Map,
             StepBody::Branch { .. } => StepType::Branch,
             StepBody::Action { .. } => StepType::Action,
         }
@@ -97,10 +112,31 @@ impl StepBody {
 
     pub fn reducer(&self) -> Option<&Reducer> {
         match self {
-            StepBody::Parallel { reducer } => Some(reducer),
+            StepBody::Parallel { reducer } | StepBody::Map { reducer, .. } => Some(reducer),
             _ => None,
         }
     }
+
+    /// A Map's options.
+    pub fn map(&self) -> Option<&MapSpec> {
+        match self {
+            StepBody::Map { map, .. } => Some(map),
+            _ => None,
+        }
+    }
+}
+
+/// A Map's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapSpec {
+    /// The source of `apply(data)`, which gets the Map's input and returns the list of items
+    /// (or its JSON text). Without it, the input is the JSON text of the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<String>,
+    /// At most this many instances started and not finished; `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 /// A parent→child link. Links are keyed by position, so a child list may name a step twice.
@@ -145,7 +181,8 @@ impl Chooser {
     }
 }
 
-/// Combines a Parallel step's children's mapped results, in child order.
+/// Combines a Parallel step's children's mapped results, in child order, or a Map's instances'
+/// results, in item order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Reducer {
@@ -163,6 +200,11 @@ pub enum Reducer {
 }
 
 impl Reducer {
+    /// A Map's default reducer.
+    pub fn collect() -> Self {
+        Reducer::Collect
+    }
+
     /// The script to run, if any.
     pub fn script(&self) -> Option<&str> {
         match self {

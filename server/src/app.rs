@@ -89,6 +89,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         public_url: public_url.clone(),
         default_callback_timeout_seconds: (args.callback_timeout_seconds > 0)
             .then_some(args.callback_timeout_seconds),
+        max_map_items: args.max_map_items,
         limits: args.limits.tree_limits(),
         group_committers: (args.database.db_pool_size as usize / 8).clamp(1, 8),
     };

@@ -97,6 +97,11 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u64).range(0..=10 * 366 * 24 * 3600))]
     pub callback_timeout_seconds: u64,
 
+    /// The most items a Map may have: a Map with more fails, naming this setting.
+    #[arg(long, env = "AETR_MAX_MAP_ITEMS", default_value_t = aetr_engine::machine::DEFAULT_MAX_MAP_ITEMS,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_map_items: u32,
+
     #[command(flatten)]
     pub scripts: ScriptArgs,
 

@@ -12,10 +12,17 @@
 //! `remaining`, so a join needs no sibling's state; only its reducer reads its children's
 //! results, through [`Work::Reduce`].
 //!
-//! Scripts never run inside [`apply`]: a node whose mapper, reducer or Branch function is a
-//! script waits in `Received`, `Reducing` or `Choosing` until the shell feeds back
-//! [`Event::Mapped`], [`Event::Reduced`] or [`Event::Chosen`], so no script runs while a run's
-//! lock or a transaction is held.
+//! Scripts never run inside [`apply`]: a node whose mapper, reducer, Branch function or Map
+//! items function is a script waits in `Received`, `Reducing`, `Choosing` or `Listing` until
+//! the shell feeds back [`Event::Mapped`], [`Event::Reduced`], [`Event::Chosen`] or
+//! [`Event::Listed`], so no script runs while a run's lock or a transaction is held.
+//!
+//! A Map that starts gets a [`Block`] of node numbers for its instances (see [`crate::tree`]):
+//! the event returns it in [`Outcome::blocks`], with each instance's input, for the shell to
+//! store the instances. Without `maxConcurrency` they all start with the Map; with it, each
+//! instance that finishes starts the next, which is `Waiting` with its input in its row, so
+//! the shell loads it too ([`preload`]). A Map counts its instances down in `remaining` like a
+//! Parallel step, so the join reads no instance.
 //!
 //! A Branch ends the children it does not choose, and every node below them, in `Skipped`:
 //! those nodes are `Waiting` by construction, so the event writes them without reading them.
@@ -33,7 +40,9 @@ pub use state::{Fault, NodeState, Phase, State};
 pub use transition::apply;
 
 use crate::script::ScriptError;
-use crate::snapshot::{NodeIdx, Snapshot};
+use crate::snapshot::NodeIdx;
+use crate::step::StepBody;
+use crate::tree::{Block, Tree};
 
 /// What happened to a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +68,8 @@ pub enum Event {
     /// The Branch's function ran ([`Work::Choose`]): the name or index of the child to run, as
     /// text, or `None` for none.
     Chosen { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
+    /// The Map's items function ran ([`Work::List`]): the JSON text of the list.
+    Listed { node: NodeIdx, outcome: Result<Option<String>, ScriptError> },
     /// An operator settles an action by hand: its result, or its failure. Every attempt made so
     /// far is superseded, so later callbacks get 409.
     Settle { node: NodeIdx, outcome: Result<Option<String>, String> },
@@ -84,6 +95,7 @@ impl Event {
             | Event::Mapped { node, .. }
             | Event::Reduced { node, .. }
             | Event::Chosen { node, .. }
+            | Event::Listed { node, .. }
             | Event::Settle { node, .. }
             | Event::Redispatch { node } => Some(*node),
             Event::Start { .. } | Event::Cancel | Event::Redrive { .. } => None,
@@ -136,6 +148,8 @@ pub enum Work {
     Reduce { node: NodeIdx },
     /// Run the Branch's function on its input, then feed [`Event::Chosen`].
     Choose { node: NodeIdx },
+    /// Run the Map's items function on its input, then feed [`Event::Listed`].
+    List { node: NodeIdx },
     /// Make every unfinished node of the run `Cancelled` (the root already is).
     CancelUnfinished,
 }
@@ -164,6 +178,17 @@ pub struct Outcome {
     pub run: Option<RunChange>,
     /// The nodes whose state (as users see it) the event changed, in node order.
     pub changes: Vec<StateChange>,
+    /// The Maps that started, with their instances' inputs in item order. The instances'
+    /// nodes are new: those that started are among the changed nodes, the others `Waiting`
+    /// (an instance's first node with its input).
+    pub blocks: Vec<NewBlock>,
+}
+
+/// A Map's instances, made by an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBlock {
+    pub block: Block,
+    pub inputs: Vec<Option<String>>,
 }
 
 /// What the machine needs from the outside world.
@@ -175,7 +200,12 @@ pub struct Ctx {
     pub jitter: f64,
     /// The callback timeout of actions that do not set one (`AETR_CALLBACK_TIMEOUT_SECONDS`).
     pub default_callback_timeout_seconds: Option<u64>,
+    /// The most items a Map may have (`AETR_MAX_MAP_ITEMS`).
+    pub max_map_items: u32,
 }
+
+/// The default of [`Ctx::max_map_items`].
+pub const DEFAULT_MAX_MAP_ITEMS: u32 = 100_000;
 
 /// A broken assumption: the shell did not load a node, or the stored state is corrupt.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -189,14 +219,16 @@ pub enum MachineError {
 }
 
 /// The nodes whose state [`apply`] needs for `event`: the node and its ancestors (for a run
-/// event, the root).
-pub fn involved(snapshot: &Snapshot, event: &Event) -> Result<Vec<NodeIdx>, MachineError> {
+/// event, the root). [`preload`] names more, once these are loaded.
+pub fn involved(tree: &Tree<'_>, event: &Event) -> Result<Vec<NodeIdx>, MachineError> {
     let with_ancestors = |nodes: &[NodeIdx]| -> Result<Vec<NodeIdx>, MachineError> {
         let mut out = Vec::new();
         for &n in nodes {
-            snapshot.get(n).ok_or(MachineError::NoSuchNode(n))?;
+            if !tree.contains(n) {
+                return Err(MachineError::NoSuchNode(n));
+            }
             out.push(n);
-            out.extend(snapshot.ancestors(n));
+            out.extend(tree.ancestors(n));
         }
         out.sort_unstable();
         out.dedup();
@@ -207,4 +239,31 @@ pub fn involved(snapshot: &Snapshot, event: &Event) -> Result<Vec<NodeIdx>, Mach
         (_, Some(node)) => with_ancestors(&[node]),
         (_, None) => Ok(vec![0]),
     }
+}
+
+/// The nodes that [`apply`] may start besides those [`involved`] names, given the state of
+/// those: the next instances of the loaded Maps that have a `maxConcurrency`, which are
+/// `Waiting` with their inputs in their rows. An instance that finishes starts one; a redrive
+/// may finish as many as run at once. Those not loaded already are returned.
+pub fn preload<'s>(
+    tree: &Tree<'_>,
+    loaded: impl IntoIterator<Item = (NodeIdx, &'s NodeState)>,
+    run_wide: bool,
+) -> Vec<NodeIdx> {
+    let loaded: Vec<(NodeIdx, &NodeState)> = loaded.into_iter().collect();
+    let mut more = Vec::new();
+    for &(idx, st) in &loaded {
+        let Some(node) = tree.locate(idx) else { continue };
+        let StepBody::Map { map, .. } = &node.step.body else { continue };
+        let (Some(cap), Some(block)) = (map.max_concurrency, tree.blocks().of_map(idx)) else {
+            continue;
+        };
+        let until = match run_wide {
+            true => st.started.saturating_add(cap).min(block.count),
+            false => (st.started + 1).min(block.count),
+        };
+        more.extend((st.started..until).map(|i| block.instance(i)));
+    }
+    more.retain(|n| loaded.iter().all(|(l, _)| l != n));
+    more
 }

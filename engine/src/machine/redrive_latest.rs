@@ -9,16 +9,23 @@
 //! node takes the attempt count of both the old node at its number and the one at its path, so
 //! that every token handed out before stays superseded (409), and the pair's attempt history
 //! can move with it.
+//!
+//! A Map is never kept: it starts again with new instances, numbered above every node the run
+//! had, so that no token of an old instance names a new one.
 
 use super::transition::start_with;
 use super::{Ctx, MachineError, NodeState, Nodes, Outcome, Phase};
 use crate::snapshot::{NodeIdx, Snapshot};
+use crate::step::StepBody;
+use crate::tree::{Blocks, Tree};
 
 /// The run on its new snapshot.
 #[derive(Debug, Clone)]
 pub struct LatestRedrive {
-    /// Every node of the new snapshot, by number.
+    /// Every node of the new snapshot, by number (a Map's template has the default state).
     pub states: Vec<NodeState>,
+    /// The nodes of the Maps' instances that the start started (see [`Outcome::blocks`]).
+    pub instances: Vec<(NodeIdx, NodeState)>,
     /// What starting the new tree asks of the shell.
     pub outcome: Outcome,
     /// For each new node, the old node at the same path, if there was one.
@@ -73,6 +80,8 @@ impl Memo<'_> {
 }
 
 /// Starts the run again on `new`, with `input`, reusing what `old_states` (on `old`) have.
+/// `old_states` are by node number, the old Maps' instances included (a number without a node
+/// has the default state).
 pub fn redrive_latest(
     old: &Snapshot,
     old_states: &[NodeState],
@@ -80,7 +89,7 @@ pub fn redrive_latest(
     input: Option<String>,
     ctx: &Ctx,
 ) -> Result<LatestRedrive, MachineError> {
-    if old_states.len() != old.len() {
+    if old_states.len() < old.len() {
         return Err(MachineError::Invariant {
             node: 0,
             what: format!("{} states for {} nodes", old_states.len(), old.len()),
@@ -91,7 +100,11 @@ pub fn redrive_latest(
     let memo = Memo { old: old_states, paired, same_result, same_link };
 
     let mut nodes = Nodes::new();
+    let next_free = old_states.len().max(new.len()) as NodeIdx;
     for idx in 0..new.len() as NodeIdx {
+        if new.in_template(idx) {
+            continue;
+        }
         let attempt = [Some(idx), memo.paired(idx)]
             .into_iter()
             .flatten()
@@ -99,15 +112,27 @@ pub fn redrive_latest(
             .map(|st| st.attempt)
             .max()
             .unwrap_or(0);
-        let fresh = NodeState { attempt, live_from: attempt + 1, ..NodeState::default() };
+        let next_free = if idx == 0 { next_free } else { 0 };
+        let fresh =
+            NodeState { attempt, live_from: attempt + 1, next_free, ..NodeState::default() };
         nodes.load(idx, fresh);
     }
-    let (outcome, reused) = start_with(new, &mut nodes, input, ctx, &memo)?;
+    let blocks = Blocks::default();
+    let tree = Tree::new(new, &blocks);
+    let (outcome, reused) = start_with(&tree, &mut nodes, input, ctx, &memo)?;
     let states = (0..new.len() as NodeIdx)
-        .map(|idx| nodes.get(idx).cloned().ok_or(MachineError::NotLoaded(idx)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rerun = (0..new.len() as NodeIdx).filter(|idx| !reused.contains(idx)).collect();
-    Ok(LatestRedrive { states, outcome, paired: memo.paired, rerun })
+        .map(|idx| nodes.get(idx).cloned().unwrap_or_default())
+        .collect::<Vec<_>>();
+    let rerun = (0..new.len() as NodeIdx)
+        .filter(|&idx| !reused.contains(&idx) && !new.in_template(idx))
+        .collect();
+    let instances = outcome
+        .blocks
+        .iter()
+        .flat_map(|b| b.block.nodes())
+        .filter_map(|(idx, ..)| Some((idx, nodes.get(idx)?.clone())))
+        .collect();
+    Ok(LatestRedrive { states, instances, outcome, paired: memo.paired, rerun })
 }
 
 /// Pairs each new node with the old node at the same path.
@@ -132,7 +157,8 @@ fn compare(old: &Snapshot, new: &Snapshot, paired: &[Option<NodeIdx>]) -> (Vec<b
     for idx in (0..new.len()).rev() {
         let Some(o) = paired[idx] else { continue };
         let (n, o) = (&new.nodes()[idx], old.node(o));
-        same_result[idx] = n.step_id == o.step_id
+        same_result[idx] = !matches!(n.body, StepBody::Map { .. })
+            && n.step_id == o.step_id
             && n.name == o.name
             && n.body == o.body
             && n.children.len() == o.children.len()

@@ -74,6 +74,8 @@ pub enum Phase {
     Reducing,
     /// A Branch with its input, whose function is to choose the child to run. (Executing)
     Choosing,
+    /// A Map with its input, whose items function is to list its items. (Executing)
+    Listing,
     /// Done, but not yet passed on to its parent because the run had stopped; a redrive
     /// passes it on. (Complete)
     Held,
@@ -86,13 +88,14 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Waiting,
         Phase::Ready,
         Phase::Executing,
         Phase::Received,
         Phase::Reducing,
         Phase::Choosing,
+        Phase::Listing,
         Phase::Held,
         Phase::Complete,
         Phase::Error,
@@ -108,6 +111,7 @@ impl Phase {
             Phase::Received => "Received",
             Phase::Reducing => "Reducing",
             Phase::Choosing => "Choosing",
+            Phase::Listing => "Listing",
             Phase::Held => "Held",
             Phase::Complete => "Complete",
             Phase::Error => "Error",
@@ -123,9 +127,11 @@ impl Phase {
     pub fn state(self) -> State {
         match self {
             Phase::Waiting | Phase::Ready => State::Pending,
-            Phase::Executing | Phase::Received | Phase::Reducing | Phase::Choosing => {
-                State::Executing
-            }
+            Phase::Executing
+            | Phase::Received
+            | Phase::Reducing
+            | Phase::Choosing
+            | Phase::Listing => State::Executing,
             Phase::Held | Phase::Complete => State::Complete,
             Phase::Error => State::Error,
             Phase::Cancelled => State::Cancelled,
@@ -150,6 +156,9 @@ pub enum Fault {
     Reducer,
     /// Its Branch function threw or chose no child there is. Only the function runs again.
     Branch,
+    /// A Map's list of items could not be had: its input is not a list, its items function
+    /// threw, or there are too many. The Map starts again.
+    Items,
     /// This child failed.
     Child(NodeIdx),
 }
@@ -175,8 +184,13 @@ pub struct NodeState {
     /// reached the service, so a retry keeps earlier attempts live; a callback timeout or a
     /// redrive supersedes them.
     pub live_from: u32,
-    /// A Parallel step's children that have not passed on their result yet.
+    /// A Parallel step's children, or a Map's instances, that have not passed on their result
+    /// yet.
     pub remaining: u32,
+    /// A Map's instances started so far (they start in item order).
+    pub started: u32,
+    /// The root: the first node number not yet given to a Map's instances (0 before any).
+    pub next_free: NodeIdx,
     /// When `Ready`: not to be sent before. When `Executing` (an action): the callback deadline.
     pub due_at: Option<i64>,
     pub started_at: Option<i64>,
@@ -196,6 +210,8 @@ impl Default for NodeState {
             round_from: 0,
             live_from: 0,
             remaining: 0,
+            started: 0,
+            next_free: 0,
             due_at: None,
             started_at: None,
             completed_at: None,

@@ -4,23 +4,24 @@ use std::collections::BTreeSet;
 
 use super::redrive_latest::{Memo, Reuse};
 use super::{
-    Ctx, Event, Fault, MachineError, NodeState, Nodes, Outcome, Phase, Reply, Retry, RunChange,
-    Work,
+    Ctx, Event, Fault, MachineError, NewBlock, NodeState, Nodes, Outcome, Phase, Reply, Retry,
+    RunChange, Work,
 };
 use crate::script::ScriptError;
-use crate::snapshot::{NodeIdx, Snapshot};
+use crate::snapshot::NodeIdx;
 use crate::step::{Action, ApiAction, OnTimeout, Reducer, StepBody};
+use crate::tree::Tree;
 
 const ROOT: NodeIdx = 0;
 
 /// Applies one event to the nodes it involves (see [`super::involved`]), in place.
 pub fn apply(
-    snapshot: &Snapshot,
+    tree: &Tree<'_>,
     nodes: &mut Nodes,
     event: Event,
     ctx: &Ctx,
 ) -> Result<Outcome, MachineError> {
-    let mut m = Machine::new(snapshot, nodes, ctx, None);
+    let mut m = Machine::new(tree.clone(), nodes, ctx, None);
     let reply = m.event(event)?;
     Ok(m.outcome(reply))
 }
@@ -28,20 +29,20 @@ pub fn apply(
 /// Starts a run's root with `input`, reusing what `memo` allows: a redrive on new definitions.
 /// Also returns the nodes that kept their old state.
 pub(super) fn start_with(
-    snapshot: &Snapshot,
+    tree: &Tree<'_>,
     nodes: &mut Nodes,
     input: Option<String>,
     ctx: &Ctx,
     memo: &Memo<'_>,
 ) -> Result<(Outcome, BTreeSet<NodeIdx>), MachineError> {
-    let mut m = Machine::new(snapshot, nodes, ctx, Some(memo));
+    let mut m = Machine::new(tree.clone(), nodes, ctx, Some(memo));
     m.activate(ROOT, input)?;
     let reused = std::mem::take(&mut m.reused);
     Ok((m.outcome(Reply::Done), reused))
 }
 
-struct Machine<'a> {
-    snap: &'a Snapshot,
+struct Machine<'a, 't> {
+    tree: Tree<'t>,
     nodes: &'a mut Nodes,
     ctx: &'a Ctx,
     work: Vec<Work>,
@@ -49,30 +50,29 @@ struct Machine<'a> {
     /// A redrive on new definitions: what started nodes may reuse.
     memo: Option<&'a Memo<'a>>,
     reused: BTreeSet<NodeIdx>,
+    /// The Maps that this event started.
+    blocks: Vec<NewBlock>,
 }
 
 type Step<T = ()> = Result<T, MachineError>;
 
-impl<'a> Machine<'a> {
-    fn new(
-        snap: &'a Snapshot,
-        nodes: &'a mut Nodes,
-        ctx: &'a Ctx,
-        memo: Option<&'a Memo<'a>>,
-    ) -> Self {
+impl<'a, 't> Machine<'a, 't> {
+    fn new(tree: Tree<'t>, nodes: &'a mut Nodes, ctx: &'a Ctx, memo: Option<&'a Memo<'a>>) -> Self {
         nodes.begin_event();
-        let (work, reused) = (Vec::new(), BTreeSet::new());
-        Machine { snap, nodes, ctx, work, run: None, memo, reused }
+        let (work, reused, blocks) = (Vec::new(), BTreeSet::new(), Vec::new());
+        Machine { tree, nodes, ctx, work, run: None, memo, reused, blocks }
     }
 
     fn outcome(self, reply: Reply) -> Outcome {
         let changes = self.nodes.state_changes();
-        Outcome { reply, work: self.work, run: self.run, changes }
+        Outcome { reply, work: self.work, run: self.run, changes, blocks: self.blocks }
     }
 
     fn event(&mut self, event: Event) -> Step<Reply> {
         if let Some(node) = event.node() {
-            self.snap.get(node).ok_or(MachineError::NoSuchNode(node))?;
+            if !self.tree.contains(node) {
+                return Err(MachineError::NoSuchNode(node));
+            }
         }
         match event {
             Event::Start { input } => self.start(input),
@@ -86,6 +86,7 @@ impl<'a> Machine<'a> {
             Event::Mapped { node, outcome } => self.script_done(node, Phase::Received, outcome),
             Event::Reduced { node, outcome } => self.script_done(node, Phase::Reducing, outcome),
             Event::Chosen { node, outcome } => self.chosen(node, outcome),
+            Event::Listed { node, outcome } => self.listed(node, outcome),
             Event::Settle { node, outcome } => self.settle_by_hand(node, outcome),
             Event::Redispatch { node } => self.redispatch(node),
             Event::Cancel => self.cancel(),
@@ -162,6 +163,13 @@ impl<'a> Machine<'a> {
                     st.phase = Phase::Choosing;
                     self.work.push(Work::Choose { node: idx });
                 }
+                (Phase::Error, Some(Fault::Items)) => {
+                    let st = self.nodes.write(idx)?;
+                    clear_failure(st);
+                    st.phase = Phase::Waiting;
+                    let input = st.input.take();
+                    self.activate(idx, input)?;
+                }
                 (Phase::Ready, _) => {
                     let not_before = st.due_at.unwrap_or(self.ctx.now).max(self.ctx.now);
                     let attempt = st.attempt;
@@ -184,7 +192,7 @@ impl<'a> Machine<'a> {
         let st = self.nodes.read(idx)?;
         // Only an `api` action is ever sent: a `wait` or `manual` one that a lease's expiry
         // brings here is left to its deadline.
-        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
+        if !matches!(self.tree.step(idx).body, StepBody::Action { action: Action::Api(_) }) {
             return Ok(Reply::Skip);
         }
         if self.halted()? {
@@ -233,7 +241,7 @@ impl<'a> Machine<'a> {
             Phase::Error if st.fault == Some(Fault::Mapper) => return Ok(Reply::Repeat),
             _ => return Ok(Reply::NotWaiting),
         }
-        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
+        if !matches!(self.tree.step(idx).body, StepBody::Action { action: Action::Api(_) }) {
             return Ok(Reply::NotWaiting);
         }
         // The deadline passed before its timer fired: the timeout applies now.
@@ -290,8 +298,7 @@ impl<'a> Machine<'a> {
         if st.phase != Phase::Executing || st.attempt != attempt {
             return Ok(Reply::Ignored);
         }
-        let snap: &'a Snapshot = self.snap;
-        match &snap.node(idx).body {
+        match &self.tree.step(idx).body {
             StepBody::Action { action: Action::Wait { .. } } => {
                 let input = st.input.clone();
                 self.nodes.write(idx)?.due_at = None;
@@ -335,7 +342,7 @@ impl<'a> Machine<'a> {
         outcome: Result<Option<String>, String>,
     ) -> Step<Reply> {
         if !matches!(
-            self.snap.node(idx).body,
+            self.tree.step(idx).body,
             StepBody::Action { action: Action::Api(_) | Action::Manual(_) }
         ) {
             return Ok(Reply::Conflict(
@@ -371,7 +378,7 @@ impl<'a> Machine<'a> {
     }
 
     fn redispatch(&mut self, idx: NodeIdx) -> Step<Reply> {
-        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Api(_) }) {
+        if !matches!(self.tree.step(idx).body, StepBody::Action { action: Action::Api(_) }) {
             return Ok(Reply::Conflict(
                 "only an action that calls a service can be dispatched by hand",
             ));
@@ -431,14 +438,13 @@ impl<'a> Machine<'a> {
             return Ok(Reply::Ignored);
         }
         let input = st.input.clone();
-        let snap: &'a Snapshot = self.snap;
-        let children = &snap.node(idx).children;
+        let children = self.tree.children(&self.tree.node(idx));
         let choice = match outcome {
             Err(e) => {
                 return self.fail(idx, format!("branch: {e}"), Fault::Branch).map(|()| Reply::Done)
             }
             Ok(None) => None,
-            Ok(Some(text)) => match pick(snap, children, &text) {
+            Ok(Some(text)) => match pick(&self.tree, &children, &text) {
                 Some(child) => Some(child),
                 None => {
                     self.fail(idx, format!("branch: no child named {text:?}"), Fault::Branch)?;
@@ -447,7 +453,7 @@ impl<'a> Machine<'a> {
             },
         };
         self.nodes.write(idx)?.phase = Phase::Executing;
-        for &child in children {
+        for &child in &children {
             if Some(child) != choice {
                 self.skip(child)?;
             }
@@ -461,16 +467,106 @@ impl<'a> Machine<'a> {
 
     /// Ends a node that a Branch did not choose, and every node below it, in `Skipped`.
     fn skip(&mut self, idx: NodeIdx) -> Step {
-        let snap: &'a Snapshot = self.snap;
         let now = self.ctx.now;
         let mut below = vec![idx];
         while let Some(n) = below.pop() {
             let st = self.nodes.start(n)?;
             st.phase = Phase::Skipped;
             st.completed_at = Some(now);
-            below.extend(&snap.node(n).children);
+            below.extend(self.tree.children(&self.tree.node(n)));
         }
         Ok(())
+    }
+
+    /// A Map's items function ran: its instances start on the list it returned.
+    fn listed(
+        &mut self,
+        idx: NodeIdx,
+        outcome: Result<Option<String>, ScriptError>,
+    ) -> Step<Reply> {
+        if self.nodes.read(idx)?.phase != Phase::Listing {
+            return Ok(Reply::Ignored);
+        }
+        let items = match outcome {
+            Err(e) => Err(format!("map.items: {e}")),
+            Ok(text) => items_of(text.as_deref()).ok_or_else(|| {
+                "map.items: the function returned no array (nor the JSON text of one)".to_owned()
+            }),
+        };
+        self.nodes.write(idx)?.phase = Phase::Executing;
+        self.start_map(idx, items)?;
+        Ok(Reply::Done)
+    }
+
+    /// Starts a Map's instances, one per item: all of them, or the first `maxConcurrency`.
+    fn start_map(&mut self, idx: NodeIdx, items: Result<Vec<Option<String>>, String>) -> Step {
+        let cap = self.tree.step(idx).body.map().and_then(|m| m.max_concurrency);
+        let inputs = match items {
+            Ok(inputs) if inputs.len() > self.ctx.max_map_items as usize => {
+                let (n, max) = (inputs.len(), self.ctx.max_map_items);
+                let why =
+                    format!("map: {n} items, more than the limit of {max} (AETR_MAX_MAP_ITEMS)");
+                return self.fail(idx, why, Fault::Items);
+            }
+            Ok(inputs) => inputs,
+            Err(why) => return self.fail(idx, why, Fault::Items),
+        };
+        let count = inputs.len() as u32;
+        if count == 0 {
+            return self.reduce(idx);
+        }
+        let base = self.tree.first_free().max(u64::from(self.nodes.read(ROOT)?.next_free));
+        let invariant = |what: String| MachineError::Invariant { node: idx, what };
+        let block = NodeIdx::try_from(base)
+            .ok()
+            .and_then(|base| self.tree.block_for(idx, base, count))
+            .ok_or_else(|| invariant("a Map without its child".into()))?;
+        if block.end() > i32::MAX as u64 {
+            let why = format!(
+                "map: {count} instances of {} nodes would give the run more than {} nodes",
+                block.size,
+                i32::MAX
+            );
+            return self.fail(idx, why, Fault::Items);
+        }
+        self.tree.add(block).map_err(invariant)?;
+        self.nodes.write(ROOT)?.next_free = block.end() as NodeIdx;
+        let started = cap.map_or(count, |cap| cap.min(count));
+        let st = self.nodes.write(idx)?;
+        (st.remaining, st.started) = (count, started);
+        self.blocks.push(NewBlock { block, inputs });
+        for i in 0..started {
+            let input = self.new_instance_input(idx, i)?;
+            self.activate(block.instance(i), input)?;
+        }
+        Ok(())
+    }
+
+    /// The input of instance `i` of a Map that this event started.
+    fn new_instance_input(&self, map: NodeIdx, i: u32) -> Step<Option<String>> {
+        let new = self.blocks.iter().find(|b| b.block.map == map);
+        let input = new.and_then(|b| b.inputs.get(i as usize));
+        let block = self.tree.blocks().of_map(map).ok_or(MachineError::NotLoaded(map))?;
+        input.cloned().ok_or(MachineError::NotLoaded(block.instance(i)))
+    }
+
+    /// One of a Map's instances finished: the next one starts, if the Map has a cap and any is
+    /// left. It is `Waiting`, with its input: loaded by the shell ([`super::preload`]).
+    fn start_next_instance(&mut self, map: NodeIdx) -> Step {
+        let capped = self.tree.step(map).body.map().is_some_and(|m| m.max_concurrency.is_some());
+        let Some(block) = self.tree.blocks().of_map(map).copied() else { return Ok(()) };
+        let st = self.nodes.read(map)?;
+        if !capped || st.started >= block.count {
+            return Ok(());
+        }
+        let (i, next) = (st.started, block.instance(st.started));
+        self.nodes.write(map)?.started += 1;
+        let input = match self.nodes.get(next) {
+            Some(st) => st.input.clone(),
+            // Not stored yet: the Map started in this event.
+            None => self.new_instance_input(map, i)?,
+        };
+        self.activate(next, input)
     }
 
     // ---- the walk ----
@@ -482,17 +578,17 @@ impl<'a> Machine<'a> {
                 return self.reuse(memo, idx, reuse);
             }
         }
-        let snap: &'a Snapshot = self.snap;
-        let node = snap.node(idx);
+        let node = self.tree.node(idx);
+        let step = node.step;
         let now = self.ctx.now;
         let st = self.nodes.start(idx)?;
         st.phase = Phase::Executing;
-        let is_api = matches!(node.body, StepBody::Action { action: Action::Api(_) });
+        let is_api = matches!(step.body, StepBody::Action { action: Action::Api(_) });
         // An action starts executing when it is sent ([`Self::dispatched`]).
         if !is_api {
             st.started_at = Some(now);
         }
-        match &node.body {
+        match &step.body {
             StepBody::Action { action: Action::Api(_) | Action::Manual(_) } => {
                 st.input = input;
                 let next = st.attempt + 1;
@@ -521,21 +617,33 @@ impl<'a> Machine<'a> {
             }
             StepBody::Sequential => {
                 st.input = input.clone();
-                match node.children.first() {
-                    Some(&first) => self.activate(first, input),
+                match self.tree.child(&node, 0) {
+                    Some(first) => self.activate(first, input),
                     None => self.settle(idx, input),
                 }
             }
             StepBody::Parallel { .. } => {
                 st.input = input.clone();
-                st.remaining = node.children.len() as u32;
-                if node.children.is_empty() {
+                let children = self.tree.children(&node);
+                st.remaining = children.len() as u32;
+                if children.is_empty() {
                     return self.reduce(idx);
                 }
-                for &child in &node.children {
+                for child in children {
                     self.activate(child, input.clone())?;
                 }
                 Ok(())
+            }
+            StepBody::Map { map, .. } => {
+                st.input = input.clone();
+                if map.items.is_some() {
+                    st.phase = Phase::Listing;
+                    self.work.push(Work::List { node: idx });
+                    return Ok(());
+                }
+                let items = items_of(input.as_deref())
+                    .ok_or_else(|| "map: the input is not a JSON array".to_owned());
+                self.start_map(idx, items)
             }
         }
     }
@@ -543,7 +651,6 @@ impl<'a> Machine<'a> {
     /// Starts a node with what it had before a redrive on new definitions: its subtree's states
     /// and its result, and, unless its mapper is to run again, its output.
     fn reuse(&mut self, memo: &Memo<'_>, idx: NodeIdx, reuse: Reuse) -> Step {
-        let snap: &'a Snapshot = self.snap;
         let kept = |memo: &Memo<'_>, new: NodeIdx, st: &NodeState| {
             let old = memo.paired(new).map(|o| memo.old(o).clone()).ok_or_else(|| {
                 MachineError::Invariant { node: new, what: "reused without a pair".into() }
@@ -551,12 +658,12 @@ impl<'a> Machine<'a> {
             let attempt = st.attempt.max(old.attempt);
             Ok::<_, MachineError>(NodeState { attempt, live_from: attempt + 1, ..old })
         };
-        let mut below = snap.node(idx).children.clone();
+        let mut below = self.tree.children(&self.tree.node(idx));
         while let Some(d) = below.pop() {
             let st = self.nodes.write(d)?;
             *st = kept(memo, d, st)?;
             self.reused.insert(d);
-            below.extend(&snap.node(d).children);
+            below.extend(self.tree.children(&self.tree.node(d)));
         }
         let st = self.nodes.start(idx)?;
         *st = kept(memo, idx, st)?;
@@ -583,7 +690,7 @@ impl<'a> Machine<'a> {
     /// Starts `attempt` of an action now: an `api` one is due to be sent, and a `manual` one
     /// waits for a person until its deadline.
     fn begin_attempt(&mut self, idx: NodeIdx, attempt: u32) -> Step {
-        if !matches!(self.snap.node(idx).body, StepBody::Action { action: Action::Manual(_) }) {
+        if !matches!(self.tree.step(idx).body, StepBody::Action { action: Action::Manual(_) }) {
             return self.schedule(idx, attempt, attempt, self.ctx.now);
         }
         let deadline = self.deadline(idx)?;
@@ -598,7 +705,7 @@ impl<'a> Machine<'a> {
 
     /// When an action that waits for a callback or a decision gives up, if ever.
     fn deadline(&self, idx: NodeIdx) -> Step<Option<i64>> {
-        let StepBody::Action { action } = &self.snap.node(idx).body else {
+        let StepBody::Action { action } = &self.tree.step(idx).body else {
             return Err(MachineError::Invariant { node: idx, what: "not an action".into() });
         };
         let seconds = action.callback_timeout_seconds(self.ctx.default_callback_timeout_seconds);
@@ -619,7 +726,7 @@ impl<'a> Machine<'a> {
 
     /// All of a Parallel step's children have passed on their results.
     fn reduce(&mut self, idx: NodeIdx) -> Step {
-        let reducer = self.snap.node(idx).body.reducer();
+        let reducer = self.tree.step(idx).body.reducer();
         self.nodes.write(idx)?.phase = Phase::Reducing;
         match reducer {
             // `no-op` needs no child's result.
@@ -633,7 +740,7 @@ impl<'a> Machine<'a> {
 
     /// The node has its own result: run its mapper, or pass the result on.
     fn settle(&mut self, idx: NodeIdx, result: Option<String>) -> Step {
-        let has_script = self.snap.node(idx).mapper_script().is_some();
+        let has_script = self.tree.step(idx).mapper_script().is_some();
         let st = self.nodes.write(idx)?;
         st.result = result.clone();
         if has_script {
@@ -667,19 +774,18 @@ impl<'a> Machine<'a> {
     }
 
     fn pass_to_parent(&mut self, idx: NodeIdx) -> Step {
-        let snap: &'a Snapshot = self.snap;
-        let node = snap.node(idx);
+        let node = self.tree.node(idx);
         let Some(parent) = node.parent else { return Ok(()) };
-        let siblings = &snap.node(parent).children;
-        match snap.node(parent).body {
+        let parent_node = self.tree.node(parent);
+        match parent_node.step.body {
             StepBody::Sequential => {
                 let output = self.nodes.read(idx)?.output.clone();
-                match siblings.get(node.position as usize + 1) {
-                    Some(&next) => self.activate(next, output),
+                match self.tree.child(&parent_node, node.position + 1) {
+                    Some(next) => self.activate(next, output),
                     None => self.settle(parent, output),
                 }
             }
-            StepBody::Parallel { .. } => {
+            StepBody::Parallel { .. } | StepBody::Map { .. } => {
                 let st = self.nodes.write(parent)?;
                 st.remaining =
                     st.remaining.checked_sub(1).ok_or_else(|| MachineError::Invariant {
@@ -687,9 +793,9 @@ impl<'a> Machine<'a> {
                         what: "a child passed on its result after all had".into(),
                     })?;
                 if st.remaining == 0 {
-                    self.reduce(parent)?;
+                    return self.reduce(parent);
                 }
-                Ok(())
+                self.start_next_instance(parent)
             }
             StepBody::Branch { .. } => {
                 let output = self.nodes.read(idx)?.output.clone();
@@ -712,7 +818,7 @@ impl<'a> Machine<'a> {
         st.completed_at = Some(now);
         st.due_at = None;
         let mut child = idx;
-        for ancestor in self.snap.ancestors(idx) {
+        for ancestor in self.tree.ancestors(idx) {
             let st = self.nodes.write(ancestor)?;
             if st.phase == Phase::Error {
                 break;
@@ -734,9 +840,8 @@ impl<'a> Machine<'a> {
         Ok(self.nodes.read(ROOT)?.phase.state().is_terminal())
     }
 
-    fn api_action(&self, idx: NodeIdx) -> Step<&'a ApiAction> {
-        let snap: &'a Snapshot = self.snap;
-        match &snap.node(idx).body {
+    fn api_action(&self, idx: NodeIdx) -> Step<&'t ApiAction> {
+        match &self.tree.step(idx).body {
             StepBody::Action { action: Action::Api(a) } => Ok(a),
             _ => Err(MachineError::Invariant { node: idx, what: "not an api action".into() }),
         }
@@ -750,10 +855,21 @@ fn clear_failure(st: &mut NodeState) {
 }
 
 /// The child that a Branch's function chose: by name, or else by a 0-based index.
-fn pick(snap: &Snapshot, children: &[NodeIdx], choice: &str) -> Option<NodeIdx> {
-    let by_name = children.iter().copied().find(|&c| snap.node(c).name == choice);
+fn pick(tree: &Tree<'_>, children: &[NodeIdx], choice: &str) -> Option<NodeIdx> {
+    let by_name = children.iter().copied().find(|&c| tree.step(c).name == choice);
     by_name.or_else(|| {
         let index: usize = choice.trim().parse().ok()?;
         children.get(index).copied()
     })
+}
+
+/// A Map's items: the inputs of its instances, from the JSON text of a list. A string item is
+/// passed on raw, any other as its JSON text. `None` if the text is not a JSON array.
+fn items_of(text: Option<&str>) -> Option<Vec<Option<String>>> {
+    let items: Vec<serde_json::Value> = serde_json::from_str(text?).ok()?;
+    let input = |item: serde_json::Value| match item {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Some(items.into_iter().map(|item| Some(input(item))).collect())
 }

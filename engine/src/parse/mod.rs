@@ -19,14 +19,15 @@ use uuid::Uuid;
 use crate::error::{FieldError, FieldErrors};
 use crate::limits::Limits;
 use crate::script::ScriptRunner;
-use crate::step::{Action, ChildLink, Chooser, Mapper, Reducer, Step, StepBody, StepType};
+use crate::step::{Action, ChildLink, Chooser, MapSpec, Mapper, Reducer, Step, StepBody, StepType};
 use reader::{index, join, parse_uuid, type_name, Errors, Obj};
 
 /// The fields of a step definition.
-const STEP_FIELDS: &[&str] = &["id", "name", "stepType", "action", "reducer", "branch", "children"];
+const STEP_FIELDS: &[&str] =
+    &["id", "name", "stepType", "action", "reducer", "map", "branch", "children"];
 /// The fields of a step definition that is a child in a fat tree.
 const CHILD_STEP_FIELDS: &[&str] =
-    &["id", "name", "stepType", "action", "reducer", "branch", "children", "mapper"];
+    &["id", "name", "stepType", "action", "reducer", "map", "branch", "children", "mapper"];
 /// The fields of a reference to a stored step.
 const REFERENCE_FIELDS: &[&str] = &["id", "mapper"];
 
@@ -274,6 +275,14 @@ impl Parser<'_> {
         if step_type != StepType::Branch {
             only_for("branch", "a Branch", errs);
         }
+        if step_type != StepType::Map {
+            only_for("map", "a Map", errs);
+        }
+        let reducer =
+            |parser: &mut Self, default: Reducer, errs: &mut Errors| match obj.get("reducer") {
+                Some(r) => parser.reducer(r, &obj.path_of("reducer"), errs),
+                None => Some(default),
+            };
         let body = match step_type {
             StepType::Sequential => {
                 only_for("action", "an Action", errs);
@@ -281,21 +290,25 @@ impl Parser<'_> {
                 // Sequential: it is accepted, and dropped. Any other reducer is refused.
                 let no_op = obj.get("reducer").is_some_and(|r| *r == json!({"type": "no-op"}));
                 if !no_op {
-                    only_for("reducer", "a Parallel", errs);
+                    only_for("reducer", PARENTS_WITH_REDUCERS, errs);
                 }
                 StepBody::Sequential
             }
             StepType::Parallel => {
                 only_for("action", "an Action", errs);
-                let reducer = match obj.get("reducer") {
-                    Some(r) => self.reducer(r, &obj.path_of("reducer"), errs)?,
-                    None => Reducer::default(),
+                StepBody::Parallel { reducer: reducer(self, Reducer::default(), errs)? }
+            }
+            StepType::Map => {
+                only_for("action", "an Action", errs);
+                let map = match obj.get("map") {
+                    Some(m) => self.map_spec(m, &obj.path_of("map"), errs)?,
+                    None => MapSpec::default(),
                 };
-                StepBody::Parallel { reducer }
+                StepBody::Map { map, reducer: reducer(self, Reducer::collect(), errs)? }
             }
             StepType::Branch => {
                 only_for("action", "an Action", errs);
-                only_for("reducer", "a Parallel", errs);
+                only_for("reducer", PARENTS_WITH_REDUCERS, errs);
                 let Some(b) = obj.get("branch") else {
                     errs.invalid(&obj.path_of("branch"), "required for a Branch step");
                     return None;
@@ -304,7 +317,7 @@ impl Parser<'_> {
                 StepBody::Branch { branch }
             }
             StepType::Action => {
-                only_for("reducer", "a Parallel", errs);
+                only_for("reducer", PARENTS_WITH_REDUCERS, errs);
                 let Some(a) = obj.get("action") else {
                     errs.invalid(&obj.path_of("action"), "required for an Action step");
                     return None;
@@ -389,6 +402,21 @@ impl Parser<'_> {
         }
     }
 
+    /// A Map's options: `{"items"?: "<js>", "maxConcurrency"?: N}`.
+    fn map_spec(&mut self, value: &Value, path: &str, errs: &mut Errors) -> Option<MapSpec> {
+        let obj = Obj::new(value, path, errs)?;
+        obj.deny_unknown(&["items", "maxConcurrency"], errs);
+        let items = match obj.str("items", errs) {
+            Some(js) => Some(self.script(js, &obj.path_of("items"), errs)?),
+            None => None,
+        };
+        let max_concurrency = match obj.get("maxConcurrency") {
+            Some(_) => Some(obj.uint("maxConcurrency", 1, u64::from(u32::MAX), errs)? as u32),
+            None => None,
+        };
+        Some(MapSpec { items, max_concurrency })
+    }
+
     fn chooser(&mut self, value: &Value, path: &str, errs: &mut Errors) -> Option<Chooser> {
         let (_, js) = self.script_object(value, path, &["js"], errs)?;
         js.map(|js| Chooser::Js { js })
@@ -414,11 +442,15 @@ impl Parser<'_> {
             return Some((kind, None));
         }
         obj.deny_unknown(&["type", "js"], errs);
-        let js_path = obj.path_of("js");
         let js = obj.required_str("js", errs)?;
+        Some((kind, Some(self.script(js, &obj.path_of("js"), errs)?)))
+    }
+
+    /// A script's source, within the size limit and compiled.
+    fn script(&mut self, js: &str, js_path: &str, errs: &mut Errors) -> Option<String> {
         if js.len() > self.limits.max_script_bytes {
             errs.refused(
-                &js_path,
+                js_path,
                 format!(
                     "is {} bytes, more than the limit of {} (AETR_MAX_SCRIPT_BYTES)",
                     js.len(),
@@ -428,10 +460,10 @@ impl Parser<'_> {
             return None;
         }
         if let Err(e) = self.scripts.check(js) {
-            errs.refused(&js_path, e.to_string());
+            errs.refused(js_path, e.to_string());
             return None;
         }
-        Some((kind, Some(js.to_owned())))
+        Some(js.to_owned())
     }
 }
 
@@ -445,7 +477,10 @@ struct FatWalk {
     references: Vec<Reference>,
 }
 
-/// An Action has no children, and no step has more than the limit.
+/// The steps that may have a reducer, for messages.
+const PARENTS_WITH_REDUCERS: &str = "a Parallel or a Map";
+
+/// An Action has no children, a Map exactly one, and no step more than the limit.
 fn check_children(
     body: &StepBody,
     children: &[ChildLink],
@@ -455,6 +490,8 @@ fn check_children(
 ) {
     if matches!(body, StepBody::Action { .. }) && !children.is_empty() {
         errs.invalid(&obj.path_of("children"), "an Action step has no children");
+    } else if let Some(why) = crate::graph::map_children(body, children.len()) {
+        errs.invalid(&obj.path_of("children"), why);
     } else if children.len() > limits.max_children {
         errs.refused(&obj.path_of("children"), too_many_children(children.len(), limits));
     }

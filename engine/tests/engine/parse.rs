@@ -102,11 +102,11 @@ fn shape_errors_are_400_and_name_the_path() {
         (json!({"stepType": "Sequential"}), "name: required"),
         (json!({"name": "", "stepType": "Sequential"}), "name: must not be empty"),
         (json!({"name": 5, "stepType": "Sequential"}), "name: expected a string, found a number"),
-        (json!({"name": "x", "stepType": "Serial"}), "stepType: unknown value \"Serial\"; expected one of Sequential, Parallel, Branch, Action"),
+        (json!({"name": "x", "stepType": "Serial"}), "stepType: unknown value \"Serial\"; expected one of Sequential, Parallel, Map, Branch, Action"),
         (json!({"name": "x"}), "stepType: required"),
         (json!({"name": "x", "stepType": "Action"}), "action: required for an Action step"),
-        (json!({"name": "x", "stepType": "Sequential", "reducer": {"type": "last"}}), "reducer: only a Parallel step has one; this is a Sequential step"),
-        (json!({"name": "x", "stepType": "Sequential", "colour": "red"}), "colour: unknown field; expected one of id, name, stepType, action, reducer, branch, children"),
+        (json!({"name": "x", "stepType": "Sequential", "reducer": {"type": "last"}}), "reducer: only a Parallel or a Map step has one; this is a Sequential step"),
+        (json!({"name": "x", "stepType": "Sequential", "colour": "red"}), "colour: unknown field; expected one of id, name, stepType, action, reducer, map, branch, children"),
         (json!({"name": "x", "stepType": "Sequential", "id": "nope"}), "id: \"nope\" is not a UUID"),
         (json!({"name": "x", "stepType": "Sequential", "children": {}}), "children: expected an array, found an object"),
         (seq("s", vec![json!({"stepType": "Sequential", "mapper": {"type": "no-op"}})]), "children[0].name: required"),
@@ -136,11 +136,17 @@ fn shape_errors_are_400_and_name_the_path() {
         (json!({"name": "x", "stepType": "Branch"}), "branch: required for a Branch step"),
         (json!({"name": "x", "stepType": "Branch", "branch": {"type": "no-op"}}), "branch.type: unknown value \"no-op\"; expected one of js"),
         (json!({"name": "x", "stepType": "Parallel", "branch": {"type": "js", "js": "function apply(d) {}"}}), "branch: only a Branch step has one; this is a Parallel step"),
-        (json!({"name": "x", "stepType": "Branch", "branch": {"type": "js", "js": "function apply(d) {}"}, "reducer": {"type": "last"}}), "reducer: only a Parallel step has one; this is a Branch step"),
+        (json!({"name": "x", "stepType": "Branch", "branch": {"type": "js", "js": "function apply(d) {}"}, "reducer": {"type": "last"}}), "reducer: only a Parallel or a Map step has one; this is a Branch step"),
         (action(json!({"type": "wait"})), "action.seconds: required for a wait"),
         (action(json!({"type": "wait", "seconds": -1})), "action.seconds: expected a whole number, found -1"),
         (action(json!({"type": "wait", "seconds": 5, "url": "http://s/"})), "action.url: unknown field; expected one of type, seconds"),
         (action(json!({"type": "manual", "callbackTimeoutSeconds": 0})), "action.callbackTimeoutSeconds: must be at least 1"),
+        (json!({"name": "m", "stepType": "Map", "children": [noop("a"), noop("b")]}), "children: a Map step has exactly one child; it has 2"),
+        (json!({"name": "m", "stepType": "Map"}), "children: a Map step has exactly one child; it has 0"),
+        (json!({"name": "m", "stepType": "Map", "map": {"maxConcurrency": 0}, "children": [noop("a")]}), "map.maxConcurrency: must be at least 1"),
+        (json!({"name": "m", "stepType": "Map", "map": {"items": 5}, "children": [noop("a")]}), "map.items: expected a string, found a number"),
+        (json!({"name": "m", "stepType": "Map", "map": {"limit": 5}, "children": [noop("a")]}), "map.limit: unknown field; expected one of items, maxConcurrency"),
+        (json!({"name": "x", "stepType": "Parallel", "map": {}}), "map: only a Map step has one; this is a Parallel step"),
     ];
     for (body, expected) in cases {
         assert_eq!(one_error(&body), (expected.to_owned(), 400), "for {body}");
@@ -367,7 +373,7 @@ fn a_sequential_step_takes_a_no_op_reducer_and_drops_it() {
         "reducer": {"type": "js", "js": "function apply(r) { return 1; }"}});
     assert_eq!(
         one_error(&js),
-        ("reducer: only a Parallel step has one; this is a Sequential step".into(), 400)
+        ("reducer: only a Parallel or a Map step has one; this is a Sequential step".into(), 400)
     );
 }
 
@@ -397,4 +403,16 @@ fn a_branch_function_that_does_not_compile_is_422_and_its_children_need_distinct
     let err = aetr_engine::graph::check_tree(fat.root, &steps, &Limits::default()).unwrap_err();
     assert_eq!(err.severity.http_status(), 400);
     assert!(err.message.contains("two children named \"x\""), "{}", err.message);
+}
+
+#[test]
+fn a_map_has_collect_by_default_and_its_items_function_is_compiled_when_saved() {
+    let map =
+        |spec: Value| json!({"name": "m", "stepType": "Map", "map": spec, "children": [noop("a")]});
+    let fat = parse_fat(&map(json!({"maxConcurrency": 3}))).unwrap();
+    let want = aetr_engine::MapSpec { items: None, max_concurrency: Some(3) };
+    assert_eq!(fat.steps[0].body, StepBody::Map { map: want, reducer: Reducer::Collect });
+    let (message, status) = one_error(&map(json!({"items": "function apply(d) { return [ ; }"})));
+    assert!(message.starts_with("map.items: "), "{message}");
+    assert_eq!(status, 422);
 }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use aetr_engine::graph;
 use aetr_engine::machine::{Event, MemoryRun, Outcome, Phase, Reply, RunChange, State, Work};
 use aetr_engine::script::{ScriptCall, ScriptRunner};
-use aetr_engine::step::{Action, ApiAction, ManualAction};
+use aetr_engine::step::{Action, ApiAction, ManualAction, MapSpec};
 use aetr_engine::{ChildLink, Chooser, Limits, Mapper, NodeIdx, Reducer, Snapshot, Step, StepBody};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -42,6 +42,8 @@ enum Tree {
     Seq(Vec<(Script, Tree)>),
     Par(Script, Vec<(Script, Tree)>),
     Branch(Choice, Vec<(Script, Tree)>),
+    /// A Map whose items function lists this many items (or throws), with a cap or none.
+    Map(Option<usize>, Option<u32>, Script, Box<(Script, Tree)>),
 }
 
 fn script(throw_weight: u32) -> impl Strategy<Value = Script> {
@@ -75,7 +77,14 @@ fn tree(throw_weight: u32) -> impl Strategy<Value = Tree> {
         prop_oneof![
             children(inner.clone()).prop_map(Tree::Seq),
             (script(throw_weight), children(inner.clone())).prop_map(|(r, c)| Tree::Par(r, c)),
-            (choice(throw_weight), children(inner)).prop_map(|(p, c)| Tree::Branch(p, c)),
+            (choice(throw_weight), children(inner.clone())).prop_map(|(p, c)| Tree::Branch(p, c)),
+            (
+                prop_oneof![6 => (0usize..5).prop_map(Some), throw_weight => Just(None)],
+                proptest::option::of(1u32..3),
+                script(throw_weight),
+                (script(throw_weight), inner),
+            )
+                .prop_map(|(n, cap, r, c)| Tree::Map(n, cap, r, Box::new(c))),
         ]
     })
 }
@@ -127,16 +136,29 @@ fn snapshot(t: &Tree) -> Snapshot {
             }
             Tree::Seq(cs) => (StepBody::Sequential, cs.iter().map(|c| link(c, steps, n)).collect()),
             Tree::Par(r, cs) => {
-                let reducer = match r {
-                    Script::None => Reducer::Last,
-                    Script::NoOp => Reducer::NoOp,
-                    js => Reducer::Js { js: src(js, "r", *n).unwrap_or_default() },
-                };
+                let reducer = reducer(r, src(r, "r", *n));
                 (StepBody::Parallel { reducer }, cs.iter().map(|c| link(c, steps, n)).collect())
+            }
+            Tree::Map(items, cap, r, child) => {
+                let reducer = match r {
+                    Script::None => Reducer::Collect,
+                    r => reducer(r, src(r, "r", *n)),
+                };
+                let items =
+                    Some(items.map_or_else(|| format!("throw-i{n}"), |k| format!("items:{k}")));
+                let map = MapSpec { items, max_concurrency: *cap };
+                (StepBody::Map { map, reducer }, vec![link(child, steps, n)])
             }
         };
         steps.push(Step { id, name: format!("n{me}"), body, children });
         id
+    }
+    fn reducer(r: &Script, js: Option<String>) -> Reducer {
+        match r {
+            Script::None => Reducer::Last,
+            Script::NoOp => Reducer::NoOp,
+            Script::Js { .. } => Reducer::Js { js: js.unwrap_or_default() },
+        }
     }
     let mut steps = Vec::new();
     let root = add(t, &mut steps, &mut 0);
@@ -144,9 +166,14 @@ fn snapshot(t: &Tree) -> Snapshot {
     graph::snapshot(root, &steps, &Limits::default()).unwrap()
 }
 
-/// What a service answers for a node and input.
+/// What a service answers for a node (its template, in a Map's instance) and input.
 fn service(node: NodeIdx, input: Option<&str>) -> String {
     format!("s{node}<{}>", input.unwrap_or("-"))
+}
+
+/// What a service answers in a run.
+fn answer(run: &MemoryRun, node: NodeIdx) -> String {
+    service(run.tree().node(node).template, run.node(node).input.as_deref())
 }
 
 /// The result the tree must produce, computed directly: `Err` if a script throws.
@@ -187,17 +214,36 @@ fn expected(
                 .iter()
                 .map(|&c| expected(snap, c, input.clone(), scripts))
                 .collect::<Result<_, _>>()?;
-            match reducer {
-                Reducer::Js { js } => {
-                    scripts.call(js, ScriptCall::Reduce { results: &outs }).map_err(|_| ())?
-                }
-                builtin => builtin.apply_builtin(&outs).flatten(),
-            }
+            reduce(reducer, &outs, scripts)?
+        }
+        StepBody::Map { map, reducer } => {
+            let js = map.items.as_deref().unwrap_or_default();
+            let list = scripts.call(js, ScriptCall::Map { data: input.as_deref() });
+            let items: Vec<String> =
+                serde_json::from_str(&list.map_err(|_| ())?.unwrap_or_default()).unwrap();
+            let outs: Vec<Option<String>> = items
+                .into_iter()
+                .map(|item| expected(snap, node.children[0], Some(item), scripts))
+                .collect::<Result<_, _>>()?;
+            reduce(reducer, &outs, scripts)?
         }
     };
     match node.mapper_script() {
         Some(js) => scripts.call(js, ScriptCall::Map { data: own.as_deref() }).map_err(|_| ()),
         None => Ok(own),
+    }
+}
+
+fn reduce(
+    reducer: &Reducer,
+    outs: &[Option<String>],
+    scripts: &mut FakeScripts,
+) -> Result<Option<String>, ()> {
+    match reducer {
+        Reducer::Js { js } => {
+            scripts.call(js, ScriptCall::Reduce { results: outs }).map_err(|_| ())
+        }
+        builtin => Ok(builtin.apply_builtin(outs).flatten()),
     }
 }
 
@@ -280,11 +326,11 @@ impl Driver {
                 self.terminal_changes.push(change.clone());
             }
         }
-        let snap = self.run.snapshot();
+        let tree = self.run.tree();
         for idx in changed {
             let st = self.run.node(idx);
             let waits_here = st.phase == Phase::Executing && self.armed.insert((idx, st.attempt));
-            match &snap.node(idx).body {
+            match &tree.step(idx).body {
                 StepBody::Action { action: Action::Wait { .. } } if waits_here => {
                     self.pending.push(Item::Timer { node: idx, attempt: st.attempt })
                 }
@@ -294,7 +340,7 @@ impl Driver {
                 _ => {}
             }
             if self.run.node(idx).phase == Phase::Complete {
-                for &c in &snap.node(idx).children {
+                for c in tree.children(&tree.node(idx)) {
                     let child = self.run.node(c).phase;
                     assert!(
                         matches!(child, Phase::Complete | Phase::Skipped),
@@ -303,7 +349,34 @@ impl Driver {
                 }
             }
         }
+        self.check_caps();
         outcome
+    }
+
+    /// No Map has more instances started and not finished than its `maxConcurrency`.
+    fn check_caps(&self) {
+        let tree = self.run.tree();
+        for idx in self.run.node_numbers() {
+            let node = tree.node(idx);
+            let Some(cap) = node.step.body.map().and_then(|m| m.max_concurrency) else { continue };
+            let running = tree
+                .children(&node)
+                .into_iter()
+                .filter(|&c| {
+                    let phase = self.run.node(c).phase;
+                    phase != Phase::Waiting && phase != Phase::Held && !phase.state().is_terminal()
+                })
+                .count();
+            assert!(
+                running <= cap as usize,
+                "Map {idx} runs {running} instances, over its cap {cap}"
+            );
+        }
+    }
+
+    /// Every node of the run, with its state.
+    fn states(&self) -> Vec<(NodeIdx, &aetr_engine::machine::NodeState)> {
+        self.run.node_numbers().into_iter().map(|i| (i, self.run.node(i))).collect()
     }
 
     /// Handles pending items in a random order until none is left.
@@ -341,21 +414,16 @@ impl Driver {
                         && self.rng.chance(self.fail_percent);
                     let outcome = match fails {
                         true => Err(format!("service {node} refused by hand")),
-                        false => Ok(Some(service(node, self.run.node(node).input.as_deref()))),
+                        false => Ok(Some(answer(&self.run, node))),
                     };
                     let reply = self.apply(Event::Settle { node, outcome }).reply;
                     assert!(matches!(reply, Reply::Done | Reply::Conflict(_)), "{reply:?}");
                 }
                 Item::Service { node, attempt } => {
-                    let input = self.run.node(node).input.clone();
                     let event = if attempt == 1 && self.rng.chance(self.fail_percent) {
                         Event::Failure { node, attempt, error: format!("service {node} failed") }
                     } else {
-                        Event::Result {
-                            node,
-                            attempt,
-                            result: Some(service(node, input.as_deref())),
-                        }
+                        Event::Result { node, attempt, result: Some(answer(&self.run, node)) }
                     };
                     let reply = self.apply(event.clone()).reply;
                     assert!(matches!(reply, Reply::Done | Reply::NotWaiting), "{reply:?}");
@@ -372,10 +440,10 @@ impl Driver {
     }
 
     fn to_redrive(&self) -> Vec<NodeIdx> {
-        (0..self.run.snapshot().len() as NodeIdx)
-            .filter(|&i| {
-                matches!(self.run.node(i).phase, Phase::Error | Phase::Held | Phase::Ready)
-            })
+        self.states()
+            .into_iter()
+            .filter(|(_, st)| matches!(st.phase, Phase::Error | Phase::Held | Phase::Ready))
+            .map(|(i, _)| i)
             .collect()
     }
 }
@@ -393,13 +461,14 @@ proptest! {
         d.drain();
         prop_assert_eq!(d.run.root().state(), State::Complete);
         prop_assert_eq!(&d.run.root().result, &want);
-        prop_assert_eq!(d.terminal_changes, vec![RunChange::Complete { result: want }]);
-        prop_assert!(d.run.nodes().iter().all(|n| matches!(n.phase, Phase::Complete | Phase::Skipped)), "every node completes or is skipped");
-        for (i, n) in d.run.snapshot().nodes().iter().enumerate() {
-            if d.run.node(i as NodeIdx).phase == Phase::Skipped {
-                let parent = n.parent.map(|p| d.run.node(p).phase);
-                let skipped_by = n.parent.map(|p| &d.run.snapshot().node(p).body);
-                prop_assert!(parent == Some(Phase::Skipped) || matches!(skipped_by, Some(StepBody::Branch { .. })), "node {} skipped, but not by a Branch", i);
+        prop_assert_eq!(&d.terminal_changes, &vec![RunChange::Complete { result: want }]);
+        prop_assert!(d.states().iter().all(|(_, n)| matches!(n.phase, Phase::Complete | Phase::Skipped)), "every node completes or is skipped");
+        let tree = d.run.tree();
+        for (i, st) in d.states() {
+            if st.phase == Phase::Skipped {
+                let parent = tree.node(i).parent;
+                let skipped_by = parent.map(|p| &tree.step(p).body);
+                prop_assert!(parent.map(|p| d.run.node(p).phase) == Some(Phase::Skipped) || matches!(skipped_by, Some(StepBody::Branch { .. })), "node {} skipped, but not by a Branch", i);
             }
         }
     }
@@ -423,7 +492,7 @@ proptest! {
             let is_error = matches!(d.terminal_changes[0], RunChange::Error { .. });
             prop_assert!(is_error);
             let error = d.run.root().error.clone().unwrap();
-            prop_assert!(error.starts_with("service ") || error.starts_with("mapper: ") || error.starts_with("reducer: ") || error.starts_with("branch: "), "{}", error);
+            prop_assert!(error.starts_with("service ") || error.starts_with("mapper: ") || error.starts_with("reducer: ") || error.starts_with("branch: ") || error.starts_with("map.items: "), "{}", error);
         }
     }
 
@@ -464,7 +533,7 @@ proptest! {
             prop_assert!(matches!(reply, Reply::Conflict(_)));
         } else {
             prop_assert_eq!(reply, Reply::Done);
-            prop_assert!(d.run.nodes().iter().all(|n| n.state().is_terminal()));
+            prop_assert!(d.states().iter().all(|(_, n)| n.state().is_terminal()));
             let dispatched = d.dispatched.len();
             d.drain();
             prop_assert_eq!(d.run.root().state(), State::Cancelled);

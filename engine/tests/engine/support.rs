@@ -13,7 +13,12 @@ use uuid::Uuid;
 pub const NOW: i64 = 1_000_000;
 
 pub fn ctx() -> Ctx {
-    Ctx { now: NOW, jitter: 0.5, default_callback_timeout_seconds: Some(60) }
+    Ctx {
+        now: NOW,
+        jitter: 0.5,
+        default_callback_timeout_seconds: Some(60),
+        max_map_items: aetr_engine::machine::DEFAULT_MAX_MAP_ITEMS,
+    }
 }
 
 /// Ids 1, 2, 3... so that tests are repeatable.
@@ -131,7 +136,13 @@ impl Harness {
             &self.run.ctx,
         )
         .unwrap();
-        self.run = MemoryRun::with_states(new, redriven.states.clone(), self.run.ctx);
+        self.run = MemoryRun::with_states(
+            new,
+            redriven.states.clone(),
+            &redriven.outcome,
+            redriven.instances.clone(),
+            self.run.ctx,
+        );
         self.dispatches.clear();
         self.take_work(&redriven.outcome.work);
         redriven
@@ -202,6 +213,16 @@ impl ScriptRunner for FakeScripts {
         }
         if source == "pick-none" {
             return Ok(None);
+        }
+        // A Map's items function: `items:<n>` lists n items made from its data.
+        if let Some(n) = source.strip_prefix("items:") {
+            let data = match call {
+                ScriptCall::Map { data } => data.unwrap_or("-").to_owned(),
+                ScriptCall::Reduce { .. } => "-".to_owned(),
+            };
+            let n: usize = n.parse().unwrap_or(0);
+            let items: Vec<String> = (0..n).map(|i| format!("{data}#{i}")).collect();
+            return Ok(Some(serde_json::to_string(&items).unwrap_or_default()));
         }
         Ok(Some(match call {
             ScriptCall::Map { data } => format!("{source}({})", data.unwrap_or("-")),

@@ -121,8 +121,25 @@ pub enum StateDoc {
 pub enum StepTypeDoc {
     Sequential,
     Parallel,
+    Map,
     Branch,
     Action,
+}
+
+/// A Map's options: `items`, the source of `function apply(data)`, gets the Map's input and
+/// returns the list of items (without it, the input must be the JSON text of the list); each
+/// item is the input of one instance of the Map's one child (a string raw, anything else as
+/// its JSON text). `maxConcurrency` (at least 1; default: no limit) caps the instances started
+/// and not finished. A Map's reducer gets the instances' results in item order; its default is
+/// `collect`. More items than `AETR_MAX_MAP_ITEMS` fail the Map.
+#[derive(Debug, ToSchema)]
+#[schema(as = Map)]
+#[allow(dead_code)]
+pub struct MapDoc {
+    items: Option<String>,
+    #[schema(minimum = 1)]
+    #[schema(rename = "maxConcurrency")]
+    max_concurrency: Option<u32>,
 }
 
 /// A Branch's function: `{"type":"js","js":"function apply(data) {...}"}` gets the Branch's

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use aetr_engine::{Action, Chooser, Mapper, Reducer, Step, StepType};
+use aetr_engine::{Action, Chooser, MapSpec, Mapper, Reducer, Step, StepType};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::docs::{ActionDoc, BranchDoc, MapperDoc, ReducerDoc, StepTypeDoc};
+use super::docs::{ActionDoc, BranchDoc, MapDoc, MapperDoc, ReducerDoc, StepTypeDoc};
 use crate::app::AppState;
 use crate::definitions::{self, not_found, Change, Mode};
 use crate::http::query::Query;
@@ -50,10 +50,14 @@ pub struct FatStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ActionDoc>)]
     action: Option<Action>,
-    /// A Parallel step's reducer.
+    /// A Parallel or a Map step's reducer.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ReducerDoc>)]
     reducer: Option<Reducer>,
+    /// A Map's options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<MapDoc>)]
+    map: Option<MapSpec>,
     /// A Branch's function.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BranchDoc>)]
@@ -82,6 +86,7 @@ impl FatStep {
             step_type: step.step_type(),
             action: step.body.action().cloned(),
             reducer: step.body.reducer().cloned(),
+            map: step.body.map().cloned(),
             branch: step.body.chooser().cloned(),
             children,
             mapper: mapper.cloned(),
@@ -90,7 +95,8 @@ impl FatStep {
 }
 
 /// One step, with its children given by id. `action` is null unless it is an Action, and
-/// `reducer` unless it is a Parallel step; `branch` is there only on a Branch. In a request,
+/// `reducer` unless it is a Parallel or a Map step; `map` is there only on a Map and `branch`
+/// only on a Branch. In a request,
 /// `id` is optional, and a child may be given as its bare id.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -104,6 +110,9 @@ pub struct SlimStep {
     action: Option<Action>,
     #[schema(value_type = Option<ReducerDoc>)]
     reducer: Option<Reducer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<MapDoc>)]
+    map: Option<MapSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BranchDoc>)]
     branch: Option<Chooser>,
@@ -125,6 +134,7 @@ impl From<Step> for SlimStep {
             step_type: step.step_type(),
             action: step.body.action().cloned(),
             reducer: step.body.reducer().cloned(),
+            map: step.body.map().cloned(),
             branch: step.body.chooser().cloned(),
             name: step.name,
             children: step

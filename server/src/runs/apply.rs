@@ -1,8 +1,10 @@
 //! Applying events to one run with the engine, and recording in its [`Plan`] what they ask of
 //! the shell. Used alike by a batch of events, a start and a redrive on the latest definitions.
 
+use std::borrow::Cow;
+
 use aetr_engine::machine::{self, Event, MachineError, Nodes, Outcome, Reply, Work};
-use aetr_engine::Snapshot;
+use aetr_engine::{Blocks, Snapshot, Tree};
 
 use super::plan::Plan;
 use super::Shared;
@@ -12,13 +14,22 @@ use super::Shared;
 pub(crate) struct Applier<'a> {
     shared: &'a Shared,
     snapshot: &'a Snapshot,
+    /// The blocks of the run's Maps' instances: those known, and those the events made.
+    blocks: Cow<'a, Blocks>,
     pub state: Nodes,
     pub plan: Plan,
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(shared: &'a Shared, snapshot: &'a Snapshot, state: Nodes, now: i64) -> Self {
-        Applier { shared, snapshot, state, plan: Plan::new(now) }
+    pub fn new(
+        shared: &'a Shared,
+        snapshot: &'a Snapshot,
+        blocks: &'a Blocks,
+        state: Nodes,
+        now: i64,
+    ) -> Self {
+        let blocks = Cow::Borrowed(blocks);
+        Applier { shared, snapshot, blocks, state, plan: Plan::new(now) }
     }
 
     /// Applies an event, and records what it means in the plan. `fenced`: the event came from
@@ -30,8 +41,14 @@ impl<'a> Applier<'a> {
         http_status: Option<u16>,
     ) -> Result<Outcome, MachineError> {
         let ctx = self.shared.ctx(self.plan.now);
-        let outcome = machine::apply(self.snapshot, &mut self.state, event.clone(), &ctx)?;
-        self.plan.record(self.snapshot, event, &outcome, &self.state, fenced, http_status);
+        let tree = Tree::new(self.snapshot, &self.blocks);
+        let outcome = machine::apply(&tree, &mut self.state, event.clone(), &ctx)?;
+        for new in &outcome.blocks {
+            let invariant = |what| MachineError::Invariant { node: new.block.map, what };
+            self.blocks.to_mut().add(new.block).map_err(invariant)?;
+        }
+        let tree = Tree::new(self.snapshot, &self.blocks);
+        self.plan.record(&tree, event, &outcome, &self.state, fenced, http_status);
         Ok(outcome)
     }
 
@@ -57,7 +74,10 @@ impl<'a> Applier<'a> {
                         self.plan.sends.push((node, attempt, slot));
                     }
                 }
-                Work::Map { node } | Work::Reduce { node } | Work::Choose { node } => {
+                Work::Map { node }
+                | Work::Reduce { node }
+                | Work::Choose { node }
+                | Work::List { node } => {
                     self.plan.scripts.push(node);
                     let lease = self.shared.scripts.lease().as_millis();
                     let until = now.saturating_add(i64::try_from(lease).unwrap_or(i64::MAX));

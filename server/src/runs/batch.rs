@@ -16,8 +16,8 @@ use super::launch::Launch;
 use super::mailbox::Queued;
 use super::plan::Plan;
 use super::{RunError, RunSnapshot, Shared};
-use crate::store::changes::{self, Epochs, NodeChanges, RunChanges};
-use crate::store::nodes::{self, Stored};
+use crate::store::changes::{self, Epochs, RunChanges};
+use crate::store::nodes::{self, Revision, Stored};
 use crate::store::runs::StateUpdate;
 use crate::store::time::now_ms;
 use crate::store::tx::{Tx, KEYED_LOOKUPS};
@@ -148,9 +148,12 @@ impl Shared {
         batches: &[RunBatch],
     ) -> Result<Vec<Arc<RunSnapshot>>, RunError> {
         let mut snaps = Vec::with_capacity(batches.len());
-        for RunBatch { run, .. } in batches {
+        for RunBatch { run, events } in batches {
             let snap = self.snapshots.get(tx.client(), *run, None).await?;
-            snaps.push(snap.ok_or(RunError::NoSuchRun(*run))?);
+            let snap = snap.ok_or(RunError::NoSuchRun(*run))?;
+            let nodes = events.iter().filter_map(|q| q.event.node());
+            self.snapshots.cover(tx.client(), *run, &snap, nodes).await?;
+            snaps.push(snap);
         }
         Ok(snaps)
     }
@@ -172,7 +175,9 @@ impl Shared {
             if let [Queued { event: Event::Redrive { .. }, .. }] = events.as_slice() {
                 let begin = async { anyhow::Ok(tx.begin(KEYED_LOOKUPS).await?) };
                 try_join(begin, nodes::lock(db, &[(*run, 0)])).await?;
-                redrive = Some(Event::Redrive { nodes: nodes::redrivable(db, *run).await? });
+                let nodes = nodes::redrivable(db, *run).await?;
+                self.snapshots.cover(db, *run, &snaps[0], nodes.iter().copied()).await?;
+                redrive = Some(Event::Redrive { nodes });
             }
         }
         let mut involved = Vec::new();
@@ -180,9 +185,10 @@ impl Shared {
             let mut nodes = BTreeSet::from([0]);
             for queued in batch.events.iter().filter(|q| !gone(q, snap)) {
                 let event = redrive.as_ref().unwrap_or(&queued.event);
-                let more = machine::involved(&snap.snapshot, event).map_err(|error| {
-                    RunError::Corrupt { run: batch.run, event: describe(event), error }
-                })?;
+                let more =
+                    snap.with_tree(|tree| machine::involved(tree, event)).map_err(|error| {
+                        RunError::Corrupt { run: batch.run, event: describe(event), error }
+                    })?;
                 nodes.extend(more);
             }
             involved.extend(nodes.into_iter().map(|idx| (batch.run, idx)));
@@ -200,6 +206,7 @@ impl Shared {
         for (run, stored) in locked {
             loaded.entry(run).or_default().insert(stored.idx, stored);
         }
+        self.lock_next_instances(tx, batches, snaps, &mut loaded).await?;
         for (batch, snap) in batches.iter().zip(snaps) {
             // A run deleted since its snapshot was read has no rows left.
             let root = loaded.get(&batch.run).and_then(|nodes| nodes.get(&0));
@@ -210,6 +217,34 @@ impl Shared {
             }
         }
         Ok((loaded, redrive))
+    }
+
+    /// Locks and loads the next instances of the loaded Maps that have a `maxConcurrency`,
+    /// which the events may start (see [`machine::preload`]): one more round trip, only for
+    /// the events below such a Map.
+    async fn lock_next_instances(
+        &self,
+        tx: &Tx,
+        batches: &[RunBatch],
+        snaps: &[Arc<RunSnapshot>],
+        loaded: &mut Loaded,
+    ) -> Result<(), RunError> {
+        let mut more = Vec::new();
+        for (batch, snap) in batches.iter().zip(snaps) {
+            let Some(nodes) = loaded.get(&batch.run) else { continue };
+            let states = nodes.values().map(|s| (s.idx, &s.state));
+            let run_wide = batch.events.iter().any(Queued::is_run_wide);
+            let next = snap.with_tree(|tree| machine::preload(tree, states, run_wide));
+            more.extend(next.into_iter().map(|idx| (batch.run, idx)));
+        }
+        if more.is_empty() {
+            return Ok(());
+        }
+        more.sort_unstable();
+        for (run, stored) in nodes::lock(tx.client(), &more).await? {
+            loaded.entry(run).or_default().insert(stored.idx, stored);
+        }
+        Ok(())
     }
 
     /// Applies one run's batch with the engine, to the nodes loaded (and locked) for it.
@@ -226,7 +261,8 @@ impl Shared {
         for stored in loaded.values() {
             state.load(stored.idx, stored.state.clone());
         }
-        let mut applier = Applier::new(self, &snap.snapshot, state, now);
+        let blocks = snap.blocks();
+        let mut applier = Applier::new(self, &snap.snapshot, &blocks, state, now);
         let mut replies = Vec::with_capacity(batch.events.len());
         for queued in &batch.events {
             if let Some(reply) = refusal(queued, &snap, &loaded) {
@@ -277,6 +313,11 @@ impl Shared {
         let mut deferred = false;
         for (batch, applied) in batches.iter().zip(&applied) {
             let Ok(applied) = applied else { continue };
+            // Committed: the Maps' new blocks are known from now on.
+            let blocks = applied.plan.blocks.iter().map(|b| b.block);
+            if let Err(e) = applied.snap.add_blocks(blocks) {
+                tracing::error!(run = %batch.run, error = %e, "a Map's instances cannot be known");
+            }
             if applied.run_state.is_some_and(|s| s.state.is_terminal()) {
                 self.finished.ended(batch.run);
             }
@@ -330,11 +371,27 @@ fn apply_premapped(
 
 /// Writes what a group's batches changed, and commits (see [`changes::commit`]).
 async fn write(tx: &Tx, applied: &[&Applied], now: i64) -> Result<Epochs, RunError> {
+    let trees: Vec<Option<aetr_engine::Blocks>> = applied
+        .iter()
+        .map(|a| match a.plan.blocks.is_empty() {
+            true => Ok(None),
+            false => a.plan.known_blocks(&a.snap.blocks()).map(Some),
+        })
+        .collect::<Result<_, String>>()
+        .map_err(RunError::internal)?;
     let changes: Vec<RunChanges<'_>> = applied
         .iter()
-        .map(|a| {
-            let nodes = NodeChanges::Written(a.plan.writes(&a.state, &a.loaded));
-            a.plan.changes(a.run, nodes, a.run_state)
+        .zip(&trees)
+        .map(|(a, blocks)| {
+            let written = a.plan.writes(&a.state, &a.loaded);
+            // New rows start above every epoch of the run: the root's is the highest.
+            let first_epoch = a.loaded.get(&0).map_or(0, |root| root.epoch);
+            let rev = Revision { rev: a.snap.rev, first_epoch };
+            let inserted = blocks.as_ref().and_then(|blocks| {
+                let tree = aetr_engine::Tree::new(&a.snap.snapshot, blocks);
+                a.plan.instances(a.run, &tree, &a.state, rev)
+            });
+            a.plan.changes(a.run, written, inserted, a.run_state)
         })
         .collect();
     let notify = applied.iter().any(|a| a.plan.deferred);
@@ -356,9 +413,10 @@ fn refusal(
     (loaded.get(&fence.idx).map(|s| s.epoch) != Some(fence.epoch)).then_some(Reply::Ignored)
 }
 
-/// An event about a node that a redrive on new definitions took away.
+/// An event about a node that the run does not have: a redrive on new definitions took it
+/// away.
 fn gone(queued: &Queued, snap: &RunSnapshot) -> bool {
-    queued.event.node().is_some_and(|n| n as usize >= snap.snapshot.len())
+    queued.event.node().is_some_and(|n| snap.step(n).is_none())
 }
 
 /// The node and attempt of a service's callback.
@@ -393,6 +451,7 @@ fn describe(event: &Event) -> String {
         Event::Mapped { node, .. } => format!("the mapper of node {node}"),
         Event::Reduced { node, .. } => format!("the reducer of node {node}"),
         Event::Chosen { node, .. } => format!("the Branch function of node {node}"),
+        Event::Listed { node, .. } => format!("the items function of node {node}"),
         Event::Settle { node, .. } => format!("the settling by hand of node {node}"),
         Event::Redispatch { node } => format!("the redispatch by hand of node {node}"),
         Event::Cancel => "a cancel".into(),
@@ -421,7 +480,7 @@ mod tests {
 
     #[test]
     fn a_report_applies_only_under_the_lease_it_was_made_under() {
-        let snap = RunSnapshot { snapshot: two_actions(), created_at: 0, rev: 0 };
+        let snap = RunSnapshot::new(two_actions(), 0, 0);
         let b = idx(&snap.snapshot, "b");
         let loaded: HashMap<NodeIdx, Stored> = [stored(0, 1), stored(b, 7)].into();
         let result = Event::Result { node: b, attempt: 1, result: None };
@@ -438,7 +497,7 @@ mod tests {
 
     #[test]
     fn an_event_about_a_node_that_a_redrive_took_away_does_not_apply() {
-        let snap = RunSnapshot { snapshot: two_actions(), created_at: 0, rev: 1 };
+        let snap = RunSnapshot::new(two_actions(), 0, 1);
         let loaded = HashMap::from([stored(0, 1)]);
         let gone = 3;
         let callback = Event::Failure { node: gone, attempt: 1, error: "x".into() };

@@ -19,7 +19,7 @@ impl Runs {
         let shared = &self.shared;
         let Claimed { run, idx, kind, phase, attempt, epoch, rev, input, result } = work;
         let fence = Some(Fence { idx, epoch });
-        let snap = match shared.snapshot_at(run, Some(rev)).await {
+        let snap = match shared.snapshot_at(run, Some(rev), &[idx]).await {
             Ok(Some(snap)) => snap,
             Ok(None) => return,
             Err(e) => {

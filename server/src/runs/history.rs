@@ -1,7 +1,7 @@
 //! What goes into a run's history for each event that the engine applied.
 
 use aetr_engine::machine::{Event, Outcome, Reply, Work};
-use aetr_engine::{Action, Snapshot, StepBody};
+use aetr_engine::{Action, StepBody, Tree};
 use serde_json::{Map, Value};
 
 use crate::store::events::NewEvent;
@@ -9,7 +9,7 @@ use crate::store::events::NewEvent;
 /// The history entry for an applied event; `None` for an event that changed nothing and says
 /// nothing worth keeping (a stale timer, a skipped dispatch, a refused operator action).
 pub fn entry(
-    snapshot: &Snapshot,
+    tree: &Tree<'_>,
     event: &Event,
     outcome: &Outcome,
     http_status: Option<u16>,
@@ -44,7 +44,7 @@ pub fn entry(
             ("postFailed", Some(*node), Some(*attempt))
         }
         // A `wait` action's deadline is its end, not a timeout.
-        Event::Timeout { node, attempt } => match snapshot.node(*node).body {
+        Event::Timeout { node, attempt } => match tree.step(*node).body {
             StepBody::Action { action: Action::Wait { .. } } => ("waited", Some(*node), None),
             _ => ("timedOut", Some(*node), Some(*attempt)),
         },
@@ -61,6 +61,15 @@ pub fn entry(
                 Err(e) => detail.insert("error".into(), e.to_string().into()),
             };
             ("chosen", Some(*node), None)
+        }
+        Event::Listed { node, outcome: result } => {
+            if let Err(e) = result {
+                detail.insert("error".into(), e.to_string().into());
+            }
+            if let Some(count) = outcome.blocks.first().map(|b| b.block.count) {
+                detail.insert("items".into(), count.into());
+            }
+            ("listed", Some(*node), None)
         }
         Event::Settle { node, outcome: Ok(_) } => ("completedByHand", Some(*node), None),
         Event::Settle { node, outcome: Err(error) } => {

@@ -47,6 +47,8 @@ pub(crate) enum ScriptKind {
     Reduce,
     /// The Branch's function, on its input.
     Choose { data: Option<String> },
+    /// The Map's items function, on its input.
+    List { data: Option<String> },
 }
 
 impl ScriptKind {
@@ -56,6 +58,7 @@ impl ScriptKind {
             Phase::Received => Some(ScriptKind::Map { data: result }),
             Phase::Reducing => Some(ScriptKind::Reduce),
             Phase::Choosing => Some(ScriptKind::Choose { data: input }),
+            Phase::Listing => Some(ScriptKind::List { data: input }),
             _ => None,
         }
     }
@@ -126,7 +129,10 @@ impl Shared {
     #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx))]
     pub(crate) async fn run_script(self: Arc<Self>, snap: Arc<RunSnapshot>, job: ScriptJob) {
         let (run, idx) = (job.run, job.idx);
-        let node = snap.snapshot.node(idx);
+        let Some(node) = snap.step(idx) else {
+            tracing::error!(%run, node = idx, "a script of a node the run does not have");
+            return;
+        };
         let event = match job.kind {
             ScriptKind::Map { data } => {
                 let outcome = match node.mapper_script() {
@@ -165,6 +171,13 @@ impl Shared {
                     None => Ok(None),
                 };
                 Event::Chosen { node: job.idx, outcome }
+            }
+            ScriptKind::List { data } => {
+                let outcome = match node.body.map().and_then(|m| m.items.clone()) {
+                    Some(js) => self.call_script(run, idx, "items", js, OwnedCall::Map(data)).await,
+                    None => Ok(data),
+                };
+                Event::Listed { node: job.idx, outcome }
             }
         };
         let fence = Fence { idx: job.idx, epoch: job.epoch };

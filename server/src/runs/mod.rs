@@ -59,8 +59,8 @@ pub use mailbox::Fence;
 use mailbox::{Mailboxes, Premapped};
 use plan::Plan;
 pub use redrive_latest::RedrivenLatest;
-pub use snapshots::RunSnapshot;
 use snapshots::Snapshots;
+pub use snapshots::{Place, RunSnapshot};
 pub use start::{StartRun, Started};
 use token::TokenKey;
 use trees::{Tree, Trees};
@@ -72,6 +72,8 @@ pub struct Settings {
     pub public_url: String,
     /// The callback timeout of actions that set none. `None`: wait for ever.
     pub default_callback_timeout_seconds: Option<u64>,
+    /// The most items a Map may have (`AETR_MAX_MAP_ITEMS`).
+    pub max_map_items: u32,
     pub limits: Limits,
     /// How many groups of runs' events (and, apart, of starts) may be committed at once (see
     /// [`group`]): an eighth of the database connections, since fewer committers make larger
@@ -191,7 +193,28 @@ impl Runs {
 
     /// A run's snapshot, from memory or the database. `None`: no such run.
     pub async fn snapshot(&self, run: Uuid) -> Result<Option<Arc<RunSnapshot>>, RunError> {
-        self.shared.snapshot_at(run, None).await
+        self.shared.snapshot_at(run, None, &[]).await
+    }
+
+    /// Makes sure that `snap` knows the Maps' instances that hold `idxs`, if the run has them.
+    pub async fn cover(
+        &self,
+        run: Uuid,
+        snap: &RunSnapshot,
+        idxs: impl IntoIterator<Item = NodeIdx>,
+    ) -> Result<(), RunError> {
+        let client = self.shared.pool.get().await?;
+        Ok(self.shared.snapshots.cover(&client, run, snap, idxs).await?)
+    }
+
+    /// A run's snapshot, knowing the Maps' instances that hold `idxs` (nodes read from the
+    /// database, or named by a request). `None`: no such run.
+    pub async fn snapshot_covering(
+        &self,
+        run: Uuid,
+        idxs: &[NodeIdx],
+    ) -> Result<Option<Arc<RunSnapshot>>, RunError> {
+        self.shared.snapshot_at(run, None, idxs).await
     }
 
     /// Applies an event from outside (a callback, a cancel, a redrive) and answers once its
@@ -222,21 +245,28 @@ impl Shared {
             now,
             jitter: rand::random::<f64>(),
             default_callback_timeout_seconds: self.settings.default_callback_timeout_seconds,
+            max_map_items: self.settings.max_map_items,
         }
     }
 
     /// A run's current snapshot, from memory or the database, at revision `rev` if given (that
     /// of a node row just read). `None`: no such run.
+    /// It knows the Maps' instances that hold `idxs`, if the run has them.
     pub async fn snapshot_at(
         &self,
         run: Uuid,
         rev: Option<i32>,
+        idxs: &[NodeIdx],
     ) -> Result<Option<Arc<RunSnapshot>>, RunError> {
         let client = self.pool.get().await?;
-        Ok(match rev {
+        let snap = match rev {
             Some(_) => self.snapshots.get(&client, run, rev).await?,
             None => self.snapshots.current(&client, run).await?,
-        })
+        };
+        if let Some(snap) = &snap {
+            self.snapshots.cover(&client, run, snap, idxs.iter().copied()).await?;
+        }
+        Ok(snap)
     }
 
     /// The snapshot of the tree rooted at `step_id`, as its steps are defined now; `None` if
@@ -322,10 +352,7 @@ impl Shared {
     async fn premap(&self, run: Uuid, event: &Event) -> Option<Premapped> {
         let Event::Result { node, result, .. } = event else { return None };
         let snap = self.snapshots.cached(run)?;
-        if *node as usize >= snap.snapshot.len() {
-            return None;
-        }
-        let js = snap.snapshot.node(*node).mapper_script()?.to_owned();
+        let js = snap.step(*node)?.mapper_script()?.to_owned();
         let outcome =
             self.call_script(run, *node, "mapper", js, OwnedCall::Map(result.clone())).await;
         Some(Premapped { rev: snap.rev, outcome })

@@ -6,18 +6,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use std::borrow::Cow;
+
 use aetr_engine::machine::{
-    Event, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange,
+    Event, NewBlock, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange,
 };
-use aetr_engine::{Action, NodeIdx, Snapshot, StepBody};
+use aetr_engine::{Action, Blocks, NodeIdx, Snapshot, StepBody, Tree};
 use uuid::Uuid;
 
 use super::history;
 use crate::dispatch::Slot;
 use crate::store::attempts::{Ended, Status};
-use crate::store::changes::{NodeChanges, RunChanges};
+use crate::store::changes::RunChanges;
 use crate::store::events::NewEvent;
-use crate::store::nodes::{Stored, Write};
+use crate::store::nodes::{NewNodes, NewRow, Stored, Write};
 use crate::store::runs::{FailedNode, StateUpdate};
 
 /// How long a POST's sender holds its node beyond the POST's own timeout, before another
@@ -57,6 +59,8 @@ pub(crate) struct Plan {
     pub history: Vec<NewEvent>,
     /// Nodes whose attempts before the given one an operator's action superseded.
     pub superseded: Vec<(NodeIdx, u32)>,
+    /// The Maps that started: their instances are new rows.
+    pub blocks: Vec<NewBlock>,
 }
 
 impl Plan {
@@ -75,6 +79,7 @@ impl Plan {
             failed_node: FailedNode::Unchanged,
             history: Vec::new(),
             superseded: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -82,7 +87,7 @@ impl Plan {
     /// came from the holder of the node's lease, which it gives up unless it keeps working.
     pub fn record(
         &mut self,
-        snapshot: &Snapshot,
+        tree: &Tree<'_>,
         event: &Event,
         outcome: &Outcome,
         nodes: &Nodes,
@@ -90,13 +95,14 @@ impl Plan {
         http_status: Option<u16>,
     ) {
         let calls_a_service = |node: &NodeIdx| {
-            matches!(snapshot.node(*node).body, StepBody::Action { action: Action::Api(_) })
+            matches!(tree.step(*node).body, StepBody::Action { action: Action::Api(_) })
         };
-        self.history.extend(history::entry(snapshot, event, outcome, http_status));
+        self.blocks.extend(outcome.blocks.iter().cloned());
+        self.history.extend(history::entry(tree, event, outcome, http_status));
         // A `wait` or `manual` action that begins waiting has a deadline that no dispatcher
         // knows of yet: wake them, so that they sleep until it and no longer.
         let waits = |c: &StateChange| {
-            let body = &snapshot.node(c.node).body;
+            let body = &tree.step(c.node).body;
             let waiting = matches!(
                 body,
                 StepBody::Action { action: Action::Wait { .. } | Action::Manual(_) }
@@ -118,7 +124,7 @@ impl Plan {
         match event {
             // A claimed dispatch: the claimer sends it, under the lease it holds.
             Event::Dispatched { node, attempt } if outcome.reply == Reply::Send => {
-                self.post(snapshot, *node, *attempt, !fenced);
+                self.post(tree, *node, *attempt, !fenced);
             }
             Event::Result { node, attempt, .. } if done => {
                 self.ended.push(end(*node, *attempt, Status::Complete, None));
@@ -160,15 +166,20 @@ impl Plan {
         }
     }
 
-    /// The nodes to write: those the engine changed, and those whose lease ends.
+    /// The nodes to write: those the engine changed, and those whose lease ends, but for the
+    /// new instances of Maps (see [`Self::instances`]).
     pub fn writes<'a>(
         &self,
         nodes: &'a Nodes,
         loaded: &'a HashMap<NodeIdx, Stored>,
     ) -> Vec<Write<'a>> {
         let changed: BTreeSet<NodeIdx> = nodes.changed().map(|(idx, _)| idx).collect();
+        let new = |idx: NodeIdx| {
+            self.blocks.iter().any(|b| (b.block.base..b.block.end() as NodeIdx).contains(&idx))
+        };
         changed
             .union(&self.released)
+            .filter(|&&idx| !new(idx))
             .filter_map(|&idx| {
                 let state: &NodeState = nodes.get(idx)?;
                 let lease = self.leases.get(&idx);
@@ -183,16 +194,89 @@ impl Plan {
             .collect()
     }
 
+    /// The new instances of the Maps that started, in their states after the events (those not
+    /// started are `Waiting`, the first node of each with its item), at revision `rev`.
+    pub fn instances<'a>(
+        &'a self,
+        run: Uuid,
+        tree: &Tree<'_>,
+        nodes: &'a Nodes,
+        rev: crate::store::nodes::Revision,
+    ) -> Option<NewNodes<'a>> {
+        if self.blocks.is_empty() {
+            return None;
+        }
+        let mut rows = Vec::new();
+        for new in &self.blocks {
+            for (idx, i, template) in new.block.nodes() {
+                let Some(at) = tree.locate(idx) else { continue };
+                let state = match nodes.get(idx) {
+                    Some(st) => Cow::Borrowed(st),
+                    None if template == new.block.template => {
+                        let input = new.inputs.get(i as usize).cloned().flatten();
+                        Cow::Owned(NodeState { input, ..NodeState::default() })
+                    }
+                    None => Cow::Owned(NodeState::default()),
+                };
+                let (parent, position, depth) = (at.parent, at.position, at.depth);
+                let lease_until = self.lease_until(idx);
+                rows.push(NewRow { idx, state, lease_until, parent, position, depth });
+            }
+        }
+        let blocks = self.blocks.iter().map(|b| b.block).collect();
+        Some(NewNodes { run, rev, rows, blocks })
+    }
+
+    /// Every node of a new run (or of a run's new snapshot) but the Maps' templates, and the
+    /// instances of the Maps that its start started, in their states after the start.
+    pub fn all_nodes<'a>(
+        &'a self,
+        run: Uuid,
+        snapshot: &'a Snapshot,
+        nodes: &'a Nodes,
+        rev: crate::store::nodes::Revision,
+    ) -> Result<NewNodes<'a>, String> {
+        let mut rows: Vec<NewRow<'a>> = Vec::with_capacity(snapshot.len());
+        for (idx, node) in snapshot.nodes().iter().enumerate() {
+            let idx = idx as NodeIdx;
+            if snapshot.in_template(idx) {
+                continue;
+            }
+            let state =
+                nodes.get(idx).map_or_else(|| Cow::Owned(NodeState::default()), Cow::Borrowed);
+            let (parent, position, depth) = (node.parent, node.position, node.depth);
+            let lease_until = self.lease_until(idx);
+            rows.push(NewRow { idx, state, lease_until, parent, position, depth });
+        }
+        let blocks = self.known_blocks(&Blocks::default())?;
+        let tree = Tree::new(snapshot, &blocks);
+        let instances = self.instances(run, &tree, nodes, rev);
+        let (more, blocks) = instances.map(|i| (i.rows, i.blocks)).unwrap_or_default();
+        rows.extend(more);
+        Ok(NewNodes { run, rev, rows, blocks })
+    }
+
+    /// `known` with the blocks of the Maps that started.
+    pub fn known_blocks(&self, known: &Blocks) -> Result<Blocks, String> {
+        let mut blocks = known.clone();
+        for new in &self.blocks {
+            blocks.add(new.block)?;
+        }
+        Ok(blocks)
+    }
+
     /// The rows that this plan writes for `run`, besides its nodes and the run's own row.
     pub fn changes<'a>(
         &'a self,
         run: Uuid,
-        nodes: NodeChanges<'a>,
+        written: Vec<Write<'a>>,
+        inserted: Option<NewNodes<'a>>,
         state: Option<StateUpdate>,
     ) -> RunChanges<'a> {
         RunChanges {
             run,
-            nodes,
+            written,
+            inserted,
             moved: None,
             superseded: &self.superseded,
             sent: &self.sent,
@@ -221,8 +305,8 @@ impl Plan {
 
     /// An attempt is sent: it is recorded, and its node leased for the POST's timeout and a
     /// margin.
-    fn post(&mut self, snapshot: &Snapshot, node: NodeIdx, attempt: u32, new_holder: bool) {
-        let timeout_ms = match &snapshot.node(node).body {
+    fn post(&mut self, tree: &Tree<'_>, node: NodeIdx, attempt: u32, new_holder: bool) {
+        let timeout_ms = match &tree.step(node).body {
             StepBody::Action { action: Action::Api(api) } => {
                 i64::from(api.effective_timeout_seconds()) * 1000
             }
@@ -250,7 +334,7 @@ mod tests {
     const NOW: i64 = 1_000_000;
 
     fn outcome(reply: Reply) -> Outcome {
-        Outcome { reply, work: Vec::new(), run: None, changes: Vec::new() }
+        Outcome { reply, work: Vec::new(), run: None, changes: Vec::new(), blocks: Vec::new() }
     }
 
     /// `nodes` loaded (unchanged) in their default state, as a batch finds them.
@@ -267,12 +351,14 @@ mod tests {
     #[test]
     fn a_fenced_report_ends_its_reporters_lease_even_when_nothing_else_changed() {
         let snapshot = two_actions();
+        let blocks = Blocks::default();
+        let tree = Tree::new(&snapshot, &blocks);
         let a = idx(&snapshot, "a");
         let (nodes, stored) = loaded(&[0, a]);
         let mut plan = Plan::new(NOW);
         let failed =
             Event::PostFailed { node: a, attempt: 1, error: "x".into(), retry: Retry::Never };
-        plan.record(&snapshot, &failed, &outcome(Reply::Ignored), &nodes, true, Some(503));
+        plan.record(&tree, &failed, &outcome(Reply::Ignored), &nodes, true, Some(503));
         let writes = plan.writes(&nodes, &stored);
         assert_eq!(writes.len(), 1, "{writes:?}");
         let w = &writes[0];
@@ -280,19 +366,21 @@ mod tests {
         assert!(w.before.is_some(), "a node that was loaded is not a fresh start");
 
         let mut unfenced = Plan::new(NOW);
-        unfenced.record(&snapshot, &failed, &outcome(Reply::Ignored), &nodes, false, None);
+        unfenced.record(&tree, &failed, &outcome(Reply::Ignored), &nodes, false, None);
         assert!(unfenced.writes(&nodes, &stored).is_empty(), "no lease to end: nothing to write");
     }
 
     #[test]
     fn a_claimed_dispatch_keeps_its_claimers_lease_and_one_made_here_takes_a_new_one() {
         let snapshot = two_actions();
+        let blocks = Blocks::default();
+        let tree = Tree::new(&snapshot, &blocks);
         let b = idx(&snapshot, "b");
         let (nodes, stored) = loaded(&[0, b]);
         let dispatched = Event::Dispatched { node: b, attempt: 2 };
 
         let mut claimed = Plan::new(NOW);
-        claimed.record(&snapshot, &dispatched, &outcome(Reply::Send), &nodes, true, None);
+        claimed.record(&tree, &dispatched, &outcome(Reply::Send), &nodes, true, None);
         assert_eq!(claimed.sent, [(b, 2)]);
         let until = NOW + 10_000 + POST_LEASE_MARGIN_MS;
         assert_eq!(claimed.lease_until(b), Some(until), "b's timeout and the margin");
@@ -300,7 +388,7 @@ mod tests {
         assert_eq!((w.lease_until, w.new_holder), (Some(until), false), "the epoch stays");
 
         let mut own = Plan::new(NOW);
-        own.post(&snapshot, b, 2, true);
+        own.post(&tree, b, 2, true);
         own.lease(b, NOW + 5, false);
         assert_eq!(own.lease_until(b), Some(NOW + 5), "the latest end counts");
         assert!(own.leases[&b].new_holder, "a new holder stays one: its epoch grows");
@@ -309,15 +397,17 @@ mod tests {
     #[test]
     fn a_run_change_records_its_failed_node_and_a_redrive_clears_it() {
         let snapshot = two_actions();
+        let blocks = Blocks::default();
+        let tree = Tree::new(&snapshot, &blocks);
         let (nodes, _) = loaded(&[0]);
         let mut plan = Plan::new(NOW);
         assert_eq!(plan.failed_node, FailedNode::Unchanged);
         let error = RunChange::Error { node: 2, error: "x".into() };
         let failed = Outcome { run: Some(error), ..outcome(Reply::Done) };
-        plan.record(&snapshot, &Event::Cancel, &failed, &nodes, false, None);
+        plan.record(&tree, &Event::Cancel, &failed, &nodes, false, None);
         assert_eq!(plan.failed_node, FailedNode::At(2));
         let resumed = Outcome { run: Some(RunChange::Resumed), ..outcome(Reply::Done) };
-        plan.record(&snapshot, &Event::Cancel, &resumed, &nodes, false, None);
+        plan.record(&tree, &Event::Cancel, &resumed, &nodes, false, None);
         assert_eq!(plan.failed_node, FailedNode::Cleared);
     }
 }

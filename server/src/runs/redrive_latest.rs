@@ -11,17 +11,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aetr_engine::machine::{self, NodeState, Nodes, Phase, State};
-use aetr_engine::{NodeIdx, Snapshot};
+use aetr_engine::{Blocks, NodeIdx};
 use futures_util::future::{try_join, try_join3};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::apply::Applier;
 use super::node_id::node_id;
+use super::plan::Plan;
 use super::{RunError, RunSnapshot, Runs};
-use crate::store::changes::{self, NodeChanges, RunChanges};
+use crate::store::changes::{self, RunChanges};
 use crate::store::events::NewEvent;
-use crate::store::nodes::{NewNodes, Revision};
+use crate::store::nodes::Revision;
 use crate::store::time::now_ms;
 use crate::store::tx::Tx;
 use crate::store::{attempts, nodes, runs};
@@ -63,7 +64,12 @@ impl Runs {
             return Err(RunError::NotInError);
         }
         let now = now_ms();
-        let old_states: Vec<NodeState> = old_rows.iter().map(|s| s.state.clone()).collect();
+        // By number: the snapshot's, and the instances of Maps above them.
+        let numbers = old_rows.iter().map(|s| s.idx as usize + 1).max().unwrap_or_default();
+        let mut old_states = vec![NodeState::default(); numbers.max(old.len())];
+        for row in &old_rows {
+            old_states[row.idx as usize] = row.state.clone();
+        }
         let input = root.state.input.clone();
         let internal = |e: machine::MachineError| RunError::internal(format!("run {run}: {e}"));
         let redriven = machine::redrive_latest(&old, &old_states, &new, input, &shared.ctx(now))
@@ -72,7 +78,14 @@ impl Runs {
         for (idx, st) in redriven.states.iter().enumerate() {
             state.load(idx as NodeIdx, st.clone());
         }
-        let mut applier = Applier::new(shared, &new, state, now);
+        for (idx, st) in &redriven.instances {
+            state.load(*idx, st.clone());
+        }
+        let mut plan = Plan::new(now);
+        plan.blocks = redriven.outcome.blocks.clone();
+        let blocks = plan.known_blocks(&Blocks::default()).map_err(RunError::internal)?;
+        let mut applier = Applier::new(shared, &new, &blocks, state, now);
+        applier.plan = plan;
         applier.take(&redriven.outcome.work).map_err(internal)?;
         let Applier { state, mut plan, .. } = applier;
         let states: Vec<&NodeState> = (0..new.len() as NodeIdx)
@@ -98,35 +111,21 @@ impl Runs {
         let superseded: Vec<(NodeIdx, u32)> =
             states.iter().enumerate().map(|(idx, st)| (idx as NodeIdx, st.live_from)).collect();
         let first_epoch = old_rows.iter().map(|s| s.epoch).max().unwrap_or(0) + 1;
-        let nodes = new_nodes(run, &new, &states, &plan, Revision { rev: rev + 1, first_epoch });
+        let revision = Revision { rev: rev + 1, first_epoch };
+        let nodes = plan.all_nodes(run, &new, &state, revision).map_err(RunError::internal)?;
         let changes = RunChanges {
             moved: Some(&held),
             superseded: &superseded,
-            ..plan.changes(run, NodeChanges::Inserted(nodes), None)
+            ..plan.changes(run, Vec::new(), Some(nodes), None)
         };
         let epochs = changes::commit(&tx, &[changes], plan.deferred, now).await?;
 
         tracing::info!(%run, nodes = new.len(), rerun = rerun.len(), "run redriven on the latest definitions");
-        let snap = Arc::new(RunSnapshot { snapshot: new, created_at, rev: rev + 1 });
+        let snap = Arc::new(RunSnapshot::new(new, created_at, rev + 1));
+        snap.add_blocks(blocks.iter()).map_err(|e| RunError::internal(format!("{e:#}")))?;
         shared.launch_run(run, snap, plan, &state, &epochs);
         Ok(RedrivenLatest { state: root_state, rerun })
     }
-}
-
-/// Every node of the run's new snapshot, in its state after the redrive.
-fn new_nodes<'a>(
-    run: Uuid,
-    new: &'a Snapshot,
-    states: &[&'a NodeState],
-    plan: &super::plan::Plan,
-    rev: Revision,
-) -> NewNodes<'a> {
-    let started = states
-        .iter()
-        .enumerate()
-        .map(|(idx, st)| (idx as NodeIdx, *st, plan.lease_until(idx as NodeIdx)))
-        .collect();
-    NewNodes { run, snapshot: new, rev, started }
 }
 
 /// The history's record of the redrive: the nodes that run again, and every node whose state

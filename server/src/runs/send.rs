@@ -21,7 +21,9 @@ impl Shared {
     #[tracing::instrument(level = "debug", skip_all, fields(run = %job.run, node = job.idx, attempt = job.attempt))]
     pub(crate) async fn send(self: Arc<Self>, snap: Arc<RunSnapshot>, job: SendJob) {
         let SendJob { run, idx, attempt, epoch, input, slot } = job;
-        let StepBody::Action { action: Action::Api(action) } = &snap.snapshot.node(idx).body else {
+        let Some(StepBody::Action { action: Action::Api(action) }) =
+            snap.step(idx).map(|n| &n.body)
+        else {
             tracing::error!(%run, node = idx, "a node that is not an api action was to be sent");
             return;
         };

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aetr_engine::Snapshot;
+use aetr_engine::{Block, Blocks, NodeIdx, SnapNode, Snapshot, Tree};
 use anyhow::Result;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
@@ -17,13 +17,82 @@ use crate::store::runs;
 /// in use is always kept, however large.
 const BUDGET_NODES: usize = 1_000_000;
 
-/// A run's snapshot, and when the run was made (every node's `createdAt`).
+/// A run's snapshot, and when the run was made (every node's `createdAt`), with the blocks of
+/// its Maps' instances known so far (they are only ever added, within a revision).
 #[derive(Debug)]
 pub struct RunSnapshot {
     pub snapshot: Snapshot,
     pub created_at: i64,
     /// Its revision: 0, then one more for each redrive on the latest definitions.
     pub rev: i32,
+    blocks: Mutex<Arc<Blocks>>,
+}
+
+/// Where a node is in its run's tree (see [`RunSnapshot::place`]).
+#[derive(Debug)]
+pub struct Place<'a> {
+    /// Its snapshot node: itself, or its template in a Map's instance.
+    pub step: &'a SnapNode,
+    pub parent: Option<NodeIdx>,
+    /// Its index among its parent's children (an instance's: its item's).
+    pub position: u32,
+    pub depth: u32,
+    /// Its children in the run (a Map's: its instances).
+    pub children: Vec<NodeIdx>,
+}
+
+impl RunSnapshot {
+    pub fn new(snapshot: Snapshot, created_at: i64, rev: i32) -> Self {
+        RunSnapshot { snapshot, created_at, rev, blocks: Mutex::default() }
+    }
+
+    /// The blocks known so far.
+    pub fn blocks(&self) -> Arc<Blocks> {
+        Arc::clone(&self.blocks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `f` on the run's tree as far as it is known.
+    pub fn with_tree<R>(&self, f: impl FnOnce(&Tree<'_>) -> R) -> R {
+        let blocks = self.blocks();
+        f(&Tree::new(&self.snapshot, &blocks))
+    }
+
+    /// The snapshot node of a node of the run (its template, in a Map's instance); `None` if
+    /// the run has no such node, as far as is known.
+    pub fn step(&self, idx: NodeIdx) -> Option<&SnapNode> {
+        let template = self.with_tree(|t| t.locate(idx).map(|n| n.template))?;
+        self.snapshot.get(template)
+    }
+
+    /// Where node `idx` is in the run's tree, with its children; `None` if the run has no such
+    /// node, as far as is known.
+    pub fn place(&self, idx: NodeIdx) -> Option<Place<'_>> {
+        let (template, parent, position, depth, children) = self.with_tree(|tree| {
+            let at = tree.locate(idx)?;
+            Some((at.template, at.parent, at.position, at.depth, tree.children(&at)))
+        })?;
+        let step = self.snapshot.get(template)?;
+        Some(Place { step, parent, position, depth, children })
+    }
+
+    /// Whether it is known if the run has node `idx`: it is in the snapshot, or below the end
+    /// of the blocks known.
+    fn knows(&self, idx: NodeIdx) -> bool {
+        let blocks = self.blocks();
+        (idx as usize) < self.snapshot.len() || u64::from(idx) < blocks.end()
+    }
+
+    /// Adds blocks (those known already are skipped), in the order of their numbers.
+    pub fn add_blocks(&self, new: impl IntoIterator<Item = Block>) -> Result<()> {
+        let mut guard = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let blocks = Arc::make_mut(&mut guard);
+        for block in new {
+            if u64::from(block.base) >= blocks.end() {
+                blocks.add(block).map_err(anyhow::Error::msg)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +122,7 @@ impl Snapshots {
         let Some((snapshot, created_at, rev)) = runs::snapshot(client, run).await? else {
             return Ok(None);
         };
-        let found = Arc::new(RunSnapshot { snapshot, created_at, rev });
+        let found = Arc::new(RunSnapshot::new(snapshot, created_at, rev));
         self.insert(run, Arc::clone(&found));
         Ok(Some(found))
     }
@@ -85,6 +154,31 @@ impl Snapshots {
                 cache.nodes -= evicted.snapshot.len();
             }
         }
+    }
+
+    /// Makes sure that `snap` knows whether its run has each of `idxs`: the blocks it does not
+    /// know yet are read.
+    pub async fn cover(
+        &self,
+        client: &impl GenericClient,
+        run: Uuid,
+        snap: &RunSnapshot,
+        idxs: impl IntoIterator<Item = NodeIdx>,
+    ) -> Result<()> {
+        if idxs.into_iter().all(|idx| snap.knows(idx)) {
+            return Ok(());
+        }
+        let end = snap.blocks().end().max(snap.snapshot.len() as u64);
+        let rows = runs::blocks(client, run, snap.rev, i32::try_from(end)?).await?;
+        let mut blocks = (*snap.blocks()).clone();
+        for (map, base, count) in rows {
+            let block = Tree::new(&snap.snapshot, &blocks)
+                .block_for(map, base, count)
+                .ok_or_else(|| anyhow::anyhow!("run {run}: the block at {base} has no Map"))?;
+            blocks.add(block).map_err(anyhow::Error::msg)?;
+            snap.add_blocks([block])?;
+        }
+        Ok(())
     }
 
     /// The snapshot in memory, if any (no database read).

@@ -16,8 +16,8 @@ use super::group::{Groups, Part};
 use super::plan::Plan;
 use super::{RunError, RunSnapshot, Runs, Shared};
 use crate::metrics::METRICS;
-use crate::store::changes::{self, Epochs, NodeChanges};
-use crate::store::nodes::{NewNodes, Revision};
+use crate::store::changes::{self, Epochs};
+use crate::store::nodes::Revision;
 use crate::store::runs::{self, RunRow};
 use crate::store::time::now_ms;
 use crate::store::tx::Tx;
@@ -156,7 +156,11 @@ impl Shared {
             }
             let Prepared { id, snapshot, state, plan } = new;
             tracing::info!(run = %id, step = %request.step_id, nodes = snapshot.len(), "run started");
-            let snap = Arc::new(RunSnapshot { snapshot, created_at: now, rev: 0 });
+            let snap = Arc::new(RunSnapshot::new(snapshot, now, 0));
+            if let Err(e) = snap.add_blocks(plan.blocks.iter().map(|b| b.block)) {
+                answers.push(Err(RunError::internal(format!("run {id}: {e}"))));
+                continue;
+            }
             self.launch_run(id, snap, plan, &state, &epochs);
             answers.push(Ok(Started { id, created: true }));
         }
@@ -172,7 +176,8 @@ impl Shared {
     ) -> Result<Prepared, MachineError> {
         let mut state = Nodes::new();
         state.load(0, NodeState::default());
-        let mut applier = Applier::new(self, &snapshot, state, now);
+        let blocks = aetr_engine::Blocks::default();
+        let mut applier = Applier::new(self, &snapshot, &blocks, state, now);
         let outcome = applier.apply(&Event::Start { input }, false, None)?;
         applier.take(&outcome.work)?;
         let Applier { state, plan, .. } = applier;
@@ -211,19 +216,16 @@ async fn write_runs(
     let changes: Vec<_> = made
         .iter()
         .map(|new| {
-            let started = new.state.changed().map(|(idx, st)| (idx, st, new.plan.lease_until(idx)));
-            let nodes = NewNodes {
-                run: new.id,
-                snapshot: &new.snapshot,
-                rev: Revision::default(),
-                started: started.collect(),
-            };
+            let nodes = new
+                .plan
+                .all_nodes(new.id, &new.snapshot, &new.state, Revision::default())
+                .map_err(|e| RunError::internal(format!("run {}: {e}", new.id)))?;
             // A run that ended as it started (a tree of no-op actions) is inserted in its end
             // state; passed on as a change too, it is counted and traced as an ended run.
             let ended = new.plan.run_state(new.id, &new.state).filter(|s| s.state.is_terminal());
-            new.plan.changes(new.id, NodeChanges::Inserted(nodes), ended)
+            Ok(new.plan.changes(new.id, Vec::new(), Some(nodes), ended))
         })
-        .collect();
+        .collect::<Result<_, RunError>>()?;
     let notify = made.iter().any(|new| new.plan.deferred);
     let epochs = changes::commit(tx, &changes, notify, now).await?;
     Ok((inserted, epochs))

@@ -40,9 +40,10 @@ pub(crate) const RUNS_FINISHED_SQL: &str =
     "SELECT pg_notify($1, r::text) FROM unnest($2::uuid[]) AS r";
 
 /// Every statement that [`commit`] may send, prepared before it sends any.
-pub(crate) const WRITES: [&str; 12] = [
+pub(crate) const WRITES: [&str; 13] = [
     nodes::WRITE_SQL,
     nodes::INSERT_ALL_SQL,
+    nodes::INSERT_BLOCKS_SQL,
     attempts::PUT_BACK_SQL,
     attempts::SUPERSEDE_SQL,
     attempts::INSERT_SQL,
@@ -59,7 +60,11 @@ pub(crate) const WRITES: [&str; 12] = [
 #[derive(Debug)]
 pub struct RunChanges<'a> {
     pub run: Uuid,
-    pub nodes: NodeChanges<'a>,
+    /// Nodes that changed.
+    pub written: Vec<Write<'a>>,
+    /// New nodes: every node of a new run (or of a run's new snapshot), or the instances of
+    /// the Maps that started.
+    pub inserted: Option<NewNodes<'a>>,
     /// Attempts moved to the nodes of a new snapshot (a redrive on the latest definitions).
     pub moved: Option<&'a Held>,
     /// Nodes whose attempts below the given number are superseded.
@@ -72,15 +77,6 @@ pub struct RunChanges<'a> {
     pub state: Option<StateUpdate>,
     /// The run was cancelled: its unfinished nodes (those not written here) end `Cancelled`.
     pub cancel: bool,
-}
-
-/// The nodes that a transaction writes in a run.
-#[derive(Debug)]
-pub enum NodeChanges<'a> {
-    /// Nodes of the run's snapshot that changed.
-    Written(Vec<Write<'a>>),
-    /// Every node of a new run, or of a run's new snapshot.
-    Inserted(NewNodes<'a>),
 }
 
 /// The lease epochs of the nodes that a transaction wrote, by run and node. A node that was not
@@ -106,20 +102,9 @@ impl FromIterator<(Uuid, NodeIdx, i64)> for Epochs {
 #[tracing::instrument(level = "debug", skip_all, fields(runs = changes.len()))]
 pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64) -> Result<Epochs> {
     let client = tx.client();
-    let written: Vec<(Uuid, &[Write<'_>])> = changes
-        .iter()
-        .filter_map(|c| match &c.nodes {
-            NodeChanges::Written(writes) => Some((c.run, writes.as_slice())),
-            NodeChanges::Inserted(_) => None,
-        })
-        .collect();
-    let inserted: Vec<&NewNodes<'_>> = changes
-        .iter()
-        .filter_map(|c| match &c.nodes {
-            NodeChanges::Inserted(new) => Some(new),
-            NodeChanges::Written(_) => None,
-        })
-        .collect();
+    let written: Vec<(Uuid, &[Write<'_>])> =
+        changes.iter().map(|c| (c.run, c.written.as_slice())).collect();
+    let inserted: Vec<&NewNodes<'_>> = changes.iter().filter_map(|c| c.inserted.as_ref()).collect();
     let moved: Vec<(Uuid, &Held)> =
         changes.iter().filter_map(|c| Some((c.run, c.moved?))).collect();
     let superseded: Vec<(Uuid, &[(NodeIdx, u32)])> =

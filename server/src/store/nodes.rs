@@ -6,14 +6,16 @@
 //! several runs (the accepted POSTs, a cancel) lock in `(run_id, idx)` order, so that no two
 //! transactions wait on each other in a cycle.
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
+use std::borrow::Cow;
+
 use aetr_engine::machine::{Fault, NodeState, Phase};
-use aetr_engine::{NodeIdx, Snapshot};
+use aetr_engine::{Block, NodeIdx};
 use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::GenericClient;
 use futures_util::future::try_join;
+use futures_util::TryFutureExt;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -35,7 +37,8 @@ pub struct Stored {
 macro_rules! state_columns {
     () => {
         "idx, phase, input, result, output, error, fault, attempt, round_from, live_from, \
-         remaining, due_at, started_at, completed_at, lease_epoch, snapshot_rev"
+         remaining, started, next_free, due_at, started_at, completed_at, lease_epoch, \
+         snapshot_rev"
     };
 }
 
@@ -102,14 +105,15 @@ pub(crate) const WRITE_SQL: &str = "WITH written AS (
             fault = u.fault, attempt = u.attempt, round_from = u.round_from,
             live_from = u.live_from, remaining = u.remaining, due_at = u.due_at,
             started_at = u.started_at, completed_at = u.completed_at,
-            lease_until = u.lease_until, lease_epoch = n.lease_epoch + u.bump
+            lease_until = u.lease_until, lease_epoch = n.lease_epoch + u.bump,
+            started = u.started, next_free = u.next_free
         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
                     $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
                     $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-                    $17::timestamptz[], $18::int[], $19::bool[])
+                    $17::timestamptz[], $18::int[], $19::bool[], $20::int[], $21::int[])
             AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
                  round_from, live_from, remaining, due_at, started_at, completed_at,
-                 lease_until, bump, fresh)
+                 lease_until, bump, fresh, started, next_free)
         WHERE n.run_id = u.run_id AND n.idx = u.idx AND (NOT u.fresh OR n.phase = 'Waiting')
         RETURNING n.run_id, n.idx, n.lease_epoch),
     counted AS (SELECT count(*) AS matched FROM written)
@@ -165,10 +169,12 @@ struct Columns {
     lease_until: Vec<Option<SystemTime>>,
     bump: Vec<i32>,
     fresh: Vec<bool>,
+    started: Vec<i32>,
+    next_free: Vec<i32>,
 }
 
 impl Columns {
-    /// The arrays as parameters, in the order of the fields (`$1` to `$19`).
+    /// The arrays as parameters, in the order of the fields (`$1` to `$21`).
     fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         vec![
             &self.run,
@@ -190,6 +196,8 @@ impl Columns {
             &self.lease_until,
             &self.bump,
             &self.fresh,
+            &self.started,
+            &self.next_free,
         ]
     }
 
@@ -229,76 +237,123 @@ impl Columns {
         self.lease_until.push(opt_to_system(w.lease_until));
         self.bump.push(i32::from(w.new_holder));
         self.fresh.push(w.before.is_none());
+        self.started.push(i32::try_from(s.started)?);
+        self.next_free.push(i32::try_from(s.next_free)?);
         Ok(())
     }
 }
 
-/// The nodes of a new run (or of a run's new snapshot), and those that its start changed,
-/// with the lease each takes, if any.
+/// New rows of a run: all the nodes of a new run (or of a run's new snapshot), or the
+/// instances of Maps that started, with the blocks that number them.
 #[derive(Debug)]
 pub struct NewNodes<'a> {
     pub run: Uuid,
-    pub snapshot: &'a Snapshot,
     pub rev: Revision,
-    pub started: Vec<(NodeIdx, &'a NodeState, Option<i64>)>,
+    pub rows: Vec<NewRow<'a>>,
+    pub blocks: Vec<Block>,
 }
+
+/// One new node: its state, the lease it takes, if any, and its place in the tree.
+#[derive(Debug)]
+pub struct NewRow<'a> {
+    pub idx: NodeIdx,
+    pub state: Cow<'a, NodeState>,
+    pub lease_until: Option<i64>,
+    pub parent: Option<NodeIdx>,
+    pub position: u32,
+    pub depth: u32,
+}
+
+/// At most this many rows are inserted by one statement: a Map of 100,000 items is inserted
+/// by several, sent together.
+const INSERT_CHUNK: usize = 10_000;
 
 /// See [`insert_all`].
 pub(crate) const INSERT_ALL_SQL: &str = "INSERT INTO run_nodes
         (run_id, idx, phase, input, result, output, error, fault, attempt, round_from,
          live_from, remaining, due_at, started_at, completed_at, lease_until, lease_epoch,
-         parent_idx, position, depth, snapshot_rev)
+         started, next_free, parent_idx, position, depth, snapshot_rev)
     SELECT u.run_id, u.idx, u.phase, u.input, u.result, u.output, u.error, u.fault,
            u.attempt, u.round_from, u.live_from, u.remaining, u.due_at, u.started_at,
-           u.completed_at, u.lease_until, u.epoch + u.bump, u.parent_idx, u.position,
-           u.depth, u.rev
+           u.completed_at, u.lease_until, u.epoch + u.bump, u.started, u.next_free,
+           u.parent_idx, u.position, u.depth, u.rev
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
                 $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
                 $17::timestamptz[], $18::int[], $19::bool[], $20::int[], $21::int[],
-                $22::int[], $23::int[], $24::bigint[])
+                $22::int[], $23::int[], $24::int[], $25::int[], $26::bigint[])
         AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
              round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
-             bump, fresh, parent_idx, position, depth, rev, epoch)";
+             bump, fresh, started, next_free, parent_idx, position, depth, rev, epoch)";
 
-/// Inserts every node of new runs: those that the starts changed in their new state, with the
-/// lease each takes, the others `Waiting`. Returns the started nodes' lease epochs, with their
-/// runs.
+/// See [`insert_all`].
+pub(crate) const INSERT_BLOCKS_SQL: &str = "WITH b AS (
+        INSERT INTO run_blocks (run_id, rev, base, map_idx, count)
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[])
+        RETURNING run_id, base
+    )
+    UPDATE runs r SET node_count = greatest(r.node_count, e.last)
+    FROM (SELECT run_id, max(end_idx) AS last
+          FROM unnest($1::uuid[], $6::int[]) AS u(run_id, end_idx) GROUP BY run_id) e
+    WHERE r.id = e.run_id";
+
+/// Inserts new nodes of runs, in statements of at most [`INSERT_CHUNK`] rows, and the blocks
+/// that number them (a run's `node_count` then covers them). Returns the lease epochs of the
+/// nodes that take a lease, with their runs.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert_all(
     client: &impl GenericClient,
     runs: &[&NewNodes<'_>],
 ) -> Result<Vec<(Uuid, NodeIdx, i64)>> {
-    if runs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let waiting = NodeState::default();
-    let mut c = Columns::default();
-    let (mut parent, mut position, mut depth, mut rev, mut epoch) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let rows: Vec<(&NewNodes<'_>, &NewRow<'_>)> =
+        runs.iter().flat_map(|new| new.rows.iter().map(move |row| (*new, row))).collect();
     let mut epochs = Vec::new();
-    for new in runs {
-        let started: HashMap<NodeIdx, (&NodeState, Option<i64>)> =
-            new.started.iter().map(|&(idx, state, lease)| (idx, (state, lease))).collect();
-        for (idx, node) in new.snapshot.nodes().iter().enumerate() {
-            let idx = NodeIdx::try_from(idx)?;
-            let (state, lease_until) = started.get(&idx).copied().unwrap_or((&waiting, None));
+    let mut chunks = Vec::new();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut c = Columns::default();
+        let (mut parent, mut position, mut depth, mut rev, mut epoch) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for &(new, row) in chunk {
+            let (idx, lease_until) = (row.idx, row.lease_until);
+            let state = row.state.as_ref();
             let new_holder = lease_until.is_some();
             c.push(new.run, &Write { idx, state, before: None, lease_until, new_holder })?;
-            parent.push(node.parent.map(|p| p as i32));
-            position.push(node.position as i32);
-            depth.push(node.depth as i32);
+            parent.push(row.parent.map(i32::try_from).transpose()?);
+            position.push(i32::try_from(row.position)?);
+            depth.push(i32::try_from(row.depth)?);
             rev.push(new.rev.rev);
             epoch.push(new.rev.first_epoch);
-            if started.contains_key(&idx) {
-                epochs.push((new.run, idx, new.rev.first_epoch + i64::from(new_holder)));
+            if new_holder {
+                epochs.push((new.run, idx, new.rev.first_epoch + 1));
             }
         }
+        chunks.push((c, parent, position, depth, rev, epoch));
     }
-    let mut params = c.params();
-    params.extend([&parent as &(dyn ToSql + Sync), &position, &depth, &rev, &epoch]);
     let statement = client.prepare_cached(INSERT_ALL_SQL).await?;
-    client.execute(&statement, &params).await?;
+    let inserts = chunks.iter().map(|(c, parent, position, depth, rev, epoch)| {
+        let mut params = c.params();
+        params.extend([parent as &(dyn ToSql + Sync), position, depth, rev, epoch]);
+        let statement = &statement;
+        async move { client.execute(statement, &params).await }
+    });
+    let blocks: Vec<(Uuid, i32, &Block)> =
+        runs.iter().flat_map(|n| n.blocks.iter().map(move |b| (n.run, n.rev.rev, b))).collect();
+    let insert_blocks = async {
+        if blocks.is_empty() {
+            return anyhow::Ok(());
+        }
+        let column = |f: fn(&Block) -> u64| -> Result<Vec<i32>> {
+            blocks.iter().map(|(_, _, b)| Ok(i32::try_from(f(b))?)).collect()
+        };
+        let runs: Vec<Uuid> = blocks.iter().map(|(run, ..)| *run).collect();
+        let revs: Vec<i32> = blocks.iter().map(|(_, rev, _)| *rev).collect();
+        let (base, map) = (column(|b| b.base.into())?, column(|b| b.map.into())?);
+        let (count, end) = (column(|b| b.count.into())?, column(Block::end)?);
+        let statement = client.prepare_cached(INSERT_BLOCKS_SQL).await?;
+        client.execute(&statement, &[&runs, &revs, &base, &map, &count, &end]).await?;
+        Ok(())
+    };
+    try_join(futures_util::future::try_join_all(inserts).err_into(), insert_blocks).await?;
     Ok(epochs)
 }
 
@@ -341,7 +396,8 @@ pub(crate) const CANCEL_NODES_SQL: &str = "UPDATE run_nodes n
     SET phase = 'Cancelled', completed_at = $2, due_at = NULL, lease_until = NULL
     FROM (SELECT idx FROM run_nodes
           WHERE run_id = $1
-            AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing', 'Choosing')
+            AND phase IN ('Waiting', 'Ready', 'Executing', 'Received', 'Reducing', 'Choosing',
+                          'Listing')
           ORDER BY idx FOR UPDATE) u
     WHERE n.run_id = $1 AND n.idx = u.idx";
 
@@ -406,7 +462,7 @@ pub const CLAIM_SQL: &str = "WITH due AS (
         ORDER BY lease_until LIMIT $2 FOR UPDATE SKIP LOCKED
     ), scripts AS (
         SELECT run_id, idx, 'script' AS kind FROM run_nodes
-        WHERE lease_until < $1 AND phase IN ('Received', 'Reducing', 'Choosing')
+        WHERE lease_until < $1 AND phase IN ('Received', 'Reducing', 'Choosing', 'Listing')
         ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED
     ), overdue AS (
         SELECT run_id, idx, 'timeout' AS kind FROM run_nodes
@@ -419,7 +475,7 @@ pub const CLAIM_SQL: &str = "WITH due AS (
     UPDATE run_nodes n SET lease_until = $4, lease_epoch = n.lease_epoch + 1
     FROM claimed c WHERE n.run_id = c.run_id AND n.idx = c.idx
     RETURNING n.run_id, n.idx, c.kind, n.phase, n.attempt, n.lease_epoch, n.snapshot_rev,
-              CASE WHEN c.kind IN ('dispatch', 'resend') OR n.phase = 'Choosing'
+              CASE WHEN c.kind IN ('dispatch', 'resend') OR n.phase IN ('Choosing', 'Listing')
                    THEN n.input END AS input,
               CASE WHEN n.phase = 'Received' THEN n.result END AS result";
 
@@ -589,6 +645,8 @@ pub fn state_of(row: &Row) -> Result<NodeState> {
         round_from: count("round_from")?,
         live_from: count("live_from")?,
         remaining: count("remaining")?,
+        started: count("started")?,
+        next_free: count("next_free")?,
         due_at: opt_from_system(row.try_get("due_at")?),
         started_at: opt_from_system(row.try_get("started_at")?),
         completed_at: opt_from_system(row.try_get("completed_at")?),
@@ -604,6 +662,7 @@ statements!(
     REDRIVABLE_SQL,
     WRITE_SQL,
     INSERT_ALL_SQL,
+    INSERT_BLOCKS_SQL,
     LOCK_ALL_SQL,
     DELETE_ALL_SQL,
     CANCEL_NODES_SQL,

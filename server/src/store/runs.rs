@@ -93,6 +93,27 @@ pub async fn snapshot(
     Ok(Some((snapshot.0, super::time::from_system(row.try_get(1)?), row.try_get(2)?)))
 }
 
+/// See [`blocks`].
+pub(crate) const BLOCKS_SQL: &str = "SELECT map_idx, base, count FROM run_blocks
+    WHERE run_id = $1 AND rev = $2 AND base >= $3 ORDER BY base";
+
+/// The blocks of a run's Maps' instances at snapshot revision `rev` from node number `from`
+/// on: `(map, base, count)`, in the order of their numbers.
+#[tracing::instrument(level = "debug", skip_all, fields(run = %run))]
+pub async fn blocks(
+    client: &impl GenericClient,
+    run: Uuid,
+    rev: i32,
+    from: i32,
+) -> Result<Vec<(NodeIdx, NodeIdx, u32)>> {
+    let statement = client.prepare_cached(BLOCKS_SQL).await?;
+    let rows = client.query(&statement, &[&run, &rev, &from]).await?;
+    let number = |row: &tokio_postgres::Row, i| -> Result<u32> {
+        Ok(u32::try_from(row.try_get::<_, i32>(i)?)?)
+    };
+    rows.iter().map(|r| Ok((number(r, 0)?, number(r, 1)?, number(r, 2)?))).collect()
+}
+
 /// See [`of_node`].
 pub(crate) const OF_NODE_SQL: &str =
     "SELECT id, node_count FROM runs WHERE id BETWEEN $1 AND $2 ORDER BY id";
@@ -227,6 +248,7 @@ pub async fn callback_key(client: &impl GenericClient) -> Result<Vec<u8>> {
 }
 
 statements!(
+    BLOCKS_SQL,
     OF_NODE_SQL,
     STATE_SQL,
     INSERT_SQL,

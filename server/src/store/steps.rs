@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use aetr_engine::{Action, ChildLink, Chooser, Mapper, Reducer, Step, StepBody, StepType};
+use aetr_engine::{Action, ChildLink, Chooser, MapSpec, Mapper, Reducer, Step, StepBody, StepType};
 use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::Json;
@@ -56,7 +56,7 @@ pub async fn graph_version(client: &impl GenericClient) -> Result<i64> {
 macro_rules! select_steps {
     ($from:literal, $filter:literal) => {
         concat!(
-            "SELECT s.id, s.name, s.step_type, s.action, s.reducer, s.branch,
+            "SELECT s.id, s.name, s.step_type, s.action, s.reducer, s.branch, s.map,
                     coalesce(k.ids, '{}') AS child_ids, coalesce(k.mappers, '{}') AS mappers
              FROM ",
             $from,
@@ -173,15 +173,17 @@ pub(crate) const UPSERT_CLEAR_CHILDREN_SQL: &str =
 
 /// See [`upsert`].
 pub(crate) const UPSERT_STEPS_SQL: &str =
-    "INSERT INTO steps AS s (id, name, step_type, action, reducer, branch)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[], $6::json[])
+    "INSERT INTO steps AS s (id, name, step_type, action, reducer, branch, map)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[], $6::json[],
+                         $7::json[])
     ON CONFLICT (id) DO UPDATE
     SET name = excluded.name, step_type = excluded.step_type, action = excluded.action,
-        reducer = excluded.reducer, branch = excluded.branch, updated_at = now()
-    WHERE (s.name, s.step_type, s.action::text, s.reducer::text, s.branch::text)
+        reducer = excluded.reducer, branch = excluded.branch, map = excluded.map,
+        updated_at = now()
+    WHERE (s.name, s.step_type, s.action::text, s.reducer::text, s.branch::text, s.map::text)
           IS DISTINCT FROM
           (excluded.name, excluded.step_type, excluded.action::text, excluded.reducer::text,
-           excluded.branch::text)";
+           excluded.branch::text, excluded.map::text)";
 
 /// Inserts or replaces `steps`, with their child lists. The children must exist, or be among
 /// `steps`.
@@ -199,8 +201,9 @@ pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
         steps.iter().map(|s| s.body.reducer().map(Json)).collect();
     let branches: Vec<Option<Json<&Chooser>>> =
         steps.iter().map(|s| s.body.chooser().map(Json)).collect();
+    let maps: Vec<Option<Json<&MapSpec>>> = steps.iter().map(|s| s.body.map().map(Json)).collect();
     let statement = tx.prepare_cached(UPSERT_STEPS_SQL).await?;
-    tx.execute(&statement, &[&ids, &names, &types, &actions, &reducers, &branches]).await?;
+    tx.execute(&statement, &[&ids, &names, &types, &actions, &reducers, &branches, &maps]).await?;
 
     let statement = tx.prepare_cached(UPSERT_CLEAR_CHILDREN_SQL).await?;
     tx.execute(&statement, &[&ids]).await?;
@@ -259,6 +262,10 @@ fn read_step(id: Uuid, row: &Row) -> Result<Step> {
         StepType::Parallel => {
             StepBody::Parallel { reducer: row.try_get::<_, Json<Reducer>>("reducer")?.0 }
         }
+        StepType::Map => StepBody::Map {
+            map: row.try_get::<_, Json<MapSpec>>("map")?.0,
+            reducer: row.try_get::<_, Json<Reducer>>("reducer")?.0,
+        },
         StepType::Branch => {
             StepBody::Branch { branch: row.try_get::<_, Json<Chooser>>("branch")?.0 }
         }

@@ -5,6 +5,7 @@ mod callbacks;
 mod concurrency;
 mod contract;
 mod failures;
+mod map;
 mod operator;
 mod parallel;
 mod plans;

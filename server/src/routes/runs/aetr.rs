@@ -78,7 +78,7 @@ pub async fn partial(
         id: node_id(run, idx),
         state: node.phase.state().as_str(),
         created_at: snap.created_at,
-        step_tree_id: snap.snapshot.node(idx).step_id,
+        step_tree_id: snap.step(idx).map_or(snap.snapshot.root().step_id, |n| n.step_id),
         result: node.result,
     }))
 }
@@ -165,7 +165,8 @@ pub async fn active(
                 None => continue,
             },
         };
-        let step = snap.snapshot.node(row.node.idx);
+        state.runs.cover(row.run, &snap, [row.node.idx]).await?;
+        let Some(step) = snap.step(row.node.idx) else { continue };
         items.push(RunListItem {
             id: node_id(row.run, row.node.idx),
             root: row.run,

@@ -91,7 +91,7 @@ async fn act(
     event: impl FnOnce(u32) -> Event,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(state, &path.0).await?;
-    let idx = node_of(run, &snap, &path.1)?;
+    let idx = node_of(state, run, &snap, &path.1).await?;
     match state.runs.apply(run, event(idx)).await? {
         Reply::Done => Ok(HttpResponse::Ok().json(node_detail(state, run, &snap, idx).await?)),
         Reply::Conflict(why) => Err(ApiError::Conflict(why.to_owned())),

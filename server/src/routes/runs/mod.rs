@@ -230,12 +230,12 @@ pub async fn get_run(
     }
     let client = state.pool.get().await?;
     let rows = views::nodes_to_depth(&client, run, depth).await?;
+    state.runs.cover(run, &snap, rows.iter().map(|r| r.idx)).await?;
     let last_level: Vec<NodeIdx> = match depth {
         Some(d) => rows
             .iter()
             .filter(|r| {
-                let node = snap.snapshot.node(r.idx);
-                node.depth == d && !node.children.is_empty()
+                snap.place(r.idx).is_some_and(|at| at.depth == d && !at.children.is_empty())
             })
             .map(|r| r.idx)
             .collect(),
@@ -263,7 +263,7 @@ pub async fn get_node(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &path.0).await?;
-    let idx = node_of(run, &snap, &path.1)?;
+    let idx = node_of(&state, run, &snap, &path.1).await?;
     Ok(HttpResponse::Ok().json(node_detail(&state, run, &snap, idx).await?))
 }
 
@@ -305,17 +305,18 @@ pub async fn children(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &path.0).await?;
-    let idx = node_of(run, &snap, &path.1)?;
+    let idx = node_of(&state, run, &snap, &path.1).await?;
     let query = Query::of(&req)?;
     let page = query.page()?;
     let after = match page.after {
         None => None,
-        Some(id) => Some(node_idx(run, id, snap.snapshot.len()).ok_or_else(|| {
+        Some(id) => Some(node_idx(run, id, i32::MAX as usize).ok_or_else(|| {
             ApiError::invalid("after", format!("{id} is not a node of run {run}"))
         })?),
     };
     let client = state.pool.get().await?;
     let rows = views::children(&client, run, idx, after, page.fetch()).await?;
+    state.runs.cover(run, &snap, rows.iter().map(|r| r.idx)).await?;
     let (rows, link) =
         page.finish(rows, |r| crate::runs::node_id::node_id(run, r.idx), &query, &req);
     let parents: Vec<NodeIdx> = rows.iter().map(|r| r.idx).collect();
@@ -431,16 +432,24 @@ async fn run_of_any(
         return Ok((id, snap, 0));
     }
     let (run, idx) = state.runs.node_of(id).await?.ok_or_else(|| no_run(id))?;
-    let snap = state.runs.snapshot(run).await?.ok_or_else(|| no_run(id))?;
+    let snap = state.runs.snapshot_covering(run, &[idx]).await?.ok_or_else(|| no_run(id))?;
+    snap.step(idx).ok_or_else(|| no_run(id))?;
     Ok((run, snap, idx))
 }
 
 /// A node of a run, from its id in a path.
-fn node_of(run: Uuid, snap: &RunSnapshot, raw: &str) -> Result<NodeIdx, ApiError> {
-    Uuid::try_parse(raw)
+async fn node_of(
+    state: &AppState,
+    run: Uuid,
+    snap: &RunSnapshot,
+    raw: &str,
+) -> Result<NodeIdx, ApiError> {
+    let idx = Uuid::try_parse(raw)
         .ok()
-        .and_then(|id| node_idx(run, id, snap.snapshot.len()))
-        .ok_or_else(|| no_node(raw))
+        .and_then(|id| node_idx(run, id, i32::MAX as usize))
+        .ok_or_else(|| no_node(raw))?;
+    state.runs.cover(run, snap, [idx]).await?;
+    snap.step(idx).map(|_| idx).ok_or_else(|| no_node(raw))
 }
 
 fn run_id(raw: &str) -> Result<Uuid, ApiError> {

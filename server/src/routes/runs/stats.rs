@@ -68,13 +68,24 @@ pub async fn progress(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &id).await?;
-    let actions: Vec<NodeIdx> = (0..snap.snapshot.len() as NodeIdx)
-        .filter(|&i| snap.snapshot.node(i).step_type() == StepType::Action)
-        .collect();
+    // Every Map's instances are nodes too: all the blocks are read first.
+    state.runs.cover(run, &snap, [i32::MAX as NodeIdx]).await?;
+    let (nodes, actions) = snap.with_tree(|tree| {
+        let numbers = (0..snap.snapshot.len() as NodeIdx).chain(
+            tree.blocks().iter().flat_map(|b| b.nodes().map(|(idx, ..)| idx).collect::<Vec<_>>()),
+        );
+        let located: Vec<_> = numbers.filter_map(|i| tree.locate(i)).collect();
+        let actions: Vec<NodeIdx> = located
+            .iter()
+            .filter(|n| n.step.step_type() == StepType::Action)
+            .map(|n| n.idx)
+            .collect();
+        (located.len(), actions)
+    });
     let client = state.pool.get().await?;
     let counts = by_state(&State::ALL, views::node_counts(&client, run, &actions).await?);
     Ok(HttpResponse::Ok().json(Progress {
-        nodes: snap.snapshot.len() as u64,
+        nodes: nodes as u64,
         actions: actions.len() as u64,
         counts,
     }))

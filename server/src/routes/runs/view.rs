@@ -4,17 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aetr_engine::machine::Phase;
-use aetr_engine::{Action, Chooser, Mapper, NodeIdx, Reducer};
+use aetr_engine::{Action, Chooser, MapSpec, Mapper, NodeIdx, Reducer};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::dispatch::request::trace_id;
 use crate::routes::docs::{
-    ActionDoc, ActionKindDoc, BranchDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc,
+    ActionDoc, ActionKindDoc, BranchDoc, MapDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc,
 };
 use crate::runs::node_id::node_id;
-use crate::runs::RunSnapshot;
+use crate::runs::{Place, RunSnapshot};
 use crate::store::attempts::Attempt;
 use crate::store::views::{ChildCount, NodeRow, RunRow};
 
@@ -42,6 +42,10 @@ pub struct NodeBase {
     /// The run's id (which is also its root node's id).
     pub root: Uuid,
     pub parent: Option<Uuid>,
+    /// Its index among its parent's children: a Map's instance's is its item's. Absent on a
+    /// run's root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
     #[schema(value_type = StateDoc)]
     pub state: &'static str,
     pub input: Option<String>,
@@ -122,6 +126,10 @@ pub struct NodeDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BranchDoc>)]
     pub branch: Option<Chooser>,
+    /// A Map's options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<MapDoc>)]
+    pub map: Option<MapSpec>,
 }
 
 /// A run in a list: its root node, without its children.
@@ -137,12 +145,22 @@ pub struct RunSummary {
     pub failed_node: Option<Uuid>,
 }
 
-pub fn base(run: Uuid, snap: &RunSnapshot, row: &NodeRow) -> NodeBase {
-    let node = snap.snapshot.node(row.idx);
+/// Where a node of a row is (a row the run's snapshot does not place is a bug, shown as an
+/// orphan root rather than a 500).
+fn place(snap: &RunSnapshot, idx: NodeIdx) -> Place<'_> {
+    snap.place(idx).unwrap_or_else(|| {
+        tracing::error!(node = idx, "a node row that the run's tree does not have");
+        Place { step: snap.snapshot.root(), parent: None, position: 0, depth: 0, children: vec![] }
+    })
+}
+
+fn base(run: Uuid, snap: &RunSnapshot, row: &NodeRow, at: &Place<'_>) -> NodeBase {
+    let node = at.step;
     NodeBase {
         id: node_id(run, row.idx),
         root: run,
-        parent: node.parent.map(|p| node_id(run, p)),
+        parent: at.parent.map(|p| node_id(run, p)),
+        index: at.parent.map(|_| at.position),
         state: row.phase.state().as_str(),
         input: row.input.clone(),
         result: row.result.clone(),
@@ -200,7 +218,8 @@ fn build(
     deeper: &HashMap<NodeIdx, BTreeMap<&'static str, u32>>,
 ) -> Option<RunNode> {
     let row = rows.get(&idx)?;
-    let child_idxs = &snap.snapshot.node(idx).children;
+    let at = place(snap, idx);
+    let child_idxs = &at.children;
     let (children, counts) = if depth.is_none_or(|d| level < d) {
         let children: Vec<RunNode> = child_idxs
             .iter()
@@ -215,7 +234,7 @@ fn build(
         (None, deeper.get(&idx).cloned().unwrap_or_default())
     };
     Some(RunNode {
-        base: base(run, snap, row),
+        base: base(run, snap, row, &at),
         attempts: row.attempt,
         child_count: child_idxs.len(),
         counts,
@@ -233,10 +252,11 @@ pub fn leaf(
     row: &NodeRow,
     counts: Option<&BTreeMap<&'static str, u32>>,
 ) -> RunNode {
+    let at = place(snap, row.idx);
     RunNode {
-        base: base(run, snap, row),
+        base: base(run, snap, row, &at),
         attempts: row.attempt,
-        child_count: snap.snapshot.node(row.idx).children.len(),
+        child_count: at.children.len(),
         counts: counts.cloned().unwrap_or_default(),
         children: None,
         failed_node: None,
@@ -252,17 +272,19 @@ pub fn detail(
     attempts: Vec<Attempt>,
     counts: BTreeMap<&'static str, u32>,
 ) -> NodeDetail {
-    let node = snap.snapshot.node(row.idx);
+    let at = place(snap, row.idx);
+    let node = at.step;
     NodeDetail {
-        base: base(run, snap, &row),
+        base: base(run, snap, &row, &at),
         output: row.output,
         attempts,
-        child_count: node.children.len(),
+        child_count: at.children.len(),
         counts,
         action: node.body.action().cloned(),
         mapper: node.mapper.clone(),
         reducer: node.body.reducer().cloned(),
         branch: node.body.chooser().cloned(),
+        map: node.body.map().cloned(),
     }
 }
 
@@ -274,6 +296,7 @@ pub fn summary(row: RunRow) -> RunSummary {
             id: run,
             root: run,
             parent: None,
+            index: None,
             state: row.root.phase.state().as_str(),
             input: row.root.input,
             result: row.root.result,
