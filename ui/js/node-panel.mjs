@@ -26,6 +26,8 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
     h('p', {}, stateBadge(detail.state), ' ', h('span', { class: `type type-${detail.stepTree.stepType}` }, detail.stepTree.stepType)),
     h('dl', { class: 'facts' },
       pair('Node', h('span', { class: 'mono small' }, detail.id)),
+      detail.parent && typeof detail.index === 'number'
+        ? pair('Index', h('span', { 'data-fact': 'index', title: 'Its place among its parent\'s children, from 0: under a Map, its item' }, number(detail.index))) : null,
       pair('Step', h('a', { href: `/steps/${detail.stepTree.id}` }, detail.stepTree.name)),
       pair('Started', time(detail.executedAt)),
       pair('Finished', time(detail.completedAt)),
@@ -45,6 +47,7 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
     detail.reducer ? section('Reducer', detail.reducer.type === 'js'
       ? h('pre', { class: 'code' }, detail.reducer.js) : h('p', {}, detail.reducer.type)) : null,
     detail.branch ? section('Branch function', h('pre', { class: 'code' }, detail.branch.js)) : null,
+    detail.map ? section('Map', mapFacts(detail.map)) : null,
     kind === 'api' ? operatorButtons(runId, detail, runState, onActed) : null,
     kind === 'manual' ? approvalButtons(runId, detail, onActed) : null);
 }
@@ -106,6 +109,17 @@ function actionFacts(action) {
   if (action.callbackTimeoutSeconds !== undefined) facts.push([timeoutLabel, action.callbackTimeoutSeconds === null ? 'no limit' : `${action.callbackTimeoutSeconds} s`]);
   if (action.onTimeout) facts.push(['On timeout', action.onTimeout]);
   return h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+/** A Map's options: how many instances run at once, and the function that makes its items. */
+function mapFacts(map) {
+  return [
+    h('dl', { class: 'facts' }, h('dt', {}, 'Max concurrency'),
+      h('dd', { 'data-fact': 'max-concurrency' }, map.maxConcurrency ? number(map.maxConcurrency) : 'no limit')),
+    map.items
+      ? h('pre', { class: 'code', 'aria-label': 'Items function' }, map.items)
+      : h('p', { class: 'muted' }, 'No items function: the input is the JSON array of items.'),
+  ];
 }
 
 function operatorButtons(runId, detail, runState, onActed) {

@@ -20,20 +20,25 @@ export function drawRow(row, tree, { selected, onToggle, onShow, onMore }) {
   const waited = node.executedAt && ready ? node.executedAt - ready : null;
   const ran = node.executedAt ? (node.completedAt || now) - node.executedAt : null;
   const slow = tree.isSlow(node.id, now);
+  const parentNode = entry.parentId === null ? null : tree.entry(entry.parentId).node;
+  // A Map's instances share their name: their item tells them apart.
+  const item = parentNode?.stepTree.stepType === 'Map' ? (node.index ?? entry.index) : null;
+  const label = item === null ? name : `${name} item ${item}`;
   const toggle = parent
-    ? h('button', { type: 'button', class: 'toggle', 'aria-label': `${entry.expanded ? 'Collapse' : 'Expand'} ${name}`, 'aria-expanded': String(entry.expanded),
+    ? h('button', { type: 'button', class: 'toggle', 'aria-label': `${entry.expanded ? 'Collapse' : 'Expand'} ${label}`, 'aria-expanded': String(entry.expanded),
       onclick: () => onToggle(node.id) }, entry.expanded ? '▾' : '▸')
     : h('span', { class: 'toggle-space' });
   return h('div', {
     class: `vrow state-row-${node.state}${node.id === selected ? ' selected' : ''}${slow ? ' slow' : ''}`,
     role: 'treeitem', 'aria-level': row.depth + 1, 'aria-selected': String(node.id === selected),
-    'aria-expanded': parent ? String(entry.expanded) : null, 'data-node': node.id, 'data-name': name, 'data-state': node.state,
+    'aria-expanded': parent ? String(entry.expanded) : null, 'data-node': node.id, 'data-name': name, 'data-state': node.state, 'data-item': item,
   },
   h('span', { class: 'col-name', style: pad }, toggle,
     h('span', { class: `dot state-bg-${node.state}`, 'aria-hidden': 'true' }),
-    h('button', { type: 'button', class: 'node-name', onclick: () => onShow(node.id), 'aria-label': `${name}, ${node.state}` }, name),
+    h('button', { type: 'button', class: 'node-name', onclick: () => onShow(node.id), 'aria-label': `${label}, ${node.state}` }, name),
     h('span', { class: 'muted small type-label' }, node.stepTree.stepType),
-    entry.parentId !== null && tree.entry(entry.parentId).node.childCount > BIG ? h('span', { class: 'muted small' }, `#${number(entry.index + 1)}`) : null,
+    item !== null ? h('span', { class: 'muted small', title: `Item ${item} of the Map's list (counted from 0)` }, `item ${number(item)}`)
+      : parentNode?.childCount > BIG ? h('span', { class: 'muted small' }, `#${number(entry.index + 1)}`) : null,
     node.attempts > 1 ? h('span', { class: 'chip', title: `${node.attempts} attempts` }, `×${node.attempts}`) : null,
     slow ? h('span', { class: 'chip chip-warn', title: 'Waiting longer than expected: three times the median of its siblings' }, '⚠ slow') : null,
     waitChip(node, now),

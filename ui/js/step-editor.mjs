@@ -6,12 +6,17 @@ import { h, replace } from './dom.mjs';
 const NEW_MAPPER = 'function apply(data) {\n  return data;\n}';
 const NEW_REDUCER = 'function apply(results) {\n  return JSON.stringify(results);\n}';
 const NEW_BRANCH = 'function apply(data) {\n  // the name (or 0-based index) of the child to run; null for none\n  return null;\n}';
-const STEP_TYPES = ['Sequential', 'Parallel', 'Branch', 'Action'];
+const NEW_ITEMS = 'function apply(data) {\n  // the list of items: an array, or the JSON text of one\n  return JSON.parse(data);\n}';
+const STEP_TYPES = ['Sequential', 'Parallel', 'Branch', 'Map', 'Action'];
 const ABOUT_CHILDREN = {
   Sequential: 'Runs its children in order.',
   Parallel: 'Runs its children at once.',
   Branch: 'Runs the one child its function names; the others are skipped.',
+  Map: 'Runs its one child once per item of its input list, in parallel (at most maxConcurrency at once).',
 };
+/** The parents that reduce their children's results, and their reducer when none is chosen. */
+const DEFAULT_REDUCER = { Parallel: 'last', Map: 'collect' };
+const NEW_ACTION = () => ({ type: 'api', url: 'http://127.0.0.1:8000/' });
 
 let uid = 0;
 const nextId = (what) => `f${++uid}-${what}`;
@@ -81,30 +86,35 @@ export function stepEditor(tree, { onChange, pickStep }) {
     if (step.stepType === 'Action') {
       card.append(actionFields(step, `${prefix}action`));
     } else {
-      if (step.stepType === 'Parallel') card.append(reducerField(step, `${prefix}reducer`));
+      if (step.stepType === 'Map') card.append(mapFields(step, `${prefix}map`));
+      if (step.stepType in DEFAULT_REDUCER) card.append(reducerField(step, `${prefix}reducer`));
       if (step.stepType === 'Branch') card.append(branchField(step, `${prefix}branch`));
       card.append(childrenList(step, prefix));
     }
     return card;
   }
 
+  /** Makes `step` a `type`: it keeps what that type has, and gets the defaults of the rest. */
   function setType(step, type) {
-    const was = step.stepType;
     step.stepType = type;
     if (type === 'Action') {
       delete step.children;
-      delete step.reducer;
-      delete step.branch;
-      step.action = step.action || { type: 'api', url: 'http://127.0.0.1:8000/' };
+      step.action = step.action || NEW_ACTION();
     } else {
       delete step.action;
       step.children = step.children || [];
-      if (type === 'Parallel') step.reducer = step.reducer || { type: 'last' };
-      else delete step.reducer;
-      if (type === 'Branch') step.branch = step.branch || { type: 'js', js: NEW_BRANCH };
-      else delete step.branch;
     }
-    return was;
+    if (type in DEFAULT_REDUCER) step.reducer = step.reducer || { type: DEFAULT_REDUCER[type] };
+    else delete step.reducer;
+    if (type === 'Branch') step.branch = step.branch || { type: 'js', js: NEW_BRANCH };
+    else delete step.branch;
+    if (type === 'Map') {
+      step.map = step.map || {};
+      if (!step.children.length) step.children.push(newStep('Action', 1));
+    } else {
+      delete step.map;
+    }
+    return step;
   }
 
   function childrenList(step, prefix) {
@@ -116,49 +126,65 @@ export function stepEditor(tree, { onChange, pickStep }) {
       step.children.push(newStep(what, step.children.length + 1));
       changed(true);
     };
+    // A Map has exactly one child: with it, there is nothing to add.
+    const full = step.stepType === 'Map' && step.children.length > 0;
+    const adder = (label, onclick) => h('button', { type: 'button', class: 'btn btn-small', disabled: full, onclick }, label);
     const adders = h('div', { class: 'adders' },
       h('span', { class: 'muted small' }, ABOUT_CHILDREN[step.stepType]),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Action') }, `Add action to ${step.name}`),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Sequential') }, '+ Sequential'),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Parallel') }, '+ Parallel'),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: add('Branch') }, '+ Branch'),
-      h('button', { type: 'button', class: 'btn btn-small', onclick: async () => {
+      full ? oneChildNote(step.children.length) : null,
+      adder(`Add action to ${step.name}`, add('Action')),
+      STEP_TYPES.filter((kind) => kind !== 'Action').map((kind) => adder(`+ ${kind}`, add(kind))),
+      adder('+ Stored step…', async () => {
         const picked = await pickStep();
         if (picked) { step.children.push({ ...picked, _ref: true }); changed(true); }
-      } }, '+ Stored step…'));
+      }));
     return h('div', { class: 'children-box' }, errorBox(`${prefix}children`), list, adders);
   }
 
   function newStep(kind, n) {
-    if (kind === 'Action') return { name: `action-${n}`, stepType: 'Action', action: { type: 'api', url: 'http://127.0.0.1:8000/' } };
-    const step = { name: `${kind.toLowerCase()}-${n}`, stepType: kind, children: [] };
-    if (kind === 'Parallel') step.reducer = { type: 'last' };
-    if (kind === 'Branch') step.branch = { type: 'js', js: NEW_BRANCH };
-    return step;
+    return setType({ name: `${kind.toLowerCase()}-${n}` }, kind);
   }
 
-  function linkMapper(step, path) {
-    const has = step.mapper && step.mapper.type === 'js';
-    const id = nextId('mapper');
-    const box = h('div', { class: 'script-box' });
+  /** A script that a step may have or not: a button adds or removes it, an editor edits it. */
+  function optionalScript(path, { name, about, none, label, fresh, get, set }) {
+    const has = get() !== undefined;
     const toggle = h('button', { type: 'button', class: 'btn btn-small', 'aria-expanded': String(has),
-      onclick: () => {
-        if (step.mapper && step.mapper.type === 'js') delete step.mapper;
-        else step.mapper = { type: 'js', js: NEW_MAPPER };
-        changed(true);
-      } }, has ? 'Remove mapper' : 'Add mapper');
-    box.append(h('div', { class: 'script-head' }, h('span', { class: 'small muted' }, has ? 'Mapper: transforms this step\'s result before it moves on' : 'No mapper'), toggle));
+      onclick: () => { set(has ? undefined : fresh); changed(true); } }, has ? `Remove ${name}` : `Add ${name}`);
+    const box = h('div', { class: 'script-box' },
+      h('div', { class: 'script-head' }, h('span', { class: 'small muted' }, has ? about : none), toggle));
     if (has) {
-      const editor = codeEditor({ id, value: step.mapper.js, label: `Mapper of ${step.name}`,
-        onChange: (js) => { step.mapper.js = js; changed(); } });
-      box.append(editor.element);
+      box.append(codeEditor({ id: nextId(name.replace(/ /g, '-')), value: get(), label,
+        onChange: (js) => { set(js); changed(); } }).element);
     }
     box.append(errorBox(path));
     return box;
   }
 
+  function linkMapper(step, path) {
+    return optionalScript(path, {
+      name: 'mapper', label: `Mapper of ${step.name}`, fresh: NEW_MAPPER,
+      about: 'Mapper: transforms this step\'s result before it moves on', none: 'No mapper',
+      get: () => (step.mapper && step.mapper.type === 'js' ? step.mapper.js : undefined),
+      set: (js) => { if (js === undefined) delete step.mapper; else step.mapper = { type: 'js', js }; },
+    });
+  }
+
+  /** A Map's options: the function that makes its list of items, and how many run at once. */
+  function mapFields(step, path) {
+    const map = step.map || (step.map = {});
+    const items = optionalScript(`${path}.items`, {
+      name: 'items function', label: `Items function of ${step.name}`, fresh: NEW_ITEMS,
+      about: 'Items function: gets the input, returns the list of items (an array or its JSON text)',
+      none: 'No items function: the input is the JSON array of items',
+      get: () => map.items,
+      set: (js) => { if (js === undefined) delete map.items; else map.items = js; },
+    });
+    const limit = numberField(map, 'maxConcurrency', `Max concurrency of ${step.name}`, path, { min: 1, placeholder: 'no limit' });
+    return h('div', { class: 'map-fields' }, items, h('div', { class: 'action-fields' }, limit), errorBox(path));
+  }
+
   function reducerField(step, path) {
-    const reducer = step.reducer || { type: 'last' };
+    const reducer = step.reducer || { type: DEFAULT_REDUCER[step.stepType] };
     const selectId = nextId('reducer');
     const select = h('select', { id: selectId },
       [['last', 'last: the last child\'s result'], ['collect', 'collect: a JSON array of all results'],
@@ -213,9 +239,9 @@ export function stepEditor(tree, { onChange, pickStep }) {
       box.append(h('details', { class: 'options wide', open: set > 0 },
         h('summary', {}, 'Retries and timeouts', set ? ` (${set} set)` : ''),
         h('div', { class: 'action-fields' },
-          numberField(action.retry || {}, 'maxAttempts', 'Attempts', `${path}.retry`, retry),
-          numberField(action.retry || {}, 'backoffMs', 'Backoff (ms)', `${path}.retry`, retry),
-          numberField(action.retry || {}, 'maxBackoffMs', 'Max backoff (ms)', `${path}.retry`, retry),
+          numberField(action.retry || {}, 'maxAttempts', 'Attempts', `${path}.retry`, { ensure: retry }),
+          numberField(action.retry || {}, 'backoffMs', 'Backoff (ms)', `${path}.retry`, { ensure: retry }),
+          numberField(action.retry || {}, 'maxBackoffMs', 'Max backoff (ms)', `${path}.retry`, { ensure: retry }),
           numberField(action, 'timeoutSeconds', 'POST timeout (s)', path),
           numberField(action, 'callbackTimeoutSeconds', 'Callback timeout (s)', path),
           selectField(action, 'onTimeout', 'On callback timeout', path, [['fail', 'fail'], ['retry', 'retry']]))));
@@ -241,9 +267,9 @@ export function stepEditor(tree, { onChange, pickStep }) {
     return h('div', { class: 'field' }, h('label', { for: id }, label), select, errorBox(`${path}.${key}`));
   }
 
-  function numberField(obj, key, label, path, ensure) {
+  function numberField(obj, key, label, path, { ensure, min = 0, placeholder = 'default' } = {}) {
     const id = nextId(key);
-    const input = h('input', { id, type: 'number', min: 0, value: obj[key] ?? '', placeholder: 'default', class: 'num' });
+    const input = h('input', { id, type: 'number', min, value: obj[key] ?? '', placeholder, class: 'num' });
     input.addEventListener('input', () => {
       const target = ensure ? ensure() : obj;
       if (input.value === '') delete target[key];
@@ -328,4 +354,11 @@ export function payload(step) {
   delete out._ref;
   if (out.children) out.children = out.children.map(payload);
   return out;
+}
+
+/** What the adders of a Map that has its child say: it has one, or too many. */
+function oneChildNote(n) {
+  return n === 1
+    ? h('span', { class: 'small muted', 'data-note': 'one-child' }, 'It has its one child: remove it to add another.')
+    : h('span', { class: 'chip chip-warn', 'data-note': 'one-child' }, `A Map has exactly one child: remove ${n - 1} of these ${n}.`);
 }
