@@ -44,8 +44,27 @@ impl SnapNode {
 
 /// The whole tree of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Stored")]
 pub struct Snapshot {
     nodes: Vec<SnapNode>,
+    /// For each node, the nearest Map above it, if any (see [`Snapshot::map_above`]): derived
+    /// from `nodes`, not stored.
+    #[serde(skip)]
+    map_above: Vec<Option<NodeIdx>>,
+}
+
+/// A snapshot as stored: its nodes, checked as they are read.
+#[derive(Deserialize)]
+struct Stored {
+    nodes: Vec<SnapNode>,
+}
+
+impl TryFrom<Stored> for Snapshot {
+    type Error = String;
+
+    fn try_from(stored: Stored) -> Result<Self, String> {
+        Snapshot::from_nodes(stored.nodes)
+    }
 }
 
 impl Snapshot {
@@ -70,7 +89,15 @@ impl Snapshot {
                 ));
             }
         }
-        Ok(Snapshot { nodes })
+        // Pre-order: a parent comes before its children.
+        let mut map_above: Vec<Option<NodeIdx>> = vec![None; nodes.len()];
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(p) = n.parent {
+                let is_map = matches!(nodes[p as usize].body, StepBody::Map { .. });
+                map_above[i] = if is_map { Some(p) } else { map_above[p as usize] };
+            }
+        }
+        Ok(Snapshot { nodes, map_above })
     }
 
     pub fn root(&self) -> &SnapNode {
@@ -115,7 +142,12 @@ impl Snapshot {
 
     /// Whether `idx` is below a Map: a template of the Map's instances, which never runs.
     pub fn in_template(&self, idx: NodeIdx) -> bool {
-        self.ancestors(idx).any(|a| matches!(self.node(a).body, StepBody::Map { .. }))
+        self.map_above(idx).is_some()
+    }
+
+    /// The nearest Map above `idx`, if any.
+    pub fn map_above(&self, idx: NodeIdx) -> Option<NodeIdx> {
+        self.map_above[idx as usize]
     }
 
     /// The number of `Action` leaves.

@@ -42,8 +42,9 @@ impl Block {
         self.base + i * self.size
     }
 
-    /// Every node of the block, with its instance and its template.
-    pub fn nodes(&self) -> impl Iterator<Item = (NodeIdx, u32, NodeIdx)> + '_ {
+    /// Every number of the block, with its instance and its template (the copies of the
+    /// templates of Maps inside the instance are numbered too, but are no nodes).
+    pub fn nodes(self) -> impl Iterator<Item = (NodeIdx, u32, NodeIdx)> {
         (0..self.count).flat_map(move |i| {
             (0..self.size).map(move |o| (self.instance(i) + o, i, self.template + o))
         })
@@ -183,9 +184,8 @@ impl<'a> Tree<'a> {
         let (i, o) = (offset / block.size, offset % block.size);
         let first = block.instance(i);
         let template = block.template + o;
-        // A copy of a Map's template within an instance has no node either.
-        let mut above = snapshot.ancestors(template).take_while(|&a| a >= block.template);
-        if above.any(|a| matches!(snapshot.node(a).body, StepBody::Map { .. })) {
+        // A copy of a template of a Map inside the instance has no node either.
+        if snapshot.map_above(template) != snapshot.map_above(block.template) {
             return None;
         }
         let step = snapshot.node(template);
@@ -207,6 +207,20 @@ impl<'a> Tree<'a> {
     /// Where node `idx` is. Panics if there is none: numbers come from this tree.
     pub fn node(&self, idx: NodeIdx) -> Located<'a> {
         self.locate(idx).unwrap_or_else(|| panic!("node {idx} is not in the run's tree"))
+    }
+
+    /// Every node of the run, in the order of their numbers.
+    pub fn nodes(&self) -> impl Iterator<Item = Located<'a>> + '_ {
+        let blocks = self.blocks.iter().flat_map(|b| b.nodes().map(|(idx, ..)| idx));
+        (0..self.snapshot.len() as NodeIdx).chain(blocks).filter_map(|idx| self.locate(idx))
+    }
+
+    /// How many children a node has in the run (a Map's: its instances, once it started).
+    pub fn child_count(&self, at: &Located<'_>) -> u32 {
+        match at.step.body {
+            StepBody::Map { .. } => self.blocks.of_map(at.idx).map_or(0, |b| b.count),
+            _ => at.step.children.len() as u32,
+        }
     }
 
     /// A node's children in the run: a Map's instances (none before it starts), or the copies

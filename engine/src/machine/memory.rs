@@ -54,8 +54,7 @@ impl MemoryRun {
 
     /// Every node the run has (not the Maps' templates), by number.
     pub fn node_numbers(&self) -> Vec<NodeIdx> {
-        let tree = self.tree();
-        (0..self.states.len() as NodeIdx).filter(|&i| tree.contains(i)).collect()
+        self.tree().nodes().map(|n| n.idx).collect()
     }
 
     /// Stores the instances of the Maps that an event started: `Waiting`, with their inputs.

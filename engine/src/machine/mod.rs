@@ -250,6 +250,10 @@ pub fn preload<'s>(
     loaded: impl IntoIterator<Item = (NodeIdx, &'s NodeState)>,
     run_wide: bool,
 ) -> Vec<NodeIdx> {
+    // Until a Map has started, there is no instance to start.
+    if tree.blocks().is_empty() {
+        return Vec::new();
+    }
     let loaded: Vec<(NodeIdx, &NodeState)> = loaded.into_iter().collect();
     let mut more = Vec::new();
     for &(idx, st) in &loaded {
