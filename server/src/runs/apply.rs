@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use aetr_engine::machine::{self, Event, MachineError, Nodes, Outcome, Reply, Work};
+use aetr_engine::machine::{self, Event, MachineError, NewBlock, Nodes, Outcome, Reply, Work};
 use aetr_engine::{Blocks, Snapshot, Tree};
 
 use super::plan::Plan;
@@ -42,14 +42,38 @@ impl<'a> Applier<'a> {
     ) -> Result<Outcome, MachineError> {
         let ctx = self.shared.ctx(self.plan.now);
         let tree = Tree::new(self.snapshot, &self.blocks);
-        let outcome = machine::apply(&tree, &mut self.state, event.clone(), &ctx)?;
-        for new in &outcome.blocks {
+        let mut outcome = machine::apply(&tree, &mut self.state, event.clone(), &ctx)?;
+        self.know(&outcome.blocks)?;
+        let tree = Tree::new(self.snapshot, &self.blocks);
+        self.plan.record(&tree, event, &outcome, &self.state, fenced, http_status);
+        self.plan.blocks.append(&mut outcome.blocks);
+        Ok(outcome)
+    }
+
+    /// Takes the Maps that a start on new definitions started (outside [`Self::apply`]): their
+    /// instances are known from now on, and their inputs move to the plan, which writes them.
+    pub fn adopt(&mut self, started: &mut Vec<NewBlock>) -> Result<(), MachineError> {
+        self.know(started)?;
+        self.plan.blocks.append(started);
+        Ok(())
+    }
+
+    fn know(&mut self, started: &[NewBlock]) -> Result<(), MachineError> {
+        for new in started {
             let invariant = |what| MachineError::Invariant { node: new.block.map, what };
             self.blocks.to_mut().add(new.block).map_err(invariant)?;
         }
-        let tree = Tree::new(self.snapshot, &self.blocks);
-        self.plan.record(&tree, event, &outcome, &self.state, fenced, http_status);
-        Ok(outcome)
+        Ok(())
+    }
+
+    /// The nodes and the plan, and the run's blocks if the events made any (those known, and
+    /// the new ones).
+    pub fn finish(self) -> (Nodes, Plan, Option<Blocks>) {
+        let blocks = match self.blocks {
+            Cow::Owned(blocks) => Some(blocks),
+            Cow::Borrowed(_) => None,
+        };
+        (self.state, self.plan, blocks)
     }
 
     /// Takes the work that an event made: a dispatch that is due is made at once if a POST slot

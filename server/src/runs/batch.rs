@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
-use aetr_engine::NodeIdx;
+use aetr_engine::{Blocks, NodeIdx, Tree};
 use futures_util::future::try_join;
 use uuid::Uuid;
 
@@ -89,6 +89,8 @@ struct Applied {
     loaded: HashMap<NodeIdx, Stored>,
     state: Nodes,
     plan: Plan,
+    /// The run's blocks, if the batch started Maps (those known, and the new ones).
+    blocks: Option<Blocks>,
     /// The run's new state, if the batch changed its root's.
     run_state: Option<StateUpdate>,
     replies: Vec<Reply>,
@@ -152,7 +154,7 @@ impl Shared {
             let snap = self.snapshots.get(tx.client(), *run, None).await?;
             let snap = snap.ok_or(RunError::NoSuchRun(*run))?;
             let nodes = events.iter().filter_map(|q| q.event.node());
-            self.snapshots.cover(tx.client(), *run, &snap, nodes).await?;
+            snap.cover(tx.client(), *run, nodes).await?;
             snaps.push(snap);
         }
         Ok(snaps)
@@ -176,7 +178,7 @@ impl Shared {
                 let begin = async { anyhow::Ok(tx.begin(KEYED_LOOKUPS).await?) };
                 try_join(begin, nodes::lock(db, &[(*run, 0)])).await?;
                 let nodes = nodes::redrivable(db, *run).await?;
-                self.snapshots.cover(db, *run, &snaps[0], nodes.iter().copied()).await?;
+                snaps[0].cover(db, *run, nodes.iter().copied()).await?;
                 redrive = Some(Event::Redrive { nodes });
             }
         }
@@ -287,9 +289,9 @@ impl Shared {
             }
             replies.push(outcome.reply);
         }
-        let Applier { state, plan, .. } = applier;
+        let (state, plan, blocks) = applier.finish();
         let run_state = plan.run_state(run, &state);
-        Ok(Applied { run, snap, loaded, state, plan, run_state, replies })
+        Ok(Applied { run, snap, loaded, state, plan, blocks, run_state, replies })
     }
 
     /// A callback that ends its attempt records the status of the attempt's POST, if the
@@ -371,24 +373,15 @@ fn apply_premapped(
 
 /// Writes what a group's batches changed, and commits (see [`changes::commit`]).
 async fn write(tx: &Tx, applied: &[&Applied], now: i64) -> Result<Epochs, RunError> {
-    let trees: Vec<Option<aetr_engine::Blocks>> = applied
-        .iter()
-        .map(|a| match a.plan.blocks.is_empty() {
-            true => Ok(None),
-            false => a.plan.known_blocks(&a.snap.blocks()).map(Some),
-        })
-        .collect::<Result<_, String>>()
-        .map_err(RunError::internal)?;
     let changes: Vec<RunChanges<'_>> = applied
         .iter()
-        .zip(&trees)
-        .map(|(a, blocks)| {
+        .map(|a| {
             let written = a.plan.writes(&a.state, &a.loaded);
             // New rows start above every epoch of the run: the root's is the highest.
             let first_epoch = a.loaded.get(&0).map_or(0, |root| root.epoch);
             let rev = Revision { rev: a.snap.rev, first_epoch };
-            let inserted = blocks.as_ref().and_then(|blocks| {
-                let tree = aetr_engine::Tree::new(&a.snap.snapshot, blocks);
+            let inserted = a.blocks.as_ref().and_then(|blocks| {
+                let tree = Tree::new(&a.snap.snapshot, blocks);
                 a.plan.instances(a.run, &tree, &a.state, rev)
             });
             a.plan.changes(a.run, written, inserted, a.run_state)

@@ -203,8 +203,17 @@ impl Runs {
         snap: &RunSnapshot,
         idxs: impl IntoIterator<Item = NodeIdx>,
     ) -> Result<(), RunError> {
+        if snap.knows_all(idxs) {
+            return Ok(());
+        }
         let client = self.shared.pool.get().await?;
-        Ok(self.shared.snapshots.cover(&client, run, snap, idxs).await?)
+        Ok(snap.refresh(&client, run).await?)
+    }
+
+    /// Makes sure that `snap` knows every Map's instances that its run has so far.
+    pub async fn know_all_instances(&self, run: Uuid, snap: &RunSnapshot) -> Result<(), RunError> {
+        let client = self.shared.pool.get().await?;
+        Ok(snap.refresh(&client, run).await?)
     }
 
     /// A run's snapshot, knowing the Maps' instances that hold `idxs` (nodes read from the
@@ -264,7 +273,7 @@ impl Shared {
             None => self.snapshots.current(&client, run).await?,
         };
         if let Some(snap) = &snap {
-            self.snapshots.cover(&client, run, snap, idxs.iter().copied()).await?;
+            snap.cover(&client, run, idxs.iter().copied()).await?;
         }
         Ok(snap)
     }

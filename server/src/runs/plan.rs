@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use aetr_engine::machine::{
     Event, NewBlock, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange,
 };
-use aetr_engine::{Action, Blocks, NodeIdx, Snapshot, StepBody, Tree};
+use aetr_engine::{Action, NodeIdx, StepBody, Tree};
 use uuid::Uuid;
 
 use super::history;
@@ -97,7 +97,6 @@ impl Plan {
         let calls_a_service = |node: &NodeIdx| {
             matches!(tree.step(*node).body, StepBody::Action { action: Action::Api(_) })
         };
-        self.blocks.extend(outcome.blocks.iter().cloned());
         self.history.extend(history::entry(tree, event, outcome, http_status));
         // A `wait` or `manual` action that begins waiting has a deadline that no dispatcher
         // knows of yet: wake them, so that they sleep until it and no longer.
@@ -232,10 +231,11 @@ impl Plan {
     pub fn all_nodes<'a>(
         &'a self,
         run: Uuid,
-        snapshot: &'a Snapshot,
+        tree: &Tree<'a>,
         nodes: &'a Nodes,
         rev: crate::store::nodes::Revision,
-    ) -> Result<NewNodes<'a>, String> {
+    ) -> NewNodes<'a> {
+        let snapshot = tree.snapshot();
         let mut rows: Vec<NewRow<'a>> = Vec::with_capacity(snapshot.len());
         for (idx, node) in snapshot.nodes().iter().enumerate() {
             let idx = idx as NodeIdx;
@@ -248,21 +248,10 @@ impl Plan {
             let lease_until = self.lease_until(idx);
             rows.push(NewRow { idx, state, lease_until, parent, position, depth });
         }
-        let blocks = self.known_blocks(&Blocks::default())?;
-        let tree = Tree::new(snapshot, &blocks);
-        let instances = self.instances(run, &tree, nodes, rev);
+        let instances = self.instances(run, tree, nodes, rev);
         let (more, blocks) = instances.map(|i| (i.rows, i.blocks)).unwrap_or_default();
         rows.extend(more);
-        Ok(NewNodes { run, rev, rows, blocks })
-    }
-
-    /// `known` with the blocks of the Maps that started.
-    pub fn known_blocks(&self, known: &Blocks) -> Result<Blocks, String> {
-        let mut blocks = known.clone();
-        for new in &self.blocks {
-            blocks.add(new.block)?;
-        }
-        Ok(blocks)
+        NewNodes { run, rev, rows, blocks }
     }
 
     /// The rows that this plan writes for `run`, besides its nodes and the run's own row.
@@ -330,6 +319,7 @@ mod tests {
 
     use super::*;
     use crate::runs::testing::{idx, two_actions};
+    use aetr_engine::Blocks;
 
     const NOW: i64 = 1_000_000;
 

@@ -11,14 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aetr_engine::machine::{self, NodeState, Nodes, Phase, State};
-use aetr_engine::{Blocks, NodeIdx};
+use aetr_engine::{Blocks, NodeIdx, Tree};
 use futures_util::future::{try_join, try_join3};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::apply::Applier;
 use super::node_id::node_id;
-use super::plan::Plan;
 use super::{RunError, RunSnapshot, Runs};
 use crate::store::changes::{self, RunChanges};
 use crate::store::events::NewEvent;
@@ -72,8 +71,9 @@ impl Runs {
         }
         let input = root.state.input.clone();
         let internal = |e: machine::MachineError| RunError::internal(format!("run {run}: {e}"));
-        let redriven = machine::redrive_latest(&old, &old_states, &new, input, &shared.ctx(now))
-            .map_err(internal)?;
+        let mut redriven =
+            machine::redrive_latest(&old, &old_states, &new, input, &shared.ctx(now))
+                .map_err(internal)?;
         let mut state = Nodes::new();
         for (idx, st) in redriven.states.iter().enumerate() {
             state.load(idx as NodeIdx, st.clone());
@@ -81,13 +81,12 @@ impl Runs {
         for (idx, st) in &redriven.instances {
             state.load(*idx, st.clone());
         }
-        let mut plan = Plan::new(now);
-        plan.blocks = redriven.outcome.blocks.clone();
-        let blocks = plan.known_blocks(&Blocks::default()).map_err(RunError::internal)?;
-        let mut applier = Applier::new(shared, &new, &blocks, state, now);
-        applier.plan = plan;
+        let none = Blocks::default();
+        let mut applier = Applier::new(shared, &new, &none, state, now);
+        applier.adopt(&mut redriven.outcome.blocks).map_err(internal)?;
         applier.take(&redriven.outcome.work).map_err(internal)?;
-        let Applier { state, mut plan, .. } = applier;
+        let (state, mut plan, blocks) = applier.finish();
+        let blocks = blocks.unwrap_or_default();
         let states: Vec<&NodeState> = (0..new.len() as NodeIdx)
             .map(|idx| state.get(idx).ok_or(machine::MachineError::NotLoaded(idx)))
             .collect::<Result<_, _>>()
@@ -112,7 +111,7 @@ impl Runs {
             states.iter().enumerate().map(|(idx, st)| (idx as NodeIdx, st.live_from)).collect();
         let first_epoch = old_rows.iter().map(|s| s.epoch).max().unwrap_or(0) + 1;
         let revision = Revision { rev: rev + 1, first_epoch };
-        let nodes = plan.all_nodes(run, &new, &state, revision).map_err(RunError::internal)?;
+        let nodes = plan.all_nodes(run, &Tree::new(&new, &blocks), &state, revision);
         let changes = RunChanges {
             moved: Some(&held),
             superseded: &superseded,

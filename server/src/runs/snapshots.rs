@@ -37,8 +37,8 @@ pub struct Place<'a> {
     /// Its index among its parent's children (an instance's: its item's).
     pub position: u32,
     pub depth: u32,
-    /// Its children in the run (a Map's: its instances).
-    pub children: Vec<NodeIdx>,
+    /// How many children it has in the run (a Map's: its instances, once it started).
+    pub child_count: u32,
 }
 
 impl RunSnapshot {
@@ -58,28 +58,69 @@ impl RunSnapshot {
     }
 
     /// The snapshot node of a node of the run (its template, in a Map's instance); `None` if
-    /// the run has no such node, as far as is known.
+    /// the run has no such node, as far as is known. A node of the snapshot needs no block.
     pub fn step(&self, idx: NodeIdx) -> Option<&SnapNode> {
+        if (idx as usize) < self.snapshot.len() {
+            return (!self.snapshot.in_template(idx)).then(|| self.snapshot.node(idx));
+        }
         let template = self.with_tree(|t| t.locate(idx).map(|n| n.template))?;
         self.snapshot.get(template)
     }
 
-    /// Where node `idx` is in the run's tree, with its children; `None` if the run has no such
-    /// node, as far as is known.
+    /// Where node `idx` is in the run's tree; `None` if the run has no such node, as far as is
+    /// known.
     pub fn place(&self, idx: NodeIdx) -> Option<Place<'_>> {
-        let (template, parent, position, depth, children) = self.with_tree(|tree| {
+        let (template, parent, position, depth, child_count) = self.with_tree(|tree| {
             let at = tree.locate(idx)?;
-            Some((at.template, at.parent, at.position, at.depth, tree.children(&at)))
+            Some((at.template, at.parent, at.position, at.depth, tree.child_count(&at)))
         })?;
         let step = self.snapshot.get(template)?;
-        Some(Place { step, parent, position, depth, children })
+        Some(Place { step, parent, position, depth, child_count })
     }
 
-    /// Whether it is known if the run has node `idx`: it is in the snapshot, or below the end
-    /// of the blocks known.
-    fn knows(&self, idx: NodeIdx) -> bool {
-        let blocks = self.blocks();
-        (idx as usize) < self.snapshot.len() || u64::from(idx) < blocks.end()
+    /// A node's children in the run (a Map's: its instances).
+    pub fn children(&self, idx: NodeIdx) -> Vec<NodeIdx> {
+        self.with_tree(|tree| tree.locate(idx).map(|at| tree.children(&at)).unwrap_or_default())
+    }
+
+    /// Whether it is known for each of `idxs` if the run has it: it is in the snapshot, or
+    /// below the end of the blocks known.
+    pub fn knows_all(&self, idxs: impl IntoIterator<Item = NodeIdx>) -> bool {
+        let mut end = None;
+        idxs.into_iter().all(|idx| {
+            (idx as usize) < self.snapshot.len()
+                || u64::from(idx) < *end.get_or_insert_with(|| self.blocks().end())
+        })
+    }
+
+    /// Makes sure that it knows whether its run has each of `idxs` (see [`Self::refresh`]).
+    pub async fn cover(
+        &self,
+        client: &impl GenericClient,
+        run: Uuid,
+        idxs: impl IntoIterator<Item = NodeIdx>,
+    ) -> Result<()> {
+        match self.knows_all(idxs) {
+            true => Ok(()),
+            false => self.refresh(client, run).await,
+        }
+    }
+
+    /// Reads the blocks of its run that it does not know yet.
+    pub async fn refresh(&self, client: &impl GenericClient, run: Uuid) -> Result<()> {
+        let known = self.blocks();
+        let end = known.end().max(self.snapshot.len() as u64);
+        let rows = runs::blocks(client, run, self.rev, i32::try_from(end)?).await?;
+        let mut blocks = (*known).clone();
+        let mut new = Vec::with_capacity(rows.len());
+        for (map, base, count) in rows {
+            let block = Tree::new(&self.snapshot, &blocks)
+                .block_for(map, base, count)
+                .ok_or_else(|| anyhow::anyhow!("run {run}: the block at {base} has no Map"))?;
+            blocks.add(block).map_err(anyhow::Error::msg)?;
+            new.push(block);
+        }
+        self.add_blocks(new)
     }
 
     /// Adds blocks (those known already are skipped), in the order of their numbers.
@@ -154,31 +195,6 @@ impl Snapshots {
                 cache.nodes -= evicted.snapshot.len();
             }
         }
-    }
-
-    /// Makes sure that `snap` knows whether its run has each of `idxs`: the blocks it does not
-    /// know yet are read.
-    pub async fn cover(
-        &self,
-        client: &impl GenericClient,
-        run: Uuid,
-        snap: &RunSnapshot,
-        idxs: impl IntoIterator<Item = NodeIdx>,
-    ) -> Result<()> {
-        if idxs.into_iter().all(|idx| snap.knows(idx)) {
-            return Ok(());
-        }
-        let end = snap.blocks().end().max(snap.snapshot.len() as u64);
-        let rows = runs::blocks(client, run, snap.rev, i32::try_from(end)?).await?;
-        let mut blocks = (*snap.blocks()).clone();
-        for (map, base, count) in rows {
-            let block = Tree::new(&snap.snapshot, &blocks)
-                .block_for(map, base, count)
-                .ok_or_else(|| anyhow::anyhow!("run {run}: the block at {base} has no Map"))?;
-            blocks.add(block).map_err(anyhow::Error::msg)?;
-            snap.add_blocks([block])?;
-        }
-        Ok(())
     }
 
     /// The snapshot in memory, if any (no database read).

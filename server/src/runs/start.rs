@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use aetr_engine::machine::{Event, MachineError, NodeState, Nodes, State};
-use aetr_engine::Snapshot;
+use aetr_engine::{Blocks, Snapshot, Tree};
 use futures_util::future::try_join;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -94,6 +94,8 @@ impl Runs {
 struct Prepared {
     id: Uuid,
     snapshot: Snapshot,
+    /// The blocks of the Maps that its start started.
+    blocks: Blocks,
     state: Nodes,
     plan: Plan,
 }
@@ -154,10 +156,10 @@ impl Shared {
                 }));
                 continue;
             }
-            let Prepared { id, snapshot, state, plan } = new;
+            let Prepared { id, snapshot, blocks, state, plan } = new;
             tracing::info!(run = %id, step = %request.step_id, nodes = snapshot.len(), "run started");
             let snap = Arc::new(RunSnapshot::new(snapshot, now, 0));
-            if let Err(e) = snap.add_blocks(plan.blocks.iter().map(|b| b.block)) {
+            if let Err(e) = snap.add_blocks(blocks.iter()) {
                 answers.push(Err(RunError::internal(format!("run {id}: {e}"))));
                 continue;
             }
@@ -176,12 +178,13 @@ impl Shared {
     ) -> Result<Prepared, MachineError> {
         let mut state = Nodes::new();
         state.load(0, NodeState::default());
-        let blocks = aetr_engine::Blocks::default();
-        let mut applier = Applier::new(self, &snapshot, &blocks, state, now);
+        let none = Blocks::default();
+        let mut applier = Applier::new(self, &snapshot, &none, state, now);
         let outcome = applier.apply(&Event::Start { input }, false, None)?;
         applier.take(&outcome.work)?;
-        let Applier { state, plan, .. } = applier;
-        Ok(Prepared { id: Uuid::now_v7(), snapshot, state, plan })
+        let (state, plan, blocks) = applier.finish();
+        let blocks = blocks.unwrap_or_default();
+        Ok(Prepared { id: Uuid::now_v7(), snapshot, blocks, state, plan })
     }
 }
 
@@ -216,16 +219,14 @@ async fn write_runs(
     let changes: Vec<_> = made
         .iter()
         .map(|new| {
-            let nodes = new
-                .plan
-                .all_nodes(new.id, &new.snapshot, &new.state, Revision::default())
-                .map_err(|e| RunError::internal(format!("run {}: {e}", new.id)))?;
+            let tree = Tree::new(&new.snapshot, &new.blocks);
+            let nodes = new.plan.all_nodes(new.id, &tree, &new.state, Revision::default());
             // A run that ended as it started (a tree of no-op actions) is inserted in its end
             // state; passed on as a change too, it is counted and traced as an ended run.
             let ended = new.plan.run_state(new.id, &new.state).filter(|s| s.state.is_terminal());
-            Ok(new.plan.changes(new.id, Vec::new(), Some(nodes), ended))
+            new.plan.changes(new.id, Vec::new(), Some(nodes), ended)
         })
-        .collect::<Result<_, RunError>>()?;
+        .collect();
     let notify = made.iter().any(|new| new.plan.deferred);
     let epochs = changes::commit(tx, &changes, notify, now).await?;
     Ok((inserted, epochs))

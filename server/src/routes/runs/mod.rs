@@ -234,9 +234,7 @@ pub async fn get_run(
     let last_level: Vec<NodeIdx> = match depth {
         Some(d) => rows
             .iter()
-            .filter(|r| {
-                snap.place(r.idx).is_some_and(|at| at.depth == d && !at.children.is_empty())
-            })
+            .filter(|r| snap.place(r.idx).is_some_and(|at| at.depth == d && at.child_count > 0))
             .map(|r| r.idx)
             .collect(),
         None => Vec::new(),

@@ -68,19 +68,18 @@ pub async fn progress(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (run, snap) = run_of(&state, &id).await?;
-    // Every Map's instances are nodes too: all the blocks are read first.
-    state.runs.cover(run, &snap, [i32::MAX as NodeIdx]).await?;
+    // Every Map's instances are nodes too.
+    state.runs.know_all_instances(run, &snap).await?;
     let (nodes, actions) = snap.with_tree(|tree| {
-        let numbers = (0..snap.snapshot.len() as NodeIdx).chain(
-            tree.blocks().iter().flat_map(|b| b.nodes().map(|(idx, ..)| idx).collect::<Vec<_>>()),
-        );
-        let located: Vec<_> = numbers.filter_map(|i| tree.locate(i)).collect();
-        let actions: Vec<NodeIdx> = located
-            .iter()
-            .filter(|n| n.step.step_type() == StepType::Action)
-            .map(|n| n.idx)
-            .collect();
-        (located.len(), actions)
+        let mut nodes = 0;
+        let mut actions: Vec<NodeIdx> = Vec::new();
+        for node in tree.nodes() {
+            nodes += 1;
+            if node.step.step_type() == StepType::Action {
+                actions.push(node.idx);
+            }
+        }
+        (nodes, actions)
     });
     let client = state.pool.get().await?;
     let counts = by_state(&State::ALL, views::node_counts(&client, run, &actions).await?);

@@ -150,7 +150,7 @@ pub struct RunSummary {
 fn place(snap: &RunSnapshot, idx: NodeIdx) -> Place<'_> {
     snap.place(idx).unwrap_or_else(|| {
         tracing::error!(node = idx, "a node row that the run's tree does not have");
-        Place { step: snap.snapshot.root(), parent: None, position: 0, depth: 0, children: vec![] }
+        Place { step: snap.snapshot.root(), parent: None, position: 0, depth: 0, child_count: 0 }
     })
 }
 
@@ -219,11 +219,11 @@ fn build(
 ) -> Option<RunNode> {
     let row = rows.get(&idx)?;
     let at = place(snap, idx);
-    let child_idxs = &at.children;
     let (children, counts) = if depth.is_none_or(|d| level < d) {
-        let children: Vec<RunNode> = child_idxs
-            .iter()
-            .filter_map(|&c| build(run, snap, rows, c, level + 1, depth, deeper))
+        let children: Vec<RunNode> = snap
+            .children(idx)
+            .into_iter()
+            .filter_map(|c| build(run, snap, rows, c, level + 1, depth, deeper))
             .collect();
         let mut counts = BTreeMap::new();
         for child in &children {
@@ -236,7 +236,7 @@ fn build(
     Some(RunNode {
         base: base(run, snap, row, &at),
         attempts: row.attempt,
-        child_count: child_idxs.len(),
+        child_count: at.child_count as usize,
         counts,
         children,
         failed_node: None,
@@ -256,7 +256,7 @@ pub fn leaf(
     RunNode {
         base: base(run, snap, row, &at),
         attempts: row.attempt,
-        child_count: at.children.len(),
+        child_count: at.child_count as usize,
         counts: counts.cloned().unwrap_or_default(),
         children: None,
         failed_node: None,
@@ -278,7 +278,7 @@ pub fn detail(
         base: base(run, snap, &row, &at),
         output: row.output,
         attempts,
-        child_count: at.children.len(),
+        child_count: at.child_count as usize,
         counts,
         action: node.body.action().cloned(),
         mapper: node.mapper.clone(),
