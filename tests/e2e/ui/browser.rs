@@ -83,6 +83,12 @@ async fn a_user_builds_a_branch_and_approves_a_manual_action_in_the_browser() {
 }
 
 #[tokio::test]
+async fn a_user_builds_a_map_and_pages_its_instances_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "map.mjs").await;
+}
+
+#[tokio::test]
 async fn a_10000_leaf_run_opens_within_two_seconds_and_scrolls_without_drawing_every_node() {
     let app = TestApp::spawn().await;
     let out = run_script(&app, "large.mjs").await;
