@@ -92,8 +92,8 @@ impl MemoryRun {
         let mut nodes = Nodes::new();
         let involved = involved(&tree, &event)?;
         let loaded = involved.iter().map(|&i| (i, &self.states[i as usize]));
-        let run_wide = event.node().is_none();
-        for idx in involved.iter().copied().chain(preload(&tree, loaded, run_wide)) {
+        let ends = if event.node().is_some() { 1 } else { u32::MAX };
+        for idx in involved.iter().copied().chain(preload(&tree, loaded, ends)) {
             nodes.load(idx, self.states[idx as usize].clone());
         }
         let outcome = apply(&tree, &mut nodes, event, &self.ctx)?;

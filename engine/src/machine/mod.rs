@@ -243,12 +243,13 @@ pub fn involved(tree: &Tree<'_>, event: &Event) -> Result<Vec<NodeIdx>, MachineE
 
 /// The nodes that [`apply`] may start besides those [`involved`] names, given the state of
 /// those: the next instances of the loaded Maps that have a `maxConcurrency`, which are
-/// `Waiting` with their inputs in their rows. An instance that finishes starts one; a redrive
-/// may finish as many as run at once. Those not loaded already are returned.
+/// `Waiting` with their inputs in their rows. Each instance that finishes starts one, and at
+/// most `maxConcurrency` are running: `events` events about nodes may finish as many (one
+/// each), a redrive as many as run (`u32::MAX`). Those not loaded already are returned.
 pub fn preload<'s>(
     tree: &Tree<'_>,
     loaded: impl IntoIterator<Item = (NodeIdx, &'s NodeState)>,
-    run_wide: bool,
+    events: u32,
 ) -> Vec<NodeIdx> {
     // Until a Map has started, there is no instance to start.
     if tree.blocks().is_empty() {
@@ -262,10 +263,7 @@ pub fn preload<'s>(
         let (Some(cap), Some(block)) = (map.max_concurrency, tree.blocks().of_map(idx)) else {
             continue;
         };
-        let until = match run_wide {
-            true => st.started.saturating_add(cap).min(block.count),
-            false => (st.started + 1).min(block.count),
-        };
+        let until = st.started.saturating_add(cap.min(events)).min(block.count);
         more.extend((st.started..until).map(|i| block.instance(i)));
     }
     more.retain(|n| loaded.iter().all(|(l, _)| l != n));

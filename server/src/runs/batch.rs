@@ -235,8 +235,12 @@ impl Shared {
         for (batch, snap) in batches.iter().zip(snaps) {
             let Some(nodes) = loaded.get(&batch.run) else { continue };
             let states = nodes.values().map(|s| (s.idx, &s.state));
-            let run_wide = batch.events.iter().any(Queued::is_run_wide);
-            let next = snap.with_tree(|tree| machine::preload(tree, states, run_wide));
+            // A cancel or a redrive is alone in its batch.
+            let events = match batch.events.iter().any(Queued::is_run_wide) {
+                true => u32::MAX,
+                false => u32::try_from(batch.events.len()).unwrap_or(u32::MAX),
+            };
+            let next = snap.with_tree(|tree| machine::preload(tree, states, events));
             more.extend(next.into_iter().map(|idx| (batch.run, idx)));
         }
         if more.is_empty() {

@@ -1,12 +1,13 @@
 //! Map steps: a child run once per item of a list, with the instances' results in item order
 //! (design.md, "More step types").
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::{api, noop};
-use crate::support::{TestApp, TestService};
+use crate::support::{Respond, TestApp, TestService};
 
 /// A Map step over its input (or over what `items` lists), capped at `cap` if given.
 fn map(name: &str, spec: Value, child: Value) -> Value {
@@ -91,6 +92,21 @@ async fn max_concurrency_caps_the_instances_in_flight_and_each_end_starts_the_ne
     let done = app.wait_run(run, "Complete").await;
     let result: Value = serde_json::from_str(done["result"].as_str().unwrap()).unwrap();
     assert_eq!(result, json!(["done-i0", "done-i1", "done-i2", "done-i3", "done-i4"]));
+}
+
+#[tokio::test]
+async fn callbacks_that_come_together_start_as_many_next_instances_in_one_batch() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    // The service calls back at once, so callbacks of several instances come together.
+    svc.respond("/now", Respond::CallBack(Arc::new(|r| Some(format!("r{}", r.body)))));
+    let tree = map("capped", json!({"maxConcurrency": 8}), api("call", &svc.at("/now")));
+    let step = app.put_tree(&tree).await;
+    let run = app.start_run(step, json!((0..300).collect::<Vec<_>>())).await;
+    let done = app.wait_root_for(run, "Complete", Duration::from_secs(60)).await;
+    let want: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+    assert_eq!(done["result"], serde_json::to_string(&want).unwrap());
+    assert!(!app.server().log().contains("ERROR"), "{}", app.server().log());
 }
 
 #[tokio::test]
