@@ -124,6 +124,16 @@ pub mod tree {
                "children": children})
     }
 
+    /// A Map over its input list with a JS reducer, capped at `cap` instances at once if given.
+    pub fn map_js(name: &str, js: &str, cap: Option<u32>, child: Value) -> Value {
+        let map = match cap {
+            Some(cap) => json!({"maxConcurrency": cap}),
+            None => json!({}),
+        };
+        json!({"name": name, "stepType": "Map", "map": map, "reducer": {"type": "js", "js": js},
+               "children": [child]})
+    }
+
     /// A child link to a stored step, by id.
     pub fn stored(id: &str) -> Value {
         json!({ "id": id })

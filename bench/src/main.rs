@@ -44,7 +44,7 @@ struct Args {
     #[arg(long)]
     no_save: bool,
     /// Run only these parts (for profiling; nothing is saved): latency, wide, deep, mixed,
-    /// scale, celery, pgbench.
+    /// map, scale, celery, pgbench.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A setting for the aetr server, as KEY=VALUE (repeatable; for profiling: nothing is
@@ -61,6 +61,8 @@ struct Sizes {
     wide: usize,
     deep: usize,
     mixed_runs: usize,
+    /// A Map's items, run without a cap and with [`MAP_CAP`].
+    map_items: usize,
     /// The scale points besides `wide` itself: a tenth of it and ten times it.
     scale: [usize; 2],
     latency_rate: u32,
@@ -68,10 +70,14 @@ struct Sizes {
     pgbench_seconds: u32,
 }
 
+/// The `maxConcurrency` of the capped Map.
+const MAP_CAP: u32 = 100;
+
 const FULL: Sizes = Sizes {
     wide: 10_000,
     deep: 1_000,
     mixed_runs: 1_000,
+    map_items: 100_000,
     scale: [1_000, 100_000],
     latency_rate: 1_000,
     latency_seconds: 20,
@@ -82,6 +88,7 @@ const QUICK: Sizes = Sizes {
     wide: 500,
     deep: 100,
     mixed_runs: 100,
+    map_items: 500,
     scale: [50, 5_000],
     latency_rate: 200,
     latency_seconds: 3,
@@ -125,6 +132,7 @@ async fn bench(args: Args) -> Result<()> {
         wide_n: sizes.wide,
         deep_n: sizes.deep,
         mixed_runs: sizes.mixed_runs,
+        map_items: sizes.map_items,
         latency_rate: sizes.latency_rate,
         ..Figures::default()
     };
@@ -244,6 +252,18 @@ async fn aetr_scenarios(
         figures.commits("mixed", pg.next_xid().await? - xid, 3 * sizes.mixed_runs);
         figures.mixed_actions_per_s = Some(rate);
         eprintln!("bench: mixed {rate:.0} actions/s");
+    }
+    if runs("map") {
+        let n = sizes.map_items;
+        for cap in [None, Some(MAP_CAP)] {
+            eprintln!("bench: map, {n} items, maxConcurrency {cap:?}");
+            let xid = pg.next_xid().await?;
+            let secs = bench.map(n, cap).await?;
+            let scenario = if cap.is_some() { "map (capped)" } else { "map" };
+            figures.commits(scenario, pg.next_xid().await? - xid, n);
+            figures.map.push((cap, n as f64 / secs));
+            eprintln!("bench: {scenario} {secs:.2} s ({:.0} actions/s)", n as f64 / secs);
+        }
     }
     if let (true, Some(wide_s)) = (runs("scale"), wide_s) {
         let [small, big] = sizes.scale;

@@ -17,6 +17,9 @@ pub struct Figures {
     pub deep_seconds: Option<f64>,
     pub mixed_runs: usize,
     pub mixed_actions_per_s: Option<f64>,
+    pub map_items: usize,
+    /// Actions per second of a Map of `map_items`: (its `maxConcurrency`, actions/s).
+    pub map: Vec<(Option<u32>, f64)>,
     /// (leaves, seconds), smallest first.
     pub scale: Vec<(usize, f64)>,
     pub latency: Option<Latency>,
@@ -107,6 +110,20 @@ impl Figures {
                 ">= 4,000/s",
             ],
         );
+        for (cap, rate) in &self.map {
+            let cap = cap.map_or("no cap".to_owned(), |c| format!("maxConcurrency {c}"));
+            let of_wide = self.wide_actions_per_s.map(|w| rate / w);
+            line(
+                &mut out,
+                [
+                    &format!("map: {} items, {cap}, actions/s", self.map_items),
+                    &format!("{rate:.0}"),
+                    "",
+                    "",
+                    &of_wide.map_or(String::new(), |r| format!("{r:.2} of wide's")),
+                ],
+            );
+        }
         for (n, secs) in &self.scale {
             line(
                 &mut out,
@@ -189,6 +206,8 @@ impl Figures {
             "wide_actions_per_s": self.wide_actions_per_s.map(round),
             "deep_seconds": self.deep_seconds.map(round),
             "mixed_actions_per_s": self.mixed_actions_per_s.map(round),
+            "map_actions_per_s": self.map.iter().find(|(cap, _)| cap.is_none()).map(|(_, r)| round(*r)),
+            "map_capped_actions_per_s": self.map.iter().find(|(cap, _)| cap.is_some()).map(|(_, r)| round(*r)),
             "scale_ratio_100k_over_10k": self.scale_ratio().map(round),
             "p50_dispatch_ms": latency.map(|l| round(l.p50_ms)),
             "p99_dispatch_ms": latency.map(|l| round(l.p99_ms)),
@@ -203,6 +222,7 @@ impl Figures {
             "machine": self.machine,
             "postgres": self.postgres,
             "sizes": {"wide": self.wide_n, "deep": self.deep_n, "mixed_runs": self.mixed_runs,
+                      "map_items": self.map_items,
                       "latency_actions_per_s": self.latency_rate},
             "scale_seconds": scale,
             "latency_actions_per_s_held": latency.map(|l| round(l.actions_per_s)),

@@ -48,13 +48,30 @@ impl<'a> Bench<'a> {
             .api
             .put_tree(&tree::parallel_js(&format!("wide-{n}"), COUNT_REDUCER, leaves))
             .await?;
+        self.time_count(&step, json!("x"), n).await
+    }
+
+    /// A Map over `n` items of the same action (at most `cap` at once, if given), with a JS
+    /// reducer that counts them: a wide tree whose width is known only when it runs. Returns
+    /// the seconds from the run's start to its completion.
+    pub async fn map(&self, n: usize, cap: Option<u32>) -> Result<f64> {
+        let name = format!("map-{n}-{}", cap.map_or("all".to_owned(), |c| c.to_string()));
+        let map = tree::map_js(&name, COUNT_REDUCER, cap, tree::stored(&self.leaf));
+        let step = self.api.put_tree(&map).await?;
+        self.time_count(&step, json!((0..n).collect::<Vec<_>>()), n).await
+    }
+
+    /// Runs `step` on `input`, checks that its result is `n` (what its reducer counted, or its
+    /// chain added up), and returns the seconds from the start to the completion, as seen by a
+    /// client polling every 5 ms.
+    async fn time_count(&self, step: &str, input: serde_json::Value, n: usize) -> Result<f64> {
         let started = Instant::now();
-        self.api.start_run(&step, json!("x")).await?;
-        let result = self.api.wait_complete(&step, Duration::from_millis(5)).await?;
+        self.api.start_run(step, input).await?;
+        let result = self.api.wait_complete(step, Duration::from_millis(5)).await?;
         let secs = started.elapsed().as_secs_f64();
         ensure!(
             result.as_deref() == Some(n.to_string().as_str()),
-            "wide-{n}: the reducer counted {result:?}"
+            "step {step}: {result:?}, not {n}"
         );
         Ok(secs)
     }
@@ -63,15 +80,7 @@ impl<'a> Bench<'a> {
     pub async fn deep(&self, n: usize) -> Result<f64> {
         let steps = (0..n).map(|_| tree::mapped(tree::stored(&self.leaf), PLUS_ONE)).collect();
         let step = self.api.put_tree(&tree::sequential(&format!("deep-{n}"), steps)).await?;
-        let started = Instant::now();
-        self.api.start_run(&step, json!(0)).await?;
-        let result = self.api.wait_complete(&step, Duration::from_millis(5)).await?;
-        let secs = started.elapsed().as_secs_f64();
-        ensure!(
-            result.as_deref() == Some(n.to_string().as_str()),
-            "deep-{n}: the chain gave {result:?}"
-        );
-        Ok(secs)
+        self.time_count(&step, json!(0), n).await
     }
 
     /// `runs` concurrent runs (at most 1,000) of `Parallel[Sequential[a, b], c]`, mappers on
