@@ -15,10 +15,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// `Sequential[a, Parallel[b, Sequential[a 2 s wait, c]] (joined with +), Branch[d (mapped
-/// with !), e] choosing d]`, each action at its path of `svc`, with a 1 s POST timeout (so that
-/// a lost POST is sent again 31 s later). The waits are in flight while b is sent, so that a
-/// server stopped then finds them, and e is never sent.
+/// `Sequential[a, Parallel[b, Sequential[a 2 s wait, c], Map[m] over three items two at a
+/// time] (joined with +), Branch[d (mapped with !), e] choosing d]`, each action at its path of
+/// `svc`, with a 1 s POST timeout (so that a lost POST is sent again 31 s later). The waits and
+/// the Maps are in flight while b is sent, so that a server stopped then finds them, and e is
+/// never sent.
 fn tree(svc: &TestService) -> Value {
     let action =
         |name: &str| api_with(name, &svc.at(&format!("/{name}")), json!({"timeoutSeconds": 1}));
@@ -31,7 +32,14 @@ fn tree(svc: &TestService) -> Value {
             par_js(
                 "p",
                 "function apply(rs) { return rs.join('+'); }",
-                vec![action("b"), seq("later", vec![pause, action("c")])],
+                vec![
+                    action("b"),
+                    seq("later", vec![pause, action("c")]),
+                    json!({"name": "each", "stepType": "Map",
+                           "map": {"items": "function apply(x) { return [1, 2, 3].map(i => x + '#' + i); }",
+                                   "maxConcurrency": 2},
+                           "children": [action("m")]}),
+                ],
             ),
             json!({"name": "route", "stepType": "Branch",
                    "branch": {"type": "js", "js": "function apply(x) { return 'd'; }"},
@@ -44,12 +52,17 @@ fn tree(svc: &TestService) -> Value {
 
 /// The result of [`tree`] for `input` when each service answers `<name>(<its input>)`.
 fn expected(input: &str) -> String {
-    format!("d(b(a({input}))+c(a({input})))!")
+    let each: Vec<String> = (1..=3).map(|i| format!("m(a({input})#{i})")).collect();
+    let each = serde_json::to_string(&each).unwrap();
+    format!("d(b(a({input}))+c(a({input}))+{each})!")
 }
+
+/// The POSTs of a run of [`tree`]: a, b, c, d, and m three times.
+const POSTS_A_RUN: usize = 7;
 
 /// Every action calls back at once with `<name>(<its input>)`, retrying while aetr is away.
 fn echo_services(svc: &TestService) {
-    for name in ["a", "b", "c", "d"] {
+    for name in ["a", "b", "c", "d", "m"] {
         let echo = Arc::new(|r: &Received| Some(format!("{}({})", &r.path[1..], r.body)));
         svc.respond(&format!("/{name}"), Respond::CallBack(echo));
     }
@@ -65,13 +78,15 @@ async fn drain(svc: &TestService) -> Vec<Received> {
 }
 
 /// Each action of each run was sent with one Idempotency-Key only (a repeated POST is the same
-/// attempt), and its outcome is recorded exactly once.
+/// attempt), and its outcome is recorded exactly once. An action is its node (`<nodeId>:<n>`
+/// is the key): a Map's instances share their path.
 async fn assert_each_action_done_once(app: &TestApp, received: &[Received]) {
     let mut keys: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
     for r in received {
         let run = r.header("x-aetr-run").unwrap().to_owned();
         let key = r.header("idempotency-key").unwrap().to_owned();
-        keys.entry((run, r.path.clone())).or_default().insert(key);
+        let node = key.split(':').next().unwrap().to_owned();
+        keys.entry((run, format!("{} (node {node})", r.path))).or_default().insert(key);
     }
     for ((run, path), keys) in &keys {
         assert_eq!(keys.len(), 1, "run {run} {path} was sent as several attempts: {keys:?}");
@@ -127,7 +142,11 @@ async fn thirty_runs_survive(interrupt: impl FnOnce(&mut TestApp)) {
     interrupt(&mut app);
     assert_exact_results(&app, &runs).await;
     received.extend(drain(&svc).await);
-    assert_eq!(received.len(), 30 * 4, "one POST per action, none lost and none repeated");
+    assert_eq!(
+        received.len(),
+        30 * POSTS_A_RUN,
+        "one POST per action, none lost and none repeated"
+    );
     assert_each_action_done_once(&app, &received).await;
 }
 
