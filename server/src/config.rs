@@ -80,7 +80,7 @@ pub struct ServerArgs {
     pub bind: SocketAddr,
 
     /// The URL at which services reach this server, for the callback URLs it hands out
-    /// (default: http://<bind>). Required when binding an unspecified address such as 0.0.0.0,
+    /// (default: `http://<bind>`). Required when binding an unspecified address such as 0.0.0.0,
     /// and behind a load balancer.
     #[arg(long, env = "AETR_PUBLIC_URL")]
     pub public_url: Option<String>,

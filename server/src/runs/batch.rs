@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use aetr_engine::machine::{self, Event, Nodes, Reply, Work};
+use aetr_engine::machine::{self, Event, MachineError, Nodes, Reply, Work};
 use aetr_engine::{Blocks, NodeIdx, Tree};
 use futures_util::future::try_join;
 use uuid::Uuid;
@@ -129,15 +129,12 @@ impl Shared {
         let snaps = self.read_snapshots(&tx, batches).await?;
         let (mut loaded, redrive) = self.lock_group(&tx, batches, &snaps).await?;
         let now = now_ms();
-        let applied: Vec<Result<Applied, RunError>> = batches
-            .iter()
-            .zip(snaps)
-            .map(|(batch, snap)| {
-                let loaded = loaded.remove(&batch.run).unwrap_or_default();
-                self.apply_batch(batch, snap, loaded, redrive.as_ref(), now)
-                    .map_err(|e| self.failed(batch.run, e))
-            })
-            .collect();
+        let mut applied: Vec<Result<Applied, RunError>> = Vec::with_capacity(batches.len());
+        for (batch, snap) in batches.iter().zip(snaps) {
+            let loaded = loaded.remove(&batch.run).unwrap_or_default();
+            let result = self.apply_batch(&tx, batch, snap, loaded, redrive.as_ref(), now).await;
+            applied.push(result.map_err(|e| self.failed(batch.run, e)));
+        }
         let done: Vec<&Applied> = applied.iter().filter_map(|a| a.as_ref().ok()).collect();
         let epochs = write(&tx, &done, now).await?;
         Ok(self.answers(batches, applied, &epochs))
@@ -253,15 +250,60 @@ impl Shared {
         Ok(())
     }
 
-    /// Applies one run's batch with the engine, to the nodes loaded (and locked) for it.
-    fn apply_batch(
+    /// Applies one run's batch with the engine, to the nodes loaded (and locked) for it. An
+    /// instance of a capped Map that the events start and [`machine::preload`] did not foresee
+    /// (the instances before it ended as they started) is locked, and the batch applied again.
+    async fn apply_batch(
         &self,
+        tx: &Tx,
         batch: &RunBatch,
         snap: Arc<RunSnapshot>,
-        loaded: HashMap<NodeIdx, Stored>,
+        mut loaded: HashMap<NodeIdx, Stored>,
         redrive: Option<&Event>,
         now: i64,
     ) -> Result<Applied, RunError> {
+        loop {
+            let missing = match self.apply_events(batch, &snap, &loaded, redrive, now) {
+                Ok((state, plan, blocks, replies)) => {
+                    let run_state = plan.run_state(batch.run, &state);
+                    let run = batch.run;
+                    return Ok(Applied {
+                        run,
+                        snap,
+                        loaded,
+                        state,
+                        plan,
+                        blocks,
+                        run_state,
+                        replies,
+                    });
+                }
+                Err(RunError::Corrupt { error: MachineError::NotLoaded(idx), .. })
+                    if !loaded.contains_key(&idx) && is_map_instance(&snap, idx) =>
+                {
+                    idx
+                }
+                Err(e) => return Err(e),
+            };
+            for (_, stored) in nodes::lock(tx.client(), &[(batch.run, missing)]).await? {
+                loaded.insert(stored.idx, stored);
+            }
+            if !loaded.contains_key(&missing) {
+                return Err(RunError::internal(format!("run {}: no node {missing}", batch.run)));
+            }
+        }
+    }
+
+    /// Applies one run's batch of events with the engine: the nodes after them, the plan, the
+    /// run's blocks if Maps started, and the events' replies.
+    fn apply_events(
+        &self,
+        batch: &RunBatch,
+        snap: &RunSnapshot,
+        loaded: &HashMap<NodeIdx, Stored>,
+        redrive: Option<&Event>,
+        now: i64,
+    ) -> Result<(Nodes, Plan, Option<Blocks>, Vec<Reply>), RunError> {
         let run = batch.run;
         let mut state = Nodes::new();
         for stored in loaded.values() {
@@ -271,7 +313,7 @@ impl Shared {
         let mut applier = Applier::new(self, &snap.snapshot, &blocks, state, now);
         let mut replies = Vec::with_capacity(batch.events.len());
         for queued in &batch.events {
-            if let Some(reply) = refusal(queued, &snap, &loaded) {
+            if let Some(reply) = refusal(queued, snap, loaded) {
                 replies.push(reply);
                 continue;
             }
@@ -285,7 +327,7 @@ impl Shared {
             if let (Some((node, attempt)), Reply::Done) = (callback_of(event), outcome.reply) {
                 self.add_post_status(run, node, attempt, &mut applier.plan);
             }
-            let work = apply_premapped(&mut applier, run, queued, &snap, outcome.work)?;
+            let work = apply_premapped(&mut applier, run, queued, snap, outcome.work)?;
             let sends_before = applier.plan.sends.len();
             applier.take(&work).map_err(corrupt)?;
             if callback_of(event).is_some() && applier.plan.sends.len() > sends_before {
@@ -294,8 +336,7 @@ impl Shared {
             replies.push(outcome.reply);
         }
         let (state, plan, blocks) = applier.finish();
-        let run_state = plan.run_state(run, &state);
-        Ok(Applied { run, snap, loaded, state, plan, blocks, run_state, replies })
+        Ok((state, plan, blocks, replies))
     }
 
     /// A callback that ends its attempt records the status of the attempt's POST, if the
@@ -414,6 +455,12 @@ fn refusal(
 /// away.
 fn gone(queued: &Queued, snap: &RunSnapshot) -> bool {
     queued.event.node().is_some_and(|n| snap.step(n).is_none())
+}
+
+/// Whether `idx` is the first node of a Map's instance.
+fn is_map_instance(snap: &RunSnapshot, idx: NodeIdx) -> bool {
+    let parent = snap.place(idx).and_then(|at| at.parent);
+    parent.and_then(|p| snap.step(p)).is_some_and(|p| p.body.map().is_some())
 }
 
 /// The node and attempt of a service's callback.

@@ -110,6 +110,22 @@ async fn callbacks_that_come_together_start_as_many_next_instances_in_one_batch(
 }
 
 #[tokio::test]
+async fn instances_under_a_cap_that_end_as_they_start_start_the_next_ones_in_the_same_event() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    svc.respond("/now", Respond::CallBack(Arc::new(|r| Some(r.body.clone()))));
+    // An inner Map over an empty list, with no reducer to run, ends as it starts.
+    let mut inner = map("inner", json!({}), api("call", &svc.at("/now")));
+    inner["reducer"] = json!({"type": "no-op"});
+    let step = app.put_tree(&map("outer", json!({"maxConcurrency": 1}), inner)).await;
+    let run = app.start_run(step, json!([[1], [], [], [2], [], []])).await;
+    let done = app.wait_root_for(run, "Complete", Duration::from_secs(30)).await;
+    assert_eq!(done["result"], "[null,null,null,null,null,null]", "{done:#}");
+    assert_eq!(svc.take(2).await.len(), 2, "one POST for each inner item");
+    assert!(!app.server().log().contains("ERROR"), "{}", app.server().log());
+}
+
+#[tokio::test]
 async fn an_items_function_lists_the_items_and_an_empty_list_completes_at_once() {
     let app = TestApp::spawn().await;
     let step = app
