@@ -20,4 +20,4 @@ pub use step::{
     Action, ApiAction, ChildLink, Chooser, ManualAction, MapSpec, Mapper, Reducer, Step, StepBody,
     StepType,
 };
-pub use tree::{Block, Blocks, Tree};
+pub use tree::{Block, Blocks, Instance, Tree};

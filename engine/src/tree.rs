@@ -112,8 +112,27 @@ pub struct Located<'a> {
     /// Its index among its parent's children (an instance's: its item's index).
     pub position: u32,
     pub depth: u32,
-    /// In an instance: the number of the instance's first node, and its template.
-    frame: Option<(NodeIdx, NodeIdx)>,
+    /// The Map's instance that it is in, if any.
+    pub instance: Option<Instance>,
+}
+
+/// A Map's instance, as seen from one of its nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub map: NodeIdx,
+    /// Its item's index.
+    pub index: u32,
+    /// The number of its first node.
+    pub first: NodeIdx,
+    /// The snapshot node of its first node: the Map's child.
+    pub template: NodeIdx,
+}
+
+impl Instance {
+    /// The number, in this instance, of a node of the template's subtree.
+    fn number(&self, template: NodeIdx) -> NodeIdx {
+        self.first + (template - self.template)
+    }
 }
 
 /// A run's snapshot with its Maps' instances.
@@ -175,14 +194,19 @@ impl<'a> Tree<'a> {
                 parent,
                 position,
                 depth,
-                frame: None,
+                instance: None,
             });
         }
         let block = *self.blocks.holding(idx)?;
         let map = self.locate(block.map)?;
         let offset = idx - block.base;
         let (i, o) = (offset / block.size, offset % block.size);
-        let first = block.instance(i);
+        let instance = Instance {
+            map: block.map,
+            index: i,
+            first: block.instance(i),
+            template: block.template,
+        };
         let template = block.template + o;
         // A copy of a template of a Map inside the instance has no node either.
         if snapshot.map_above(template) != snapshot.map_above(block.template) {
@@ -192,11 +216,11 @@ impl<'a> Tree<'a> {
         let top = snapshot.node(block.template);
         let (parent, position) = match o {
             0 => (block.map, i),
-            _ => (first + (step.parent? - block.template), step.position),
+            _ => (instance.number(step.parent?), step.position),
         };
         let depth = map.depth + 1 + (step.depth - top.depth);
-        let frame = Some((first, block.template));
-        Some(Located { idx, step, template, parent: Some(parent), position, depth, frame })
+        let instance = Some(instance);
+        Some(Located { idx, step, template, parent: Some(parent), position, depth, instance })
     }
 
     /// The snapshot node of `idx` (its template, in an instance). Panics if there is none.
@@ -232,9 +256,9 @@ impl<'a> Tree<'a> {
                 None => Vec::new(),
             };
         }
-        match at.frame {
+        match at.instance {
             None => at.step.children.clone(),
-            Some((first, top)) => at.step.children.iter().map(|&c| first + (c - top)).collect(),
+            Some(instance) => at.step.children.iter().map(|&c| instance.number(c)).collect(),
         }
     }
 
@@ -245,10 +269,7 @@ impl<'a> Tree<'a> {
             return (position < b.count).then(|| b.instance(position));
         }
         let &c = at.step.children.get(position as usize)?;
-        Some(match at.frame {
-            None => c,
-            Some((first, top)) => first + (c - top),
-        })
+        Some(at.instance.map_or(c, |instance| instance.number(c)))
     }
 
     /// The ancestors of a node, nearest first.

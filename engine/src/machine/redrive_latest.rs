@@ -10,8 +10,11 @@
 //! that every token handed out before stays superseded (409), and the pair's attempt history
 //! can move with it.
 //!
-//! A Map is never kept: it starts again with new instances, numbered above every node the run
-//! had, so that no token of an old instance names a new one.
+//! A Map is never kept whole: it lists its items again, and its instances are numbered above
+//! every node the run had, so that no token of an old instance names a new one. An instance is
+//! paired with the old Map's instance of the same item index, and is kept like any node when
+//! its input and its subtree (with no Map in it) are unchanged: a failed instance runs again,
+//! and the others keep their results.
 
 use super::transition::start_with;
 use super::{Ctx, MachineError, NodeState, Nodes, Outcome, Phase};
@@ -30,6 +33,8 @@ pub struct LatestRedrive {
     pub outcome: Outcome,
     /// For each new node, the old node at the same path, if there was one.
     pub paired: Vec<Option<NodeIdx>>,
+    /// The instances' nodes that kept their old state: (old number, new number).
+    pub kept_instances: Vec<(NodeIdx, NodeIdx)>,
     /// The nodes that run again (all but those that keep their old state), in node order.
     pub rerun: Vec<NodeIdx>,
 }
@@ -47,6 +52,8 @@ pub(super) enum Reuse {
 #[derive(Debug)]
 pub(super) struct Memo<'a> {
     old: &'a [NodeState],
+    /// The old run's Maps' instances.
+    old_blocks: &'a Blocks,
     paired: Vec<Option<NodeIdx>>,
     /// The node and its subtree are the same, the link's mapper aside.
     same_result: Vec<bool>,
@@ -55,9 +62,15 @@ pub(super) struct Memo<'a> {
 }
 
 impl Memo<'_> {
-    pub(super) fn reuse(&self, idx: NodeIdx, input: &Option<String>) -> Option<Reuse> {
-        let i = idx as usize;
-        let old_idx = self.paired[i]?;
+    pub(super) fn reuse(
+        &self,
+        tree: &Tree<'_>,
+        idx: NodeIdx,
+        input: &Option<String>,
+    ) -> Option<Reuse> {
+        // An instance's node is judged by its template.
+        let i = tree.locate(idx)?.template as usize;
+        let old_idx = self.paired(tree, idx)?;
         let old = &self.old[old_idx as usize];
         if !self.same_result[i] || old.input != *input || old.started_at.is_none() {
             return None;
@@ -70,8 +83,14 @@ impl Memo<'_> {
         }
     }
 
-    pub(super) fn paired(&self, idx: NodeIdx) -> Option<NodeIdx> {
-        self.paired[idx as usize]
+    /// The old node paired with `idx`: at the same path, or, in a Map's instance, at the same
+    /// place in the old Map's instance of the same item.
+    pub(super) fn paired(&self, tree: &Tree<'_>, idx: NodeIdx) -> Option<NodeIdx> {
+        let Some(instance) = tree.locate(idx)?.instance else {
+            return *self.paired.get(idx as usize)?;
+        };
+        let old = self.old_blocks.of_map(self.paired(tree, instance.map)?)?;
+        (instance.index < old.count).then(|| old.instance(instance.index) + (idx - instance.first))
     }
 
     pub(super) fn old(&self, idx: NodeIdx) -> &NodeState {
@@ -84,6 +103,7 @@ impl Memo<'_> {
 /// has the default state).
 pub fn redrive_latest(
     old: &Snapshot,
+    old_blocks: &Blocks,
     old_states: &[NodeState],
     new: &Snapshot,
     input: Option<String>,
@@ -97,7 +117,7 @@ pub fn redrive_latest(
     }
     let paired = pair(old, new);
     let (same_result, same_link) = compare(old, new, &paired);
-    let memo = Memo { old: old_states, paired, same_result, same_link };
+    let memo = Memo { old: old_states, old_blocks, paired, same_result, same_link };
 
     let mut nodes = Nodes::new();
     let next_free = old_states.len().max(new.len()) as NodeIdx;
@@ -105,7 +125,7 @@ pub fn redrive_latest(
         if new.in_template(idx) {
             continue;
         }
-        let attempt = [Some(idx), memo.paired(idx)]
+        let attempt = [Some(idx), memo.paired[idx as usize]]
             .into_iter()
             .flatten()
             .filter_map(|i| old_states.get(i as usize))
@@ -126,13 +146,23 @@ pub fn redrive_latest(
     let rerun = (0..new.len() as NodeIdx)
         .filter(|&idx| !reused.contains(&idx) && !new.in_template(idx))
         .collect();
-    let instances = outcome
-        .blocks
+    let mut new_blocks = Blocks::default();
+    for new in &outcome.blocks {
+        let invariant = |what| MachineError::Invariant { node: new.block.map, what };
+        new_blocks.add(new.block).map_err(invariant)?;
+    }
+    let tree = Tree::new(new, &new_blocks);
+    let instances: Vec<(NodeIdx, NodeState)> = new_blocks
         .iter()
-        .flat_map(|b| b.block.nodes())
+        .flat_map(|b| b.nodes())
         .filter_map(|(idx, ..)| Some((idx, nodes.get(idx)?.clone())))
         .collect();
-    Ok(LatestRedrive { states, instances, outcome, paired: memo.paired, rerun })
+    let kept_instances = instances
+        .iter()
+        .filter(|(idx, _)| reused.contains(idx))
+        .filter_map(|&(idx, _)| Some((memo.paired(&tree, idx)?, idx)))
+        .collect();
+    Ok(LatestRedrive { states, instances, outcome, paired: memo.paired, kept_instances, rerun })
 }
 
 /// Pairs each new node with the old node at the same path.

@@ -574,7 +574,7 @@ impl<'a, 't> Machine<'a, 't> {
     /// Starts a `Waiting` node with its input, and the nodes below it that start with it.
     fn activate(&mut self, idx: NodeIdx, input: Option<String>) -> Step {
         if let Some(memo) = self.memo {
-            if let Some(reuse) = memo.reuse(idx, &input) {
+            if let Some(reuse) = memo.reuse(&self.tree, idx, &input) {
                 return self.reuse(memo, idx, reuse);
             }
         }
@@ -651,8 +651,8 @@ impl<'a, 't> Machine<'a, 't> {
     /// Starts a node with what it had before a redrive on new definitions: its subtree's states
     /// and its result, and, unless its mapper is to run again, its output.
     fn reuse(&mut self, memo: &Memo<'_>, idx: NodeIdx, reuse: Reuse) -> Step {
-        let kept = |memo: &Memo<'_>, new: NodeIdx, st: &NodeState| {
-            let old = memo.paired(new).map(|o| memo.old(o).clone()).ok_or_else(|| {
+        let kept = |tree: &Tree<'_>, new: NodeIdx, st: &NodeState| {
+            let old = memo.paired(tree, new).map(|o| memo.old(o).clone()).ok_or_else(|| {
                 MachineError::Invariant { node: new, what: "reused without a pair".into() }
             })?;
             let attempt = st.attempt.max(old.attempt);
@@ -660,13 +660,17 @@ impl<'a, 't> Machine<'a, 't> {
         };
         let mut below = self.tree.children(&self.tree.node(idx));
         while let Some(d) = below.pop() {
-            let st = self.nodes.write(d)?;
-            *st = kept(memo, d, st)?;
+            // An instance's nodes below its first are new: they start from the default state.
+            let st = match self.nodes.get(d) {
+                Some(_) => self.nodes.write(d)?,
+                None => self.nodes.start(d)?,
+            };
+            *st = kept(&self.tree, d, st)?;
             self.reused.insert(d);
             below.extend(self.tree.children(&self.tree.node(d)));
         }
         let st = self.nodes.start(idx)?;
-        *st = kept(memo, idx, st)?;
+        *st = kept(&self.tree, idx, st)?;
         match reuse {
             Reuse::All(_) => {
                 st.phase = Phase::Complete;

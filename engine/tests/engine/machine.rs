@@ -795,3 +795,54 @@ fn a_manual_action_waits_for_a_person_and_fails_at_its_deadline() {
     h.start(None);
     assert_eq!(h.state("m").due_at, None, "null: a person may take for ever");
 }
+
+/// The dispatches due in `h`, by their node's input.
+fn due_by_input(h: &Harness) -> Vec<(String, u32, u32)> {
+    let mut due: Vec<(String, u32, u32)> = h
+        .dispatches
+        .iter()
+        .map(|&(node, attempt, _)| {
+            (h.run.node(node).input.clone().unwrap_or_default(), node, attempt)
+        })
+        .collect();
+    due.sort();
+    due
+}
+
+#[test]
+fn a_redrive_on_new_definitions_runs_a_maps_failed_instance_again_and_keeps_the_others() {
+    let tree = |reducer: &str| {
+        let mut m = json!({"name": "m", "stepType": "Map", "children": [api("call")]});
+        m["reducer"] = json!({"type": "js", "js": reducer});
+        seq("s", vec![m])
+    };
+    let join = "function apply(rs) { return rs.join(','); }";
+    let mut h = Harness::new(&tree(join));
+    h.start(Some(r#"["x","y","z"]"#));
+    let due = due_by_input(&h);
+    assert_eq!(due.len(), 3);
+    for (_, node, attempt) in &due {
+        assert_eq!(h.send(Event::Dispatched { node: *node, attempt: *attempt }), Reply::Send);
+    }
+    for (input, node, attempt) in &due {
+        let event = match input.as_str() {
+            "y" => Event::Failure { node: *node, attempt: *attempt, error: "y broke".into() },
+            _ => {
+                Event::Result { node: *node, attempt: *attempt, result: Some(input.to_uppercase()) }
+            }
+        };
+        h.send(event);
+    }
+    assert_eq!(h.run.root().state(), State::Error);
+    h.dispatches.clear();
+
+    // The Map's reducer changed: the Map runs again, but only the failed instance is sent.
+    let redriven = h.redrive_latest(&tree("function apply(rs) { return rs.join('+'); }"));
+    assert_eq!(redriven.kept_instances.len(), 2, "x and z keep their results");
+    let due = due_by_input(&h);
+    assert_eq!(due.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["y"], "only y is sent again");
+    let (_, node, attempt) = due[0].clone();
+    assert_eq!(h.send(Event::Dispatched { node, attempt }), Reply::Send);
+    h.send(Event::Result { node, attempt, result: Some("Y".into()) });
+    assert_eq!(h.run.root().result.as_deref(), Some("X+Y+Z"));
+}

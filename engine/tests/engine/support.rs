@@ -130,6 +130,7 @@ impl Harness {
         let input = self.run.root().input.clone();
         let redriven = aetr_engine::machine::redrive_latest(
             self.run.snapshot(),
+            self.run.tree().blocks(),
             self.run.nodes(),
             &new,
             input,

@@ -62,6 +62,11 @@ impl Runs {
         if root.state.phase != Phase::Error {
             return Err(RunError::NotInError);
         }
+        // The old Maps' instances, whose unchanged items keep their results.
+        let old = RunSnapshot::new(old, created_at, rev);
+        old.refresh(tx.client(), run).await?;
+        let old_blocks = old.blocks();
+        let old = &old.snapshot;
         let now = now_ms();
         // By number: the snapshot's, and the instances of Maps above them.
         let numbers = old_rows.iter().map(|s| s.idx as usize + 1).max().unwrap_or_default();
@@ -72,7 +77,7 @@ impl Runs {
         let input = root.state.input.clone();
         let internal = |e: machine::MachineError| RunError::internal(format!("run {run}: {e}"));
         let mut redriven =
-            machine::redrive_latest(&old, &old_states, &new, input, &shared.ctx(now))
+            machine::redrive_latest(old, &old_blocks, &old_states, &new, input, &shared.ctx(now))
                 .map_err(internal)?;
         let mut state = Nodes::new();
         for (idx, st) in redriven.states.iter().enumerate() {
@@ -105,6 +110,7 @@ impl Runs {
         .await?;
         let moved: HashMap<NodeIdx, NodeIdx> = (0..new.len() as NodeIdx)
             .filter_map(|idx| Some((redriven.paired[idx as usize]?, idx)))
+            .chain(redriven.kept_instances.iter().copied())
             .collect();
         let held = held.move_to(|old| moved.get(&old).copied());
         let superseded: Vec<(NodeIdx, u32)> =

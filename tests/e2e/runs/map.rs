@@ -192,6 +192,41 @@ async fn a_redrive_runs_only_the_failed_instances_again() {
 }
 
 #[tokio::test]
+async fn a_redrive_on_the_latest_definitions_keeps_the_instances_that_completed() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    let step = app.put_tree(&map("m", json!({}), api("call", &svc.at("/c")))).await;
+    let run = app.start_run(step, json!(["a", "b", "c"])).await;
+    let got = take_by_input(&svc, 3).await;
+    app.post_raw(&got[0].callback, "A").await.expect(200);
+    app.post_raw(&got[1].fail_url(), "b broke").await.expect(200);
+    app.post_raw(&got[2].callback, "C").await.expect(200);
+    app.wait_run(run, "Error").await;
+
+    // A new reducer: the Map runs again on the latest definitions, its items keep their results.
+    let mut joined = app.get(&format!("/api/v1/steps/{step}")).await.expect(200).body;
+    joined["reducer"] = json!({"type": "js", "js": "function apply(rs) { return rs.join('+'); }"});
+    app.put_tree(&joined).await;
+    let retry = format!("/api/v1/runs/{run}/retry?definition=latest");
+    app.post(&retry, &json!({})).await.expect(200);
+    let again = svc.next().await;
+    assert_eq!(again.body, "b", "only the failed instance is sent again");
+    svc.expect_none(Duration::from_millis(300)).await;
+    app.post_raw(&got[1].callback, "old token").await.expect(409);
+    app.post_raw(&again.callback, "B").await.expect(200);
+    let done = app.wait_run(run, "Complete").await;
+    assert_eq!(done["result"], "A+B+C");
+    let page = app.get(&format!("/api/v1/runs/{run}/nodes/{run}/children")).await.expect(200).body;
+    for (i, instance) in page.as_array().unwrap().iter().enumerate() {
+        let id = instance["id"].as_str().unwrap();
+        let node = app.get(&format!("/api/v1/runs/{run}/nodes/{id}")).await.expect(200).body;
+        let statuses: Vec<&Value> =
+            node["attempts"].as_array().unwrap().iter().map(|a| &a["status"]).collect();
+        assert_eq!(statuses, [&json!("Complete")], "instance {i} has its one attempt: {node:#}");
+    }
+}
+
+#[tokio::test]
 async fn a_map_is_checked_when_it_is_saved() {
     let app = TestApp::spawn().await;
     let two = json!({"name": "m", "stepType": "Map", "children": [noop("a"), noop("b")]});
