@@ -169,8 +169,10 @@ async fn a_map_fails_on_an_input_that_is_not_a_list_an_items_function_that_throw
     assert!(failed["error"].as_str().unwrap().starts_with("map.items: "), "{failed:#}");
 }
 
-#[tokio::test]
-async fn a_redrive_runs_only_the_failed_instances_again() {
+/// A Map over a, b and c whose instance b failed (and so the run), the others complete: the
+/// app, the service, the step, the run and the three POSTs in item order.
+async fn map_whose_second_instance_failed(
+) -> (TestApp, TestService, uuid::Uuid, uuid::Uuid, Vec<crate::support::Received>) {
     let app = TestApp::spawn().await;
     let svc = TestService::start().await;
     let step = app.put_tree(&map("m", json!({}), api("call", &svc.at("/c")))).await;
@@ -179,6 +181,12 @@ async fn a_redrive_runs_only_the_failed_instances_again() {
     app.post_raw(&got[0].callback, "A").await.expect(200);
     app.post_raw(&got[1].fail_url(), "b broke").await.expect(200);
     app.post_raw(&got[2].callback, "C").await.expect(200);
+    (app, svc, step, run, got)
+}
+
+#[tokio::test]
+async fn a_redrive_runs_only_the_failed_instances_again() {
+    let (app, svc, _, run, _) = map_whose_second_instance_failed().await;
     let failed = app.wait_run(run, "Error").await;
     assert_eq!(failed["error"], "b broke", "{failed:#}");
 
@@ -193,14 +201,7 @@ async fn a_redrive_runs_only_the_failed_instances_again() {
 
 #[tokio::test]
 async fn a_redrive_on_the_latest_definitions_keeps_the_instances_that_completed() {
-    let app = TestApp::spawn().await;
-    let svc = TestService::start().await;
-    let step = app.put_tree(&map("m", json!({}), api("call", &svc.at("/c")))).await;
-    let run = app.start_run(step, json!(["a", "b", "c"])).await;
-    let got = take_by_input(&svc, 3).await;
-    app.post_raw(&got[0].callback, "A").await.expect(200);
-    app.post_raw(&got[1].fail_url(), "b broke").await.expect(200);
-    app.post_raw(&got[2].callback, "C").await.expect(200);
+    let (app, svc, step, run, got) = map_whose_second_instance_failed().await;
     app.wait_run(run, "Error").await;
 
     // A new reducer: the Map runs again on the latest definitions, its items keep their results.
