@@ -104,7 +104,8 @@ const failed = await steps([
     await p.getByRole('button', { name: 'Start run' }).click();
     await p.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
     runId = p.url().split('/').pop();
-    await rowOf('each').waitFor({ timeout: 5000 });
+    // The first draw of a run page, on a machine that may be running other tests.
+    await rowOf('each').waitFor({ timeout: 15000 });
     const deadline = Date.now() + 120000;
     let root;
     for (;;) {

@@ -122,9 +122,15 @@ export class RunTree {
 
   /**
    * Fetches again what is in view: the whole run when it is small; else the root and the pages
-   * that hold the rows in view.
+   * that hold the rows in view. `nodeCount`: the run's nodes, from its latest progress. A run
+   * that grew past {@link WHOLE} (a Map made its instances) is fetched in pages from then on.
    */
-  async refresh(visibleRows) {
+  async refresh(visibleRows, nodeCount) {
+    if (this.whole && nodeCount > WHOLE) {
+      this.entries.clear();
+      await this.open(nodeCount);
+      return;
+    }
     if (this.whole) {
       const root = (await get(`/runs/${this.runId}`)).body;
       this.ingestWhole(root, null, false);

@@ -23,6 +23,7 @@ pub fn apply(
 ) -> Result<Outcome, MachineError> {
     let mut m = Machine::new(tree.clone(), nodes, ctx, None);
     let reply = m.event(event)?;
+    m.fill_asked()?;
     Ok(m.outcome(reply))
 }
 
@@ -37,6 +38,7 @@ pub(super) fn start_with(
 ) -> Result<(Outcome, BTreeSet<NodeIdx>), MachineError> {
     let mut m = Machine::new(tree.clone(), nodes, ctx, Some(memo));
     m.activate(ROOT, input)?;
+    m.fill_asked()?;
     let reused = std::mem::take(&mut m.reused);
     Ok((m.outcome(Reply::Done), reused))
 }
@@ -52,6 +54,8 @@ struct Machine<'a, 't> {
     reused: BTreeSet<NodeIdx>,
     /// The Maps that this event started.
     blocks: Vec<NewBlock>,
+    /// The Maps whose instances ended in this event: their next ones are to start.
+    to_fill: Vec<NodeIdx>,
 }
 
 type Step<T = ()> = Result<T, MachineError>;
@@ -60,7 +64,7 @@ impl<'a, 't> Machine<'a, 't> {
     fn new(tree: Tree<'t>, nodes: &'a mut Nodes, ctx: &'a Ctx, memo: Option<&'a Memo<'a>>) -> Self {
         nodes.begin_event();
         let (work, reused, blocks) = (Vec::new(), BTreeSet::new(), Vec::new());
-        Machine { tree, nodes, ctx, work, run: None, memo, reused, blocks }
+        Machine { tree, nodes, ctx, work, run: None, memo, reused, blocks, to_fill: Vec::new() }
     }
 
     fn outcome(self, reply: Reply) -> Outcome {
@@ -132,6 +136,10 @@ impl<'a, 't> Machine<'a, 't> {
                 let st = self.nodes.write(idx)?;
                 st.phase = Phase::Executing;
                 clear_failure(st);
+                // A Map runs as many instances again as its cap allows.
+                if self.tree.step(idx).body.map().is_some() {
+                    self.to_fill.push(idx);
+                }
             }
         }
         self.run = Some(RunChange::Resumed);
@@ -500,7 +508,6 @@ impl<'a, 't> Machine<'a, 't> {
 
     /// Starts a Map's instances, one per item: all of them, or the first `maxConcurrency`.
     fn start_map(&mut self, idx: NodeIdx, items: Result<Vec<Option<String>>, String>) -> Step {
-        let cap = self.tree.step(idx).body.map().and_then(|m| m.max_concurrency);
         let inputs = match items {
             Ok(inputs) if inputs.len() > self.ctx.max_map_items as usize => {
                 let (n, max) = (inputs.len(), self.ctx.max_map_items);
@@ -531,15 +538,10 @@ impl<'a, 't> Machine<'a, 't> {
         }
         self.tree.add(block).map_err(invariant)?;
         self.nodes.write(ROOT)?.next_free = block.end() as NodeIdx;
-        let started = cap.map_or(count, |cap| cap.min(count));
         let st = self.nodes.write(idx)?;
-        (st.remaining, st.started) = (count, started);
+        (st.remaining, st.started) = (count, 0);
         self.blocks.push(NewBlock { block, inputs });
-        for i in 0..started {
-            let input = self.new_instance_input(idx, i)?;
-            self.activate(block.instance(i), input)?;
-        }
-        Ok(())
+        self.fill(idx)
     }
 
     /// The input of instance `i` of a Map that this event started.
@@ -550,23 +552,39 @@ impl<'a, 't> Machine<'a, 't> {
         input.cloned().ok_or(MachineError::NotLoaded(block.instance(i)))
     }
 
-    /// One of a Map's instances finished: the next one starts, if the Map has a cap and any is
-    /// left. It is `Waiting`, with its input: loaded by the shell ([`super::preload`]).
-    fn start_next_instance(&mut self, map: NodeIdx) -> Step {
-        let capped = self.tree.step(map).body.map().is_some_and(|m| m.max_concurrency.is_some());
+    /// Starts a Map's next instances, in item order, while fewer than its `maxConcurrency` run
+    /// (all of them, without one). (An instance that ends while the run has stopped is held,
+    /// and asks for none until a redrive passes it on.) An instance not started is
+    /// `Waiting` with its input: made by this event, or loaded by the shell
+    /// ([`super::preload`]). A loop, not a recursion: an instance that ends as it starts only
+    /// asks for its Map to be filled again ([`Self::fill_asked`]).
+    fn fill(&mut self, map: NodeIdx) -> Step {
+        let cap = self.tree.step(map).body.map().and_then(|m| m.max_concurrency);
         let Some(block) = self.tree.blocks().of_map(map).copied() else { return Ok(()) };
-        let st = self.nodes.read(map)?;
-        if !capped || st.started >= block.count {
-            return Ok(());
+        loop {
+            let st = self.nodes.read(map)?;
+            let running = st.started - (block.count - st.remaining);
+            let full = cap.is_some_and(|cap| running >= cap);
+            if st.phase != Phase::Executing || st.started >= block.count || full {
+                return Ok(());
+            }
+            let (i, next) = (st.started, block.instance(st.started));
+            self.nodes.write(map)?.started += 1;
+            let input = match self.nodes.get(next) {
+                Some(st) => st.input.clone(),
+                // Not stored yet: the Map started in this event.
+                None => self.new_instance_input(map, i)?,
+            };
+            self.activate(next, input)?;
         }
-        let (i, next) = (st.started, block.instance(st.started));
-        self.nodes.write(map)?.started += 1;
-        let input = match self.nodes.get(next) {
-            Some(st) => st.input.clone(),
-            // Not stored yet: the Map started in this event.
-            None => self.new_instance_input(map, i)?,
-        };
-        self.activate(next, input)
+    }
+
+    /// Fills the Maps whose instances ended in this event (see [`Self::fill`]).
+    fn fill_asked(&mut self) -> Step {
+        while let Some(map) = self.to_fill.pop() {
+            self.fill(map)?;
+        }
+        Ok(())
     }
 
     // ---- the walk ----
@@ -799,7 +817,11 @@ impl<'a, 't> Machine<'a, 't> {
                 if st.remaining == 0 {
                     return self.reduce(parent);
                 }
-                self.start_next_instance(parent)
+                // A Map's next instance starts once this event's walk is done.
+                if matches!(parent_node.step.body, StepBody::Map { .. }) {
+                    self.to_fill.push(parent);
+                }
+                Ok(())
             }
             StepBody::Branch { .. } => {
                 let output = self.nodes.read(idx)?.output.clone();

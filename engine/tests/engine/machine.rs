@@ -846,3 +846,15 @@ fn a_redrive_on_new_definitions_runs_a_maps_failed_instance_again_and_keeps_the_
     h.send(Event::Result { node, attempt, result: Some("Y".into()) });
     assert_eq!(h.run.root().result.as_deref(), Some("X+Y+Z"));
 }
+
+#[test]
+fn a_capped_map_of_instances_that_end_as_they_start_runs_them_all_in_one_event_without_recursing() {
+    let n = 20_000;
+    let tree = json!({"name": "m", "stepType": "Map", "map": {"maxConcurrency": 5},
+                      "reducer": {"type": "js", "js": "function apply(rs) { return rs.length; }"},
+                      "children": [noop("each")]});
+    let mut h = Harness::new(&tree);
+    let items: Vec<usize> = (0..n).collect();
+    h.start(Some(&serde_json::to_string(&items).unwrap()));
+    assert_eq!(h.run.root().result.as_deref(), Some(n.to_string().as_str()));
+}

@@ -70,7 +70,7 @@ export function render(main, { id, params }) {
     try {
       [progress] = await Promise.all([
         get(`/runs/${id}/progress`).then((r) => r.body),
-        tree.refresh(list.visible()),
+        tree.refresh(list.visible(), progress.nodes),
         selected ? showNode(selected, true) : null,
         events.element.hidden ? null : events.poll(),
       ]);
