@@ -87,16 +87,27 @@ impl MemoryRun {
 
     /// Applies one event, loading only the nodes it involves, and writes back what changed.
     /// Returns the outcome and the nodes it changed. A [`Work::CancelUnfinished`] is done here.
+    /// Like the server, it loads a Map's instance that [`preload`] did not foresee (the ones
+    /// before it ended as they started) and applies the event again.
     pub fn apply(&mut self, event: Event) -> Result<(Outcome, Vec<NodeIdx>), MachineError> {
         let tree = Tree::new(&self.snapshot, &self.blocks);
-        let mut nodes = Nodes::new();
         let involved = involved(&tree, &event)?;
         let loaded = involved.iter().map(|&i| (i, &self.states[i as usize]));
         let ends = if event.node().is_some() { 1 } else { u32::MAX };
-        for idx in involved.iter().copied().chain(preload(&tree, loaded, ends)) {
-            nodes.load(idx, self.states[idx as usize].clone());
-        }
-        let outcome = apply(&tree, &mut nodes, event, &self.ctx)?;
+        let mut load = involved.clone();
+        load.extend(preload(&tree, loaded, ends));
+        let (outcome, nodes) = loop {
+            let mut nodes = Nodes::new();
+            for &idx in &load {
+                nodes.load(idx, self.states[idx as usize].clone());
+            }
+            match apply(&tree, &mut nodes, event.clone(), &self.ctx) {
+                Err(MachineError::NotLoaded(idx)) if tree.contains(idx) && !load.contains(&idx) => {
+                    load.push(idx);
+                }
+                other => break (other?, nodes),
+            }
+        };
         self.add_blocks(&outcome)?;
         let mut changed = Vec::new();
         for (idx, st) in nodes.changed() {

@@ -858,3 +858,22 @@ fn a_capped_map_of_instances_that_end_as_they_start_runs_them_all_in_one_event_w
     h.start(Some(&serde_json::to_string(&items).unwrap()));
     assert_eq!(h.run.root().result.as_deref(), Some(n.to_string().as_str()));
 }
+
+#[test]
+fn instances_under_a_cap_that_end_as_they_start_start_the_next_ones_in_the_same_event() {
+    // An inner Map over an empty list, with no reducer to run, ends as it starts.
+    let inner = json!({"name": "inner", "stepType": "Map", "reducer": {"type": "no-op"},
+                       "children": [api("call")]});
+    let tree = json!({"name": "outer", "stepType": "Map", "map": {"maxConcurrency": 1},
+                      "children": [inner]});
+    let mut h = Harness::new(&tree);
+    h.start(Some("[[1], [], [], [2], []]"));
+    let first = h.dispatches.remove(0);
+    assert_eq!(h.send(Event::Dispatched { node: first.0, attempt: first.1 }), Reply::Send);
+    h.send(Event::Result { node: first.0, attempt: first.1, result: None });
+    let second = h.dispatches.remove(0);
+    assert_eq!(h.run.node(second.0).input.as_deref(), Some("2"), "items 1 and 2 ended at once");
+    assert_eq!(h.send(Event::Dispatched { node: second.0, attempt: second.1 }), Reply::Send);
+    h.send(Event::Result { node: second.0, attempt: second.1, result: None });
+    assert_eq!(h.run.root().state(), State::Complete);
+}
