@@ -19,6 +19,7 @@ fn main() {
         id: Uuid::from_u128(2),
         name: "leaf".into(),
         body: StepBody::Action { action: Action::Api(ApiAction::new("http://svc.test/")) },
+        input_schema: None,
         children: vec![],
     };
     let root = Step {
@@ -27,6 +28,7 @@ fn main() {
         body: StepBody::Parallel {
             reducer: Reducer::Js { js: "function apply(rs) { return rs.length; }".into() },
         },
+        input_schema: None,
         children: (0..leaves).map(|_| ChildLink { id: leaf.id, mapper: None }).collect(),
     };
     let steps: HashMap<Uuid, Step> = [(root.id, root), (leaf.id, leaf)].into();

@@ -237,6 +237,7 @@ pub fn snapshot(
             depth,
             mapper,
             body: step.body.clone(),
+            input_schema: step.input_schema.clone(),
             children: Vec::with_capacity(step.children.len()),
         });
         for (i, link) in step.children.iter().enumerate().rev() {

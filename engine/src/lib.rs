@@ -8,6 +8,7 @@ pub mod graph;
 pub mod limits;
 pub mod machine;
 pub mod parse;
+pub mod schema;
 pub mod script;
 pub mod snapshot;
 pub mod step;
@@ -15,6 +16,7 @@ pub mod tree;
 
 pub use error::{FieldError, FieldErrors, Severity};
 pub use limits::Limits;
+pub use schema::InputSchema;
 pub use snapshot::{NodeIdx, SnapNode, Snapshot};
 pub use step::{
     Action, ApiAction, ChildLink, Chooser, ManualAction, MapSpec, Mapper, Reducer, Step, StepBody,

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::schema::InputSchema;
 use crate::step::{Mapper, StepBody, StepType};
 
 /// A node's number within its run: its place in the snapshot's pre-order.
@@ -28,6 +29,8 @@ pub struct SnapNode {
     pub mapper: Option<Mapper>,
     #[serde(flatten)]
     pub body: StepBody,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<InputSchema>,
     pub children: Vec<NodeIdx>,
 }
 

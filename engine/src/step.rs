@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::schema::InputSchema;
+
 /// The kind of a step (`stepType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StepType {
@@ -50,6 +52,9 @@ pub struct Step {
     pub name: String,
     #[serde(flatten)]
     pub body: StepBody,
+    /// What the step's input must match (`inputSchema`).
+    #[serde(default, rename = "inputSchema", skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<InputSchema>,
     pub children: Vec<ChildLink>,
 }
 

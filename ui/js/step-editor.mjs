@@ -7,6 +7,7 @@ const NEW_MAPPER = 'function apply(data) {\n  return data;\n}';
 const NEW_REDUCER = 'function apply(results) {\n  return JSON.stringify(results);\n}';
 const NEW_BRANCH = 'function apply(data) {\n  // the name (or 0-based index) of the child to run; null for none\n  return null;\n}';
 const NEW_ITEMS = 'function apply(data) {\n  // the list of items: an array, or the JSON text of one\n  return JSON.parse(data);\n}';
+const NEW_SCHEMA = '{\n  "type": "object",\n  "required": [],\n  "properties": {}\n}';
 const STEP_TYPES = ['Sequential', 'Parallel', 'Branch', 'Map', 'Action'];
 const ABOUT_CHILDREN = {
   Sequential: 'Runs its children in order.',
@@ -83,6 +84,7 @@ export function stepEditor(tree, { onChange, pickStep }) {
     if (parent) makeDraggable(card, head, parent.children, index);
     if (parent) card.append(linkMapper(step, `${prefix}mapper`));
     if (step._ref) return card;
+    card.append(schemaField(step, `${prefix}inputSchema`));
     if (step.stepType === 'Action') {
       card.append(actionFields(step, `${prefix}action`));
     } else {
@@ -167,6 +169,31 @@ export function stepEditor(tree, { onChange, pickStep }) {
       get: () => (step.mapper && step.mapper.type === 'js' ? step.mapper.js : undefined),
       set: (js) => { if (js === undefined) delete step.mapper; else step.mapper = { type: 'js', js }; },
     });
+  }
+
+  /** A step's input schema: JSON that the editor parses as it is typed, and says so if it is not. */
+  function schemaField(step, path) {
+    const local = h('ul', { class: 'errors field-errors' });
+    const box = optionalScript(path, {
+      name: 'input schema', label: `Input schema of ${step.name}`, fresh: NEW_SCHEMA,
+      about: 'Input schema: a JSON Schema (draft 2020-12) that the input must match, or the step fails before it does anything',
+      none: 'No input schema',
+      get: () => (step.inputSchema === undefined ? undefined : schemaText(step.inputSchema)),
+      set: (text) => {
+        replace(local);
+        if (text === undefined) { delete step.inputSchema; return; }
+        try {
+          step.inputSchema = JSON.parse(text);
+        } catch (e) {
+          // Kept as text: the server refuses it at this field if it is saved as it is.
+          step.inputSchema = text;
+          local.append(h('li', {}, `not JSON yet: ${e.message}`));
+        }
+      },
+    });
+    box.classList.add('schema-box');
+    box.append(local);
+    return box;
   }
 
   /** A Map's options: the function that makes its list of items, and how many run at once. */
@@ -342,6 +369,11 @@ function makeDraggable(card, handle, siblings, index) {
   });
 }
 let dragged = null;
+
+/** A schema as the editor shows it: text that did not parse stays as it was typed. */
+function schemaText(schema) {
+  return typeof schema === 'string' ? schema : JSON.stringify(schema, null, 2);
+}
 
 /** What `PUT /steps` takes: stored steps that were added by id stay references. */
 export function payload(step) {

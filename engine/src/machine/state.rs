@@ -159,6 +159,9 @@ pub enum Fault {
     /// A Map's list of items could not be had: its input is not a list, its items function
     /// threw, or there are too many. The Map starts again.
     Items,
+    /// Its input does not match its `inputSchema`. The node starts again with the same input
+    /// (a redrive on the latest definitions may bring a new schema).
+    Input,
     /// This child failed.
     Child(NodeIdx),
 }

@@ -7,6 +7,7 @@ use super::{
     Ctx, Event, Fault, MachineError, NewBlock, NodeState, Nodes, Outcome, Phase, Reply, Retry,
     RunChange, Work,
 };
+use crate::schema;
 use crate::script::ScriptError;
 use crate::snapshot::NodeIdx;
 use crate::step::{Action, ApiAction, OnTimeout, Reducer, StepBody};
@@ -171,7 +172,7 @@ impl<'a, 't> Machine<'a, 't> {
                     st.phase = Phase::Choosing;
                     self.work.push(Work::Choose { node: idx });
                 }
-                (Phase::Error, Some(Fault::Items)) => {
+                (Phase::Error, Some(Fault::Items | Fault::Input)) => {
                     let st = self.nodes.write(idx)?;
                     clear_failure(st);
                     st.phase = Phase::Waiting;
@@ -601,6 +602,14 @@ impl<'a, 't> Machine<'a, 't> {
         let now = self.ctx.now;
         let st = self.nodes.start(idx)?;
         st.phase = Phase::Executing;
+        if let Some(schema) = &step.input_schema {
+            if let Err(mismatches) = schema.check(input.as_deref()) {
+                st.input = input;
+                st.started_at = Some(now);
+                let error = format!("input: {}", schema::describe(&mismatches));
+                return self.fail(idx, error, Fault::Input);
+            }
+        }
         let is_api = matches!(step.body, StepBody::Action { action: Action::Api(_) });
         // An action starts executing when it is sent ([`Self::dispatched`]).
         if !is_api {

@@ -18,16 +18,27 @@ use uuid::Uuid;
 
 use crate::error::{FieldError, FieldErrors};
 use crate::limits::Limits;
+use crate::schema::InputSchema;
 use crate::script::ScriptRunner;
 use crate::step::{Action, ChildLink, Chooser, MapSpec, Mapper, Reducer, Step, StepBody, StepType};
 use reader::{index, join, parse_uuid, type_name, Errors, Obj};
 
 /// The fields of a step definition.
 const STEP_FIELDS: &[&str] =
-    &["id", "name", "stepType", "action", "reducer", "map", "branch", "children"];
+    &["id", "name", "stepType", "action", "reducer", "map", "branch", "inputSchema", "children"];
 /// The fields of a step definition that is a child in a fat tree.
-const CHILD_STEP_FIELDS: &[&str] =
-    &["id", "name", "stepType", "action", "reducer", "map", "branch", "children", "mapper"];
+const CHILD_STEP_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "stepType",
+    "action",
+    "reducer",
+    "map",
+    "branch",
+    "inputSchema",
+    "children",
+    "mapper",
+];
 /// The fields of a reference to a stored step.
 const REFERENCE_FIELDS: &[&str] = &["id", "mapper"];
 
@@ -116,6 +127,7 @@ impl Parser<'_> {
             obj.deny_unknown(STEP_FIELDS, &mut errs);
             let id = self.id_of(obj, &mut errs);
             let head = self.head(obj, &mut errs);
+            let input_schema = input_schema(obj, &mut errs);
             let children = match obj.get("children") {
                 Some(v) => self.links(v, &obj.path_of("children"), &mut errs),
                 None => Some(Vec::new()),
@@ -128,7 +140,7 @@ impl Parser<'_> {
                 self.limits,
                 &mut errs,
             );
-            Some(Step { id: id?, name, body, children: children? })
+            Some(Step { id: id?, name, body, input_schema, children: children? })
         });
         finish(errs)?;
         let step = step.ok_or_else(|| FieldError::invalid("", "no step"))?;
@@ -202,6 +214,7 @@ impl Parser<'_> {
             }
         }
         let head = self.head(obj, errs);
+        let input_schema = input_schema(obj, errs);
         let children = match obj.get("children") {
             Some(Value::Array(items)) => {
                 let mut links = Vec::with_capacity(items.len());
@@ -228,7 +241,7 @@ impl Parser<'_> {
         let (name, body) = head?;
         let (id, children) = (id?, children?);
         check_children(&body, &children, obj, self.limits, errs);
-        let step = Step { id, name, body, children };
+        let step = Step { id, name, body, input_schema, children };
         match walk.defined.get(&id) {
             Some((first, _)) if *first == step => {}
             Some((_, first_path)) => errs.invalid(
@@ -481,6 +494,24 @@ struct FatWalk {
 const PARENTS_WITH_REDUCERS: &str = "a Parallel or a Map";
 
 /// An Action has no children, a Map exactly one, and no step more than the limit.
+/// A step's `inputSchema`: a JSON Schema (an object or a boolean) that compiles.
+fn input_schema(obj: Obj<'_>, errs: &mut Errors) -> Option<InputSchema> {
+    let value = obj.get("inputSchema").filter(|v| !v.is_null())?;
+    let path = obj.path_of("inputSchema");
+    if !matches!(value, Value::Object(_) | Value::Bool(_)) {
+        errs.invalid(&path, format!("expected an object or a boolean, found {}", type_name(value)));
+        return None;
+    }
+    match InputSchema::new(value.clone()) {
+        Ok(schema) => Some(schema),
+        Err(bad) => {
+            let at = if bad.place.is_empty() { path } else { join(&path, &bad.place) };
+            errs.refused(&at, format!("not a valid JSON Schema: {}", bad.message));
+            None
+        }
+    }
+}
+
 fn check_children(
     body: &StepBody,
     children: &[ChildLink],

@@ -19,6 +19,7 @@ fn step(n: u128, body: StepBody, children: &[u128]) -> Step {
         id: id(n),
         name: format!("s{n}"),
         body,
+        input_schema: None,
         children: children.iter().map(|&c| ChildLink { id: id(c), mapper: None }).collect(),
     }
 }

@@ -106,7 +106,7 @@ fn shape_errors_are_400_and_name_the_path() {
         (json!({"name": "x"}), "stepType: required"),
         (json!({"name": "x", "stepType": "Action"}), "action: required for an Action step"),
         (json!({"name": "x", "stepType": "Sequential", "reducer": {"type": "last"}}), "reducer: only a Parallel or a Map step has one; this is a Sequential step"),
-        (json!({"name": "x", "stepType": "Sequential", "colour": "red"}), "colour: unknown field; expected one of id, name, stepType, action, reducer, map, branch, children"),
+        (json!({"name": "x", "stepType": "Sequential", "colour": "red"}), "colour: unknown field; expected one of id, name, stepType, action, reducer, map, branch, inputSchema, children"),
         (json!({"name": "x", "stepType": "Sequential", "id": "nope"}), "id: \"nope\" is not a UUID"),
         (json!({"name": "x", "stepType": "Sequential", "children": {}}), "children: expected an array, found an object"),
         (seq("s", vec![json!({"stepType": "Sequential", "mapper": {"type": "no-op"}})]), "children[0].name: required"),

@@ -150,7 +150,7 @@ fn snapshot(t: &Tree) -> Snapshot {
                 (StepBody::Map { map, reducer }, vec![link(child, steps, n)])
             }
         };
-        steps.push(Step { id, name: format!("n{me}"), body, children });
+        steps.push(Step { id, name: format!("n{me}"), body, input_schema: None, children });
         id
     }
     fn reducer(r: &Script, js: Option<String>) -> Reducer {

@@ -116,6 +116,7 @@ impl From<crate::runs::RunError> for ApiError {
         match e {
             RunError::NoSuchRun(_) | RunError::NoSuchStep(_) => ApiError::NotFound(message),
             RunError::Refused(field) => ApiError::Fields(field.into()),
+            RunError::BadInput(fields) => ApiError::Fields(fields),
             RunError::KeyOfAnotherStep { .. }
             | RunError::StepGone(_)
             | RunError::RedrivenMeanwhile

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use aetr_engine::{Action, Chooser, MapSpec, Mapper, Reducer, Step, StepType};
+use aetr_engine::{Action, Chooser, InputSchema, MapSpec, Mapper, Reducer, Step, StepType};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -62,6 +62,11 @@ pub struct FatStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BranchDoc>)]
     branch: Option<Chooser>,
+    /// What the step's input must match: a JSON Schema (draft 2020-12). The input's text is
+    /// parsed as JSON (text that is not JSON is a string; no input is `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    input_schema: Option<InputSchema>,
     #[schema(no_recursion)]
     children: Vec<FatStep>,
     /// On a child: the mapper on the link from its parent.
@@ -88,6 +93,7 @@ impl FatStep {
             reducer: step.body.reducer().cloned(),
             map: step.body.map().cloned(),
             branch: step.body.chooser().cloned(),
+            input_schema: step.input_schema.clone(),
             children,
             mapper: mapper.cloned(),
         })
@@ -116,6 +122,10 @@ pub struct SlimStep {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<BranchDoc>)]
     branch: Option<Chooser>,
+    /// What the step's input must match: a JSON Schema (draft 2020-12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    input_schema: Option<InputSchema>,
     children: Vec<SlimChild>,
 }
 
@@ -136,6 +146,7 @@ impl From<Step> for SlimStep {
             reducer: step.body.reducer().cloned(),
             map: step.body.map().cloned(),
             branch: step.body.chooser().cloned(),
+            input_schema: step.input_schema,
             name: step.name,
             children: step
                 .children
@@ -191,7 +202,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         (status = 400, description = "A malformed body, naming each bad field.", body = ErrorBody),
         (status = 409, description = "A step with this id exists.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
-        (status = 422, description = "A script that does not compile, an unknown child, a cycle, or a limit.", body = ErrorBody),
+        (status = 422, description = "A script that does not compile, an `inputSchema` that is not a valid JSON Schema, an unknown child, a cycle, or a limit.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn create(
@@ -212,7 +223,7 @@ pub async fn create(
         (status = 200, description = "Saved: the root's id.", body = IdBody),
         (status = 400, description = "A malformed body, naming each bad field.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
-        (status = 422, description = "A script that does not compile, an unknown child, a cycle, or a limit.", body = ErrorBody),
+        (status = 422, description = "A script that does not compile, an `inputSchema` that is not a valid JSON Schema, an unknown child, a cycle, or a limit.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn put_tree(
@@ -235,7 +246,7 @@ pub async fn put_tree(
         (status = 200, description = "Saved.", body = IdBody),
         (status = 400, description = "A malformed body, naming each bad field.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
-        (status = 422, description = "A script that does not compile, an unknown child, a cycle, or a limit.", body = ErrorBody),
+        (status = 422, description = "A script that does not compile, an `inputSchema` that is not a valid JSON Schema, an unknown child, a cycle, or a limit.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn put_slim(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aetr_engine::machine::MachineError;
-use aetr_engine::FieldError;
+use aetr_engine::{FieldError, FieldErrors};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -19,6 +19,10 @@ pub enum RunError {
     /// The step's tree cannot be run as it is (it breaks a limit).
     #[error("{0}")]
     Refused(FieldError),
+    /// The run's input does not match its root step's `inputSchema`: every mismatch, at
+    /// `input.<place>`.
+    #[error("{0}")]
+    BadInput(FieldErrors),
     /// A start's idempotency key was used for a run of another step.
     #[error(
         "idempotencyKey {key:?} was used for run {run} of step {step}, not of step {requested}"

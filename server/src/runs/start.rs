@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use aetr_engine::machine::{Event, MachineError, NodeState, Nodes, State};
-use aetr_engine::{Blocks, Snapshot, Tree};
+use aetr_engine::{Blocks, FieldError, FieldErrors, Snapshot, Tree};
 use futures_util::future::try_join;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -121,6 +121,7 @@ impl Shared {
                     Some(Err(e)) => return Err(RunError::Refused(e.clone())),
                     None => return Err(RunError::NoSuchStep(request.step_id)),
                 };
+                check_input(&snapshot, request.input.as_deref())?;
                 self.prepare(snapshot, request.input.clone(), now).map_err(|error| {
                     RunError::internal(format!("a start of step {}: {error}", request.step_id))
                 })
@@ -186,6 +187,24 @@ impl Shared {
         let blocks = blocks.unwrap_or_default();
         Ok(Prepared { id: Uuid::now_v7(), snapshot, blocks, state, plan })
     }
+}
+
+/// Checks a run's input against its root step's `inputSchema`, before anything is stored.
+fn check_input(snapshot: &Snapshot, input: Option<&str>) -> Result<(), RunError> {
+    let Some(schema) = &snapshot.root().input_schema else { return Ok(()) };
+    schema.check(input).map_err(|mismatches| {
+        let errors = mismatches.into_iter().map(|m| {
+            let path = match m.place.as_str() {
+                "" => "input".to_owned(),
+                p if p.starts_with('[') => format!("input{p}"),
+                p => format!("input.{p}"),
+            };
+            FieldError::refused(path, m.message)
+        });
+        RunError::BadInput(FieldErrors::from_vec(errors.collect()).unwrap_or_else(|| {
+            FieldError::refused("input", "does not match the step's inputSchema").into()
+        }))
+    })
 }
 
 /// Writes new runs in one transaction, in two round trips: its BEGIN with the runs' rows, then

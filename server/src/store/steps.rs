@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
-use aetr_engine::{Action, ChildLink, Chooser, MapSpec, Mapper, Reducer, Step, StepBody, StepType};
+use aetr_engine::{
+    Action, ChildLink, Chooser, InputSchema, MapSpec, Mapper, Reducer, Step, StepBody, StepType,
+};
 use anyhow::{anyhow, Context, Result};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::Json;
@@ -57,7 +59,7 @@ macro_rules! select_steps {
     ($from:literal, $filter:literal) => {
         concat!(
             "SELECT s.id, s.name, s.step_type, s.action, s.reducer, s.branch, s.map,
-                    coalesce(k.ids, '{}') AS child_ids, coalesce(k.mappers, '{}') AS mappers
+                    s.input_schema, coalesce(k.ids, '{}') AS child_ids, coalesce(k.mappers, '{}') AS mappers
              FROM ",
             $from,
             " LEFT JOIN LATERAL (
@@ -173,17 +175,18 @@ pub(crate) const UPSERT_CLEAR_CHILDREN_SQL: &str =
 
 /// See [`upsert`].
 pub(crate) const UPSERT_STEPS_SQL: &str =
-    "INSERT INTO steps AS s (id, name, step_type, action, reducer, branch, map)
+    "INSERT INTO steps AS s (id, name, step_type, action, reducer, branch, map, input_schema)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::json[], $5::json[], $6::json[],
-                         $7::json[])
+                         $7::json[], $8::json[])
     ON CONFLICT (id) DO UPDATE
     SET name = excluded.name, step_type = excluded.step_type, action = excluded.action,
         reducer = excluded.reducer, branch = excluded.branch, map = excluded.map,
-        updated_at = now()
-    WHERE (s.name, s.step_type, s.action::text, s.reducer::text, s.branch::text, s.map::text)
+        input_schema = excluded.input_schema, updated_at = now()
+    WHERE (s.name, s.step_type, s.action::text, s.reducer::text, s.branch::text, s.map::text,
+           s.input_schema::text)
           IS DISTINCT FROM
           (excluded.name, excluded.step_type, excluded.action::text, excluded.reducer::text,
-           excluded.branch::text, excluded.map::text)";
+           excluded.branch::text, excluded.map::text, excluded.input_schema::text)";
 
 /// Inserts or replaces `steps`, with their child lists. The children must exist, or be among
 /// `steps`.
@@ -202,8 +205,14 @@ pub async fn upsert(tx: &impl GenericClient, steps: &[Step]) -> Result<()> {
     let branches: Vec<Option<Json<&Chooser>>> =
         steps.iter().map(|s| s.body.chooser().map(Json)).collect();
     let maps: Vec<Option<Json<&MapSpec>>> = steps.iter().map(|s| s.body.map().map(Json)).collect();
+    let schemas: Vec<Option<Json<&InputSchema>>> =
+        steps.iter().map(|s| s.input_schema.as_ref().map(Json)).collect();
     let statement = tx.prepare_cached(UPSERT_STEPS_SQL).await?;
-    tx.execute(&statement, &[&ids, &names, &types, &actions, &reducers, &branches, &maps]).await?;
+    tx.execute(
+        &statement,
+        &[&ids, &names, &types, &actions, &reducers, &branches, &maps, &schemas],
+    )
+    .await?;
 
     let statement = tx.prepare_cached(UPSERT_CLEAR_CHILDREN_SQL).await?;
     tx.execute(&statement, &[&ids]).await?;
@@ -280,7 +289,9 @@ fn read_step(id: Uuid, row: &Row) -> Result<Step> {
         .zip(mappers)
         .map(|(id, mapper)| ChildLink { id, mapper: mapper.map(|m| m.0) })
         .collect();
-    Ok(Step { id, name: row.try_get("name")?, body, children })
+    let input_schema =
+        row.try_get::<_, Option<Json<InputSchema>>>("input_schema")?.map(|Json(s)| s);
+    Ok(Step { id, name: row.try_get("name")?, body, input_schema, children })
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.

@@ -11,6 +11,7 @@ mod parallel;
 mod plans;
 mod reads;
 mod retention;
+mod schemas;
 mod sequential;
 mod step_types;
 mod transactions;

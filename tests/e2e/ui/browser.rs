@@ -89,6 +89,12 @@ async fn a_user_builds_a_map_and_pages_its_instances_in_the_browser() {
 }
 
 #[tokio::test]
+async fn a_user_gives_a_step_an_input_schema_and_sees_a_bad_input_refused_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "schemas.mjs").await;
+}
+
+#[tokio::test]
 async fn a_10000_leaf_run_opens_within_two_seconds_and_scrolls_without_drawing_every_node() {
     let app = TestApp::spawn().await;
     let out = run_script(&app, "large.mjs").await;

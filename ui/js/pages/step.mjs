@@ -64,15 +64,20 @@ export function render(main, { id }) {
     const inputId = 'run-input';
     const input = h('textarea', { id: inputId, class: 'mono', rows: 3 });
     input.value = '{}';
-    const runErrors = h('ul', { class: 'errors', 'aria-live': 'polite' });
+    const runErrors = h('ul', { id: 'run-input-errors', class: 'errors', 'aria-live': 'polite' });
+    input.setAttribute('aria-describedby', 'run-input-errors');
     const startButton = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start run');
+    const schema = tree.inputSchema === undefined ? null
+      : h('details', { class: 'input-schema' }, h('summary', { class: 'small' }, 'The input must match this schema'),
+        h('pre', { class: 'mono small' }, JSON.stringify(tree.inputSchema, null, 2)));
     const runForm = h('form', { class: 'card', 'aria-labelledby': 'start-run' },
       h('h2', { id: 'start-run' }, 'Start a run'),
-      h('div', { class: 'field' }, h('label', { for: inputId }, 'Input (JSON; anything else is sent as text)'), input),
-      runErrors, startButton);
+      h('div', { class: 'field' }, h('label', { for: inputId }, 'Input (JSON; anything else is sent as text)'), input, runErrors),
+      schema, startButton);
     runForm.addEventListener('submit', async (e) => {
       e.preventDefault();
       replace(runErrors);
+      input.removeAttribute('aria-invalid');
       if (dirty && !(await save())) {
         replace(runErrors, h('li', {}, 'Fix the tree\'s errors first: a run starts from the saved tree.'));
         return;
@@ -83,7 +88,10 @@ export function render(main, { id }) {
         const started = await post(`/runs/step/${id}`, { input: value });
         navigate(`/runs/${started.body.id}`);
       } catch (err) {
-        replace(runErrors, (err.errors || [err.message]).map((m) => h('li', {}, m)));
+        const errors = err.errors || [err.message];
+        // A 422 whose errors name places in the input: the input does not match the schema.
+        if (errors.some((m) => /^input[.:[]/.test(m))) input.setAttribute('aria-invalid', 'true');
+        replace(runErrors, errors.map((m) => h('li', {}, m)));
       }
     });
 

@@ -99,7 +99,7 @@ pub struct RunState {
         (status = 404, description = "No such step.", body = ErrorBody),
         (status = 409, description = "The idempotencyKey was used for a run of another step.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
-        (status = 422, description = "The tree is over a limit.", body = ErrorBody),
+        (status = 422, description = "The input does not match the root step's `inputSchema` (each error names its place, `input.items[0]: ...`; no run is made), or the tree is over a limit.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(step = %step_id.as_str()))]
 pub async fn start(

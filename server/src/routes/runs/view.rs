@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aetr_engine::machine::Phase;
-use aetr_engine::{Action, Chooser, MapSpec, Mapper, NodeIdx, Reducer};
+use aetr_engine::{Action, Chooser, InputSchema, MapSpec, Mapper, NodeIdx, Reducer};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -130,6 +130,10 @@ pub struct NodeDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<MapDoc>)]
     pub map: Option<MapSpec>,
+    /// What the node's input had to match (its snapshot's `inputSchema`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<InputSchema>,
 }
 
 /// A run in a list: its root node, without its children.
@@ -285,6 +289,7 @@ pub fn detail(
         reducer: node.body.reducer().cloned(),
         branch: node.body.chooser().cloned(),
         map: node.body.map().cloned(),
+        input_schema: node.input_schema.clone(),
     }
 }
 
