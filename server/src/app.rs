@@ -23,6 +23,7 @@ use crate::guard::{Egress, Rules};
 use crate::http::auth::{self, ApiTokens};
 use crate::http::headers::{self, MaxHeaderBytes};
 use crate::http::request_id;
+use crate::notify::deliver::Deliverer;
 use crate::otel;
 use crate::retention;
 use crate::routes;
@@ -93,6 +94,9 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         limits: args.limits.tree_limits(),
         group_committers: (args.database.db_pool_size as usize / 8).clamp(1, 8),
     };
+    // Webhooks go out under the action URL rules, through a client of their own.
+    let webhook_http =
+        egress.client_builder()?.user_agent(concat!("aetr/", env!("CARGO_PKG_VERSION"))).build()?;
     let dispatch = dispatch::Settings {
         egress,
         max_result_bytes: args.limits.max_callback_bytes,
@@ -117,6 +121,13 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     let (outbox, accepted) = Outbox::new(pool.clone(), dispatch)?;
     let runs = Runs::new(pool.clone(), settings, key, scripts.clone(), Arc::clone(&outbox));
     let dispatcher = Dispatcher::start(&runs, &outbox, database.config.clone(), accepted);
+    let deliverer = Deliverer {
+        pool: pool.clone(),
+        http: webhook_http,
+        rules: url_rules.clone(),
+        wake: runs.finished().any_ended(),
+    }
+    .start(runs.stopping());
     let sweeper =
         args.retention_days.map(|days| retention::start(pool.clone(), days, runs.stopping()));
 
@@ -176,6 +187,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     if let Some(sweeper) = sweeper {
         let _ = sweeper.await;
     }
+    let _ = deliverer.await;
     dispatcher.stop().await;
     scripts.stop().await;
     handle.stop(true).await;

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod otel;
 pub mod retention;
 pub mod routes;

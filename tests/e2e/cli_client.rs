@@ -364,3 +364,28 @@ async fn runs_rm_deletes_a_finished_run_and_refuses_one_in_flight() {
     );
     app.get(&format!("/api/v1/runs/{going}")).await.expect(200);
 }
+
+#[tokio::test]
+async fn run_notify_passes_the_webhook_and_its_secret_through() {
+    let app = TestApp::spawn().await;
+    let hook = TestService::start().await;
+    hook.respond("/hook", Respond::Status(200));
+    app.put_tree(&shout("shout")).await;
+    let env = [("AETR_NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")];
+    let ran =
+        aetr_with(&app.url(""), &env, &["run", "--notify", &hook.at("/hook"), "shout", "hi"], b"")
+            .await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, "HI"), "{}", ran.stderr);
+    let got = hook.next().await;
+    let body: Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!((body["state"].as_str(), body["result"].as_str()), (Some("Complete"), Some("HI")));
+    assert!(got.header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "signed");
+
+    let refused = aetr(&app, &["run", "--notify", "ftp://example.com/", "shout", "x"], b"").await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("notify.url: scheme \"ftp\" is not supported"),
+        "{}",
+        refused.stderr
+    );
+}

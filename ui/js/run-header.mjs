@@ -93,6 +93,8 @@ function runFacts(root, progress) {
     h('dt', {}, 'Finished'), h('dd', {}, time(root.completedAt)),
     h('dt', {}, 'Took'), h('dd', {}, took === null ? '—' : `${duration(took)}${root.completedAt ? '' : ' so far'}`),
     h('dt', {}, 'Nodes'), h('dd', {}, number(progress.nodes)),
+    root.notify ? [h('dt', {}, 'Webhook'), h('dd', { 'data-fact': 'webhook', title: root.notify.url },
+      `${root.notify.state}${root.notify.tries ? ` after ${number(root.notify.tries)} ${root.notify.tries === 1 ? 'try' : 'tries'}` : ''} · ${root.notify.url}`)] : null,
     root.traceId ? [h('dt', {}, 'Trace'), h('dd', { class: 'mono small', 'data-fact': 'trace' }, root.traceUrl
       ? h('a', { href: root.traceUrl, target: '_blank', rel: 'noopener noreferrer' }, root.traceId)
       : root.traceId)] : null);

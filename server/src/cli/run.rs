@@ -26,6 +26,13 @@ pub struct RunArgs {
     /// Starting again with the same key gives the first run instead of a new one.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// POST the run's outcome to this URL when it ends (a Standard Webhooks message).
+    #[arg(long, value_name = "URL")]
+    pub notify: Option<String>,
+    /// Sign the webhook with this secret (`whsec_<base64>`, or any text). Best given in the
+    /// environment, so that it is not in the process list.
+    #[arg(long, env = "AETR_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<String>,
     /// Stop waiting after this many seconds (exit code 4); 0 waits for ever.
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
@@ -81,6 +88,12 @@ async fn start_and_wait(args: RunArgs) -> Result<Exit, Exit> {
     let mut body = json!({ "input": input });
     if let Some(key) = &args.idempotency_key {
         body["idempotencyKey"] = json!(key);
+    }
+    if let Some(url) = &args.notify {
+        body["notify"] = json!({ "url": url });
+        if let Some(secret) = &args.notify_secret {
+            body["notify"]["secret"] = json!(secret);
+        }
     }
     let started = client.post(&format!("/runs/step/{step}"), &body).await?;
     let Some(run) = started["id"].as_str().map(str::to_owned) else {

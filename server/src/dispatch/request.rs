@@ -245,7 +245,7 @@ async fn read_body(mut response: Response, limit: usize) -> Result<Vec<u8>, (Bod
 }
 
 /// The innermost cause of an error: reqwest's own message names the URL, with its query.
-fn root_cause(e: &reqwest::Error) -> String {
+pub(crate) fn root_cause(e: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = e;
     while let Some(inner) = cause.source() {
         cause = inner;
@@ -254,7 +254,7 @@ fn root_cause(e: &reqwest::Error) -> String {
 }
 
 /// The URL as errors show it: without its query.
-fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut u) => {
             u.set_query(None);

@@ -16,6 +16,8 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct Finished {
     waiting: Mutex<HashMap<Uuid, Arc<Notify>>>,
+    /// Woken by every end, waited on by the webhooks' deliverer.
+    any: Arc<Notify>,
 }
 
 impl Finished {
@@ -24,6 +26,12 @@ impl Finished {
         if let Some(signal) = self.lock().remove(&run) {
             signal.notify_waiters();
         }
+        self.any.notify_one();
+    }
+
+    /// The signal that every run's end gives (to one waiter, or to the next to wait).
+    pub fn any_ended(&self) -> Arc<Notify> {
+        Arc::clone(&self.any)
     }
 
     /// Waits up to `wait` for `run` to end, unless `ended_already` (called once this waiter is

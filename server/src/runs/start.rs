@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aetr_engine::machine::{Event, MachineError, NodeState, Nodes, State};
 use aetr_engine::{Blocks, FieldError, FieldErrors, Snapshot, Tree};
-use futures_util::future::try_join;
+use futures_util::future::try_join3;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -16,8 +16,10 @@ use super::group::{Groups, Part};
 use super::plan::Plan;
 use super::{RunError, RunSnapshot, Runs, Shared};
 use crate::metrics::METRICS;
+use crate::notify::Target;
 use crate::store::changes::{self, Epochs};
 use crate::store::nodes::Revision;
+use crate::store::notify;
 use crate::store::runs::{self, RunRow};
 use crate::store::time::now_ms;
 use crate::store::tx::Tx;
@@ -28,6 +30,8 @@ pub struct StartRun {
     pub step_id: Uuid,
     pub input: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Where to POST the run's outcome when it ends.
+    pub notify: Option<Target>,
 }
 
 /// The run that a start made, or found by its idempotency key.
@@ -231,8 +235,17 @@ async fn write_runs(
             }
         })
         .collect();
+    let targets: Vec<(Uuid, &Target)> =
+        made.iter().filter_map(|(request, new)| Some((new.id, request.notify.as_ref()?))).collect();
     let begin = async { anyhow::Ok(tx.begin("").await?) };
-    let (_, inserted) = try_join(begin, runs::insert(tx.client(), &rows)).await?;
+    // In this order: the targets of the runs inserted (a run that ends as it starts queues its
+    // webhook's message in the COMMIT's round trip).
+    let (_, inserted, ()) = try_join3(
+        begin,
+        runs::insert(tx.client(), &rows),
+        notify::insert_targets(tx.client(), &targets),
+    )
+    .await?;
     let made: Vec<&Prepared> =
         made.iter().map(|(_, new)| *new).filter(|new| inserted.contains(&new.id)).collect();
     let changes: Vec<_> = made

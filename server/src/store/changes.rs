@@ -4,7 +4,8 @@
 //! Each kind of row is written in one statement for all the runs of the transaction, in this
 //! order: nodes written, nodes inserted, attempts moved to new nodes, attempts superseded, sent
 //! and ended, history, run states, the NOTIFY that wakes dispatchers, the NOTIFY of the runs
-//! that ended (for the requests that wait for them), and the cancels. The
+//! that ended (for the requests that wait for them) with their webhooks' messages, and the
+//! cancels. The
 //! COMMIT goes down the connection with them, in one round trip (see [`Tx::commit_with`]), and
 //! a statement that fails turns it into a rollback. What comes out is the lease epoch of every
 //! node written, which fences the work that the transaction started.
@@ -20,10 +21,12 @@ use uuid::Uuid;
 use super::attempts::{self, Ended, Held};
 use super::events::{self, NewEvent};
 use super::nodes::{self, NewNodes, Write};
-use super::runs::{self, StateUpdate};
+use super::notify::{self, RunEnd};
+use super::runs::{self, FailedNode, StateUpdate};
 use super::tx::Tx;
 use crate::metrics::{StateLabel, METRICS};
 use crate::otel;
+use crate::runs::node_id::node_id;
 
 /// The channel that wakes dispatchers (of every server) when work waits in the database.
 pub const WORK_CHANNEL: &str = "aetr_work";
@@ -34,10 +37,6 @@ pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, '')";
 /// The channel that tells every server which runs ended (its payload: a run's id), to wake
 /// the requests that wait for them (`runs::finished`).
 pub const RUN_FINISHED_CHANNEL: &str = "aetr_run_finished";
-
-/// See [`commit`]: one notification for each run that ended.
-pub(crate) const RUNS_FINISHED_SQL: &str =
-    "SELECT pg_notify($1, r::text) FROM unnest($2::uuid[]) AS r";
 
 /// Every statement that [`commit`] may send, prepared before it sends any.
 pub(crate) const WRITES: [&str; 13] = [
@@ -51,7 +50,7 @@ pub(crate) const WRITES: [&str; 13] = [
     events::INSERT_SQL,
     runs::SET_STATES_SQL,
     NOTIFY_SQL,
-    RUNS_FINISHED_SQL,
+    notify::ENQUEUE_SQL,
     nodes::CANCEL_NODES_SQL,
     nodes::CANCEL_ATTEMPTS_SQL,
 ];
@@ -77,6 +76,31 @@ pub struct RunChanges<'a> {
     pub state: Option<StateUpdate>,
     /// The run was cancelled: its unfinished nodes (those not written here) end `Cancelled`.
     pub cancel: bool,
+}
+
+impl RunChanges<'_> {
+    /// How the run ended, if this transaction ends it: its root's result and error are among
+    /// the nodes written (or inserted, for a run that ended as it started).
+    fn end(&self) -> Option<RunEnd<'_>> {
+        let update = self.state.filter(|s| s.state.is_terminal())?;
+        let written = self.written.iter().find(|w| w.idx == 0).map(|w| w.state);
+        let inserted = || {
+            let rows = &self.inserted.as_ref()?.rows;
+            rows.iter().find(|r| r.idx == 0).map(|r| r.state.as_ref())
+        };
+        let root = written.or_else(inserted);
+        Some(RunEnd {
+            run: self.run,
+            state: update.state.as_str(),
+            result: root.and_then(|r| r.result.as_deref()),
+            error: root.and_then(|r| r.error.as_deref()),
+            failed_node: match update.failed_node {
+                FailedNode::At(idx) => Some(node_id(self.run, idx)),
+                _ => None,
+            },
+            completed_at: update.completed_at,
+        })
+    }
 }
 
 /// The lease epochs of the nodes that a transaction wrote, by run and node. A node that was not
@@ -124,8 +148,7 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
         events::insert(client, &history, now),
         runs::set_states(client, &states),
     );
-    let finished: Vec<Uuid> =
-        states.iter().filter(|s| s.state.is_terminal()).map(|s| s.id).collect();
+    let finished: Vec<RunEnd<'_>> = changes.iter().filter_map(RunChanges::end).collect();
     // Each notification is a future of its own in the join, so that both go down the connection
     // at the first poll, before the COMMIT (one awaited after the other would go after it).
     let wake = async {
@@ -134,13 +157,7 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
             false => Ok(()),
         }
     };
-    let tell_waiters = async {
-        if !finished.is_empty() {
-            let statement = client.prepare_cached(RUNS_FINISHED_SQL).await?;
-            client.execute(&statement, &[&RUN_FINISHED_CHANNEL, &finished]).await?;
-        }
-        anyhow::Ok(())
-    };
+    let tell_waiters = notify::enqueue(client, RUN_FINISHED_CHANNEL, &finished);
     // A cancel ends the nodes that its transaction did not write, after them.
     let cancels = try_join_all(
         changes.iter().filter(|c| c.cancel).map(|c| nodes::cancel_unfinished(client, c.run, now)),
@@ -163,4 +180,4 @@ async fn notify(client: &impl GenericClient) -> Result<()> {
     Ok(())
 }
 
-statements!(NOTIFY_SQL, RUNS_FINISHED_SQL);
+statements!(NOTIFY_SQL);

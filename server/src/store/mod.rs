@@ -15,6 +15,7 @@ pub mod attempts;
 pub mod changes;
 pub mod events;
 pub mod nodes;
+pub mod notify;
 pub mod retention;
 pub mod runs;
 pub mod steps;
@@ -32,6 +33,7 @@ pub fn statements() -> Vec<(&'static str, &'static str)> {
         changes::STATEMENTS,
         events::STATEMENTS,
         nodes::STATEMENTS,
+        notify::STATEMENTS,
         retention::STATEMENTS,
         runs::STATEMENTS,
         steps::STATEMENTS,

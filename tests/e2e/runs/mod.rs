@@ -6,6 +6,7 @@ mod concurrency;
 mod contract;
 mod failures;
 mod map;
+mod notify;
 mod operator;
 mod parallel;
 mod plans;

@@ -89,9 +89,9 @@ async fn a_user_builds_a_map_and_pages_its_instances_in_the_browser() {
 }
 
 #[tokio::test]
-async fn a_user_gives_a_step_an_input_schema_and_sees_a_bad_input_refused_in_the_browser() {
+async fn a_user_gives_a_step_an_input_schema_and_starts_runs_with_a_webhook_in_the_browser() {
     let app = TestApp::spawn().await;
-    run_script(&app, "schemas.mjs").await;
+    run_script(&app, "start-form.mjs").await;
 }
 
 #[tokio::test]

@@ -65,6 +65,8 @@ export function render(main, { id }) {
     const input = h('textarea', { id: inputId, class: 'mono', rows: 3 });
     input.value = '{}';
     const runErrors = h('ul', { id: 'run-input-errors', class: 'errors', 'aria-live': 'polite' });
+    const hook = h('input', { id: 'run-notify', type: 'url', placeholder: 'https://client.example/hooks/aetr', 'aria-describedby': 'run-notify-errors' });
+    const hookErrors = h('ul', { id: 'run-notify-errors', class: 'errors', 'aria-live': 'polite' });
     input.setAttribute('aria-describedby', 'run-input-errors');
     const startButton = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start run');
     const schema = tree.inputSchema === undefined ? null
@@ -73,11 +75,15 @@ export function render(main, { id }) {
     const runForm = h('form', { class: 'card', 'aria-labelledby': 'start-run' },
       h('h2', { id: 'start-run' }, 'Start a run'),
       h('div', { class: 'field' }, h('label', { for: inputId }, 'Input (JSON; anything else is sent as text)'), input, runErrors),
-      schema, startButton);
+      schema,
+      h('div', { class: 'field' }, h('label', { for: 'run-notify' }, 'Webhook URL, told when the run ends (optional)'), hook, hookErrors),
+      startButton);
     runForm.addEventListener('submit', async (e) => {
       e.preventDefault();
       replace(runErrors);
+      replace(hookErrors);
       input.removeAttribute('aria-invalid');
+      hook.removeAttribute('aria-invalid');
       if (dirty && !(await save())) {
         replace(runErrors, h('li', {}, 'Fix the tree\'s errors first: a run starts from the saved tree.'));
         return;
@@ -85,13 +91,19 @@ export function render(main, { id }) {
       let value = input.value;
       try { value = JSON.parse(input.value); } catch { /* text */ }
       try {
-        const started = await post(`/runs/step/${id}`, { input: value });
+        const body = { input: value };
+        if (hook.value.trim()) body.notify = { url: hook.value.trim() };
+        const started = await post(`/runs/step/${id}`, body);
         navigate(`/runs/${started.body.id}`);
       } catch (err) {
         const errors = err.errors || [err.message];
-        // A 422 whose errors name places in the input: the input does not match the schema.
+        // Errors that name places in the input (it does not match the schema) go under it, those
+        // of the webhook under the webhook's URL.
+        const aboutHook = errors.filter((m) => m.startsWith('notify'));
         if (errors.some((m) => /^input[.:[]/.test(m))) input.setAttribute('aria-invalid', 'true');
-        replace(runErrors, errors.map((m) => h('li', {}, m)));
+        if (aboutHook.length) hook.setAttribute('aria-invalid', 'true');
+        replace(hookErrors, aboutHook.map((m) => h('li', {}, m)));
+        replace(runErrors, errors.filter((m) => !m.startsWith('notify')).map((m) => h('li', {}, m)));
       }
     });
 

@@ -20,11 +20,13 @@ use uuid::Uuid;
 use super::docs::StateDoc;
 use super::steps::IdBody;
 use crate::app::AppState;
+use crate::guard::Rules;
 use crate::http::query::Query;
 use crate::http::{body, ApiError, ErrorBody};
+use crate::notify::Target;
 use crate::runs::node_id::node_idx;
 use crate::runs::{RunSnapshot, StartRun};
-use crate::store::{attempts, views};
+use crate::store::{attempts, notify, views};
 use view::{NodeDetail, RunNode, RunSummary};
 
 /// What a run's input is called in a 413.
@@ -67,6 +69,27 @@ pub struct StartBody {
     /// Starting again with the same key returns the first run (200) instead of making one.
     #[schema(min_length = 1, max_length = 255)]
     idempotency_key: Option<String>,
+    /// Where to POST the run's outcome when it ends (a Standard Webhooks message).
+    #[schema(value_type = Option<NotifyDoc>)]
+    notify: Option<Value>,
+}
+
+/// A completion webhook: when the run ends, aetr POSTs
+/// `{"type":"run.finished","runId","stepId","state","result","error","failedNode","createdAt","completedAt"}`
+/// to `url` with the headers `webhook-id`, `webhook-timestamp` and, with a `secret`,
+/// `webhook-signature` (`v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">`; a `whsec_`
+/// secret is the base64 of the key). Anything but a 2xx is tried again, with backoff, for 24
+/// hours. The action URL rules apply to `url`; the secret is never returned.
+#[derive(Debug, ToSchema)]
+#[schema(as = Notify)]
+#[allow(dead_code)]
+pub struct NotifyDoc {
+    /// An http(s) URL.
+    url: String,
+    #[schema(min_length = 1)]
+    secret: Option<String>,
+    /// Sent with every message.
+    headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Which tree a retry runs on.
@@ -90,7 +113,7 @@ pub struct RunState {
 /// in one transaction.
 #[utoipa::path(post, path = "/api/v1/runs/step/{stepId}", tag = "runs",
     params(("stepId" = Uuid, Path, description = "The root step.")),
-    request_body(content = StartBody, description = "`{input, idempotencyKey?}`; an empty body is no input."),
+    request_body(content = StartBody, description = "`{input, idempotencyKey?, notify?}`; an empty body is no input."),
     responses(
         (status = 201, description = "Started.", body = IdBody,
          headers(("Location" = String, description = "The run's URL."))),
@@ -99,7 +122,7 @@ pub struct RunState {
         (status = 404, description = "No such step.", body = ErrorBody),
         (status = 409, description = "The idempotencyKey was used for a run of another step.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
-        (status = 422, description = "The input does not match the root step's `inputSchema` (each error names its place, `input.items[0]: ...`; no run is made), or the tree is over a limit.", body = ErrorBody),
+        (status = 422, description = "The input does not match the root step's `inputSchema` (each error names its place, `input.items[0]: ...`; no run is made), a `notify.url` that the action URL rules refuse, or the tree is over a limit.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(step = %step_id.as_str()))]
 pub async fn start(
@@ -109,8 +132,8 @@ pub async fn start(
 ) -> Result<HttpResponse, ApiError> {
     let step_id = super::steps::step_id(&step_id)?;
     let bytes = body::read(payload, state.max_input_bytes, INPUT).await?;
-    let (input, idempotency_key) = parse_start(&bytes)?;
-    let started = state.runs.start(StartRun { step_id, input, idempotency_key }).await?;
+    let (input, idempotency_key, notify) = parse_start(&bytes, &state.url_rules)?;
+    let started = state.runs.start(StartRun { step_id, input, idempotency_key, notify }).await?;
     let mut response = if started.created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(response
         .insert_header((header::LOCATION, format!("/api/v1/runs/{}", started.id)))
@@ -119,12 +142,12 @@ pub async fn start(
 
 /// A start's input and idempotency key. Each field is read alone first, so that every bad one
 /// is named, not only the first.
-fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiError> {
-    let Some(value) = body::parse_json(bytes)? else { return Ok((None, None)) };
+fn parse_start(bytes: &[u8], rules: &Rules) -> Result<Start, ApiError> {
+    let Some(value) = body::parse_json(bytes)? else { return Ok((None, None, None)) };
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid(
             "",
-            "expected an object: {\"input\": ..., \"idempotencyKey\": ...}",
+            "expected an object: {\"input\": ..., \"idempotencyKey\": ..., \"notify\": ...}",
         ));
     };
     let mut errors: Vec<FieldError> = fields
@@ -150,11 +173,17 @@ fn parse_start(bytes: &[u8]) -> Result<(Option<String>, Option<String>), ApiErro
         }
         fits
     });
+    let notify = body.notify.as_ref().filter(|n| !n.is_null()).and_then(|n| {
+        Target::parse(n, rules).map_err(|bad| errors.extend(bad.errors().iter().cloned())).ok()
+    });
     if let Some(errors) = FieldErrors::from_vec(errors) {
         return Err(errors.into());
     }
-    Ok((body.input.as_ref().and_then(run_input), key))
+    Ok((body.input.as_ref().and_then(run_input), key, notify))
 }
+
+/// A start's input, idempotency key and webhook.
+type Start = (Option<String>, Option<String>, Option<Target>);
 
 /// A page of runs, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
@@ -240,8 +269,11 @@ pub async fn get_run(
         None => Vec::new(),
     };
     let deeper = view::counts_by_parent(&views::child_counts(&client, run, &last_level).await?);
-    let failed = views::failed_node(&client, run).await?;
-    let tree = view::tree(run, &snap, &rows, depth, &deeper, failed).ok_or_else(|| no_run(run))?;
+    let (failed, webhook) =
+        futures_util::try_join!(views::failed_node(&client, run), notify::status(&client, run))?;
+    let mut tree =
+        view::tree(run, &snap, &rows, depth, &deeper, failed).ok_or_else(|| no_run(run))?;
+    tree.notify = webhook.map(view::NotifyView::from);
     Ok(HttpResponse::Ok().json(tree.with_trace(run, state.trace_url.as_deref())))
 }
 

@@ -9,13 +9,14 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::dispatch::request::trace_id;
+use crate::dispatch::request::{shown_url, trace_id};
 use crate::routes::docs::{
     ActionDoc, ActionKindDoc, BranchDoc, MapDoc, MapperDoc, ReducerDoc, StateDoc, StepTypeDoc,
 };
 use crate::runs::node_id::node_id;
 use crate::runs::{Place, RunSnapshot};
 use crate::store::attempts::Attempt;
+use crate::store::notify;
 use crate::store::views::{ChildCount, NodeRow, RunRow};
 
 /// The step a node was made from.
@@ -90,6 +91,37 @@ pub struct RunNode {
     /// `{traceId}` filled in), when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_url: Option<String>,
+    /// On the root of a run started with `notify`: its webhook's delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyView>,
+}
+
+/// A run's completion webhook, as `GET /runs/{id}` shows it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotifyView {
+    /// Where it is POSTed, without the URL's query.
+    pub url: String,
+    /// Of the latest message: `Pending` until the run ends and while tries go on.
+    #[schema(value_type = NotifyStateDoc)]
+    pub state: String,
+    /// The tries of the latest message so far.
+    pub tries: i32,
+}
+
+/// A webhook message's delivery.
+#[derive(Debug, ToSchema)]
+#[schema(as = NotifyState)]
+#[allow(dead_code)]
+pub enum NotifyStateDoc {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl From<notify::Status> for NotifyView {
+    fn from(s: notify::Status) -> Self {
+        NotifyView { url: shown_url(&s.url), state: s.state, tries: s.tries }
+    }
 }
 
 impl RunNode {
@@ -246,6 +278,7 @@ fn build(
         failed_node: None,
         trace_id: None,
         trace_url: None,
+        notify: None,
     })
 }
 
@@ -266,6 +299,7 @@ pub fn leaf(
         failed_node: None,
         trace_id: None,
         trace_url: None,
+        notify: None,
     }
 }
 

@@ -1,9 +1,22 @@
-// Input schemas in a real headless Chromium against a real aetr server (AETR_URL): a schema
+// The start form in a real headless Chromium against a real aetr server (AETR_URL): a schema
 // added to a step in the editor (text that is not JSON said so as it is typed, a schema that
 // is not a JSON Schema refused by the server next to its field), saved; then the start form
 // shows the schema, and an input that does not match gets the server's errors next to the
-// input, naming each bad place, and starts no run; a good one starts it.
+// input, naming each bad place, and starts no run; a good one starts it. A webhook URL that
+// the URL rules refuse gets its error under it; a good one is told when the run ends (a
+// service this script plays), and the run page shows the webhook delivered.
+import { createServer } from 'node:http';
 import { api, assertNoProblems, BASE, check, launch, page, steps, typeInEditor } from './browser.mjs';
+
+/** A webhook receiver on a free port: every POST it gets, answered 200. */
+const hooks = [];
+const receiver = createServer((req, res) => {
+  let body = '';
+  req.on('data', (chunk) => { body += chunk; });
+  req.on('end', () => { hooks.push({ headers: req.headers, body }); res.writeHead(200).end(); });
+});
+await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const HOOK = `http://127.0.0.1:${receiver.address().port}/hook`;
 
 const { context, close } = await launch();
 const p = await page(context);
@@ -65,10 +78,36 @@ const failed = await steps([
     await p.locator('#run-state .badge', { hasText: 'Complete' }).waitFor({ timeout: 10000 });
   }],
 
+  ['a webhook URL that the rules refuse is refused under it; a good one is told of the end', async () => {
+    await p.goto(`${BASE}/steps/${treeId}`);
+    const form = p.locator('form[aria-labelledby="start-run"]');
+    await form.getByLabel('Input (JSON; anything else is sent as text)').fill('{"count": 3}');
+    const hook = form.getByLabel('Webhook URL, told when the run ends (optional)');
+    await hook.fill('http://169.254.169.254/latest/meta-data/');
+    await form.getByRole('button', { name: 'Start run' }).click();
+    const error = form.locator('#run-notify-errors li').first();
+    await error.waitFor({ timeout: 5000 });
+    check(/^notify\.url: refused by the action URL rules/.test(await error.textContent()), `under the URL: ${await error.textContent()}`);
+    check(await hook.getAttribute('aria-invalid') === 'true', 'the URL is marked invalid');
+    await hook.fill(HOOK);
+    await form.getByRole('button', { name: 'Start run' }).click();
+    await p.waitForURL(/\/runs\/[0-9a-f-]{36}$/);
+    const runId = p.url().split('/').pop();
+    const fact = p.locator('[data-fact="webhook"]');
+    await fact.filter({ hasText: 'Delivered after 1 try' }).waitFor({ timeout: 10000 });
+    check(hooks.length === 1, `one message: ${hooks.length}`);
+    const message = JSON.parse(hooks[0].body);
+    check(message.runId === runId && message.state === 'Complete', `the run's outcome: ${hooks[0].body}`);
+    check(/^msg_/.test(hooks[0].headers['webhook-id']), 'with its webhook-id');
+    await p.getByRole('tab', { name: 'History' }).click();
+    await p.locator('.event-notified').first().waitFor({ timeout: 5000 });
+  }],
+
   ['no page reported an error or a blocked script', async () => {
     assertNoProblems(p);
   }],
 ]);
 
 await close();
+receiver.close();
 process.exit(failed ? 1 : 0);
