@@ -14,6 +14,8 @@ use jsonschema::{Draft, Validator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::error::{FieldError, FieldErrors};
+
 /// At most this many compiled schemas are kept; the cache starts afresh when it is full.
 const CACHE_CAPACITY: usize = 1_024;
 /// At most this many mismatches are reported for one input.
@@ -83,6 +85,24 @@ impl InputSchema {
         } else {
             Err(mismatches)
         }
+    }
+
+    /// [`InputSchema::check`], with each mismatch as a 422 at its place under `field`
+    /// (`input.items[0]`), as the API reports them.
+    pub fn check_field(&self, input: Option<&str>, field: &str) -> Result<(), FieldErrors> {
+        self.check(input).map_err(|mismatches| {
+            let errors = mismatches.into_iter().map(|m| {
+                let path = match m.place.as_str() {
+                    "" => field.to_owned(),
+                    p if p.starts_with('[') => format!("{field}{p}"),
+                    p => format!("{field}.{p}"),
+                };
+                FieldError::refused(path, m.message)
+            });
+            FieldErrors::from_vec(errors.collect()).unwrap_or_else(|| {
+                FieldError::refused(field, "does not match the input schema").into()
+            })
+        })
     }
 
     fn validator(&self) -> &Result<Arc<Validator>, String> {

@@ -28,6 +28,7 @@ use crate::otel;
 use crate::retention;
 use crate::routes;
 use crate::runs::{Runs, Settings};
+use crate::schedules;
 use crate::scripts::{ScriptPool, ScriptSettings};
 use crate::store;
 
@@ -121,6 +122,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
     let (outbox, accepted) = Outbox::new(pool.clone(), dispatch)?;
     let runs = Runs::new(pool.clone(), settings, key, scripts.clone(), Arc::clone(&outbox));
     let dispatcher = Dispatcher::start(&runs, &outbox, database.config.clone(), accepted);
+    let scheduler = schedules::start(runs.clone(), pool.clone(), runs.stopping());
     let deliverer = Deliverer {
         pool: pool.clone(),
         http: webhook_http,
@@ -188,6 +190,7 @@ async fn run(database: &Database, args: &ServerArgs) -> Result<()> {
         let _ = sweeper.await;
     }
     let _ = deliverer.await;
+    let _ = scheduler.await;
     dispatcher.stop().await;
     scripts.stop().await;
     handle.stop(true).await;

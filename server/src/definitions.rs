@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::guard::Rules;
 use crate::http::ApiError;
-use crate::store::steps;
+use crate::store::{schedules, steps};
 
 thread_local! {
     /// Compiles scripts for the parser, one runner per blocking thread, so that the same
@@ -177,6 +177,17 @@ pub async fn delete(pool: &Pool, id: Uuid) -> Result<(), ApiError> {
             "step {id} is a child of {} step(s): {}; remove it from their children first",
             parents.len(),
             names.join(", ")
+        )));
+    }
+    let scheduled = schedules::of_step(&tx, id, NAMED as i64 + 1).await?;
+    if !scheduled.is_empty() {
+        let mut ids: Vec<String> = scheduled.iter().take(NAMED).map(Uuid::to_string).collect();
+        if scheduled.len() > NAMED {
+            ids.push("and more".to_owned());
+        }
+        return Err(ApiError::Conflict(format!(
+            "step {id} is run by schedule(s) {}; delete them first",
+            ids.join(", ")
         )));
     }
     if !steps::delete(&tx, id).await? {

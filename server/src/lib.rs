@@ -18,5 +18,6 @@ pub mod otel;
 pub mod retention;
 pub mod routes;
 pub mod runs;
+pub mod schedules;
 pub mod scripts;
 pub mod store;

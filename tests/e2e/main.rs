@@ -18,6 +18,7 @@ mod openapi;
 mod otel;
 mod resilience;
 mod runs;
+mod schedules;
 mod scripts;
 mod steps;
 mod store;

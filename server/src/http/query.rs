@@ -46,10 +46,15 @@ impl Query {
 
     /// `stepId`, the filter of the run lists, checked.
     pub fn step_id(&self) -> Result<Option<Uuid>, FieldError> {
-        let Some(raw) = self.non_empty("stepId") else { return Ok(None) };
-        Uuid::try_parse(raw).map(Some).map_err(|_| {
-            FieldError::invalid("stepId", format!("expected a step's id, found {raw:?}"))
-        })
+        self.uuid("stepId", "a step's id")
+    }
+
+    /// The id in parameter `name`, if given; `what` names it in the error.
+    pub fn uuid(&self, name: &str, what: &str) -> Result<Option<Uuid>, FieldError> {
+        let Some(raw) = self.non_empty(name) else { return Ok(None) };
+        Uuid::try_parse(raw)
+            .map(Some)
+            .map_err(|_| FieldError::invalid(name, format!("expected {what}, found {raw:?}")))
     }
 
     /// `state`, a run's state, checked.

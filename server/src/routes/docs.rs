@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{callbacks, health, metrics, runs, steps};
+use super::{callbacks, health, metrics, runs, schedules, steps};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use super::{callbacks, health, metrics, runs, steps};
         runs::retry, runs::remove::delete, runs::by_hand::complete, runs::by_hand::fail, runs::by_hand::redispatch,
         runs::history::events, runs::stats::counts, runs::stats::progress, callbacks::complete, callbacks::fail,
         runs::aetr::partial, runs::aetr::by_state, runs::aetr::active, runs::aetr::related,
+        schedules::list, schedules::create, schedules::get, schedules::replace, schedules::delete,
         health::healthz, health::readyz, health::ping, metrics::metrics,
     ),
     components(schemas(runs::DefinitionDoc)),
@@ -26,6 +27,7 @@ use super::{callbacks, health, metrics, runs, steps};
     tags(
         (name = "steps", description = "Step trees: define, read, compose and delete them."),
         (name = "runs", description = "Runs of step trees: start them, watch them, cancel and retry them."),
+        (name = "schedules", description = "Runs started on the ticks of a cron expression, in a time zone."),
         (name = "callbacks", description = "Where services report an attempt's result or failure, with the token of the `aetr` URL they were given."),
     ),
 )]

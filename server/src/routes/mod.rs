@@ -6,6 +6,7 @@ pub mod docs;
 mod health;
 mod metrics;
 mod runs;
+mod schedules;
 mod steps;
 mod ui;
 
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(steps::configure)
                 // Before runs: `/runs/complete` would match `/runs/{id}`.
                 .configure(callbacks::configure)
-                .configure(runs::configure),
+                .configure(runs::configure)
+                .configure(schedules::configure),
         )
         .configure(ui::configure)
         .default_service(web::to(no_such_endpoint));

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use aetr_engine::machine::{Event, MachineError, NodeState, Nodes, State};
-use aetr_engine::{Blocks, FieldError, FieldErrors, Snapshot, Tree};
+use aetr_engine::{Blocks, Snapshot, Tree};
 use futures_util::future::try_join3;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -32,6 +32,8 @@ pub struct StartRun {
     pub idempotency_key: Option<String>,
     /// Where to POST the run's outcome when it ends.
     pub notify: Option<Target>,
+    /// The schedule that starts it.
+    pub schedule_id: Option<Uuid>,
 }
 
 /// The run that a start made, or found by its idempotency key.
@@ -196,19 +198,7 @@ impl Shared {
 /// Checks a run's input against its root step's `inputSchema`, before anything is stored.
 fn check_input(snapshot: &Snapshot, input: Option<&str>) -> Result<(), RunError> {
     let Some(schema) = &snapshot.root().input_schema else { return Ok(()) };
-    schema.check(input).map_err(|mismatches| {
-        let errors = mismatches.into_iter().map(|m| {
-            let path = match m.place.as_str() {
-                "" => "input".to_owned(),
-                p if p.starts_with('[') => format!("input{p}"),
-                p => format!("input.{p}"),
-            };
-            FieldError::refused(path, m.message)
-        });
-        RunError::BadInput(FieldErrors::from_vec(errors.collect()).unwrap_or_else(|| {
-            FieldError::refused("input", "does not match the step's inputSchema").into()
-        }))
-    })
+    schema.check_field(input, "input").map_err(RunError::BadInput)
 }
 
 /// Writes new runs in one transaction, in two round trips: its BEGIN with the runs' rows, then
@@ -232,6 +222,7 @@ async fn write_runs(
                 idempotency_key: request.idempotency_key.as_deref(),
                 created_at: now,
                 completed_at: root.and_then(|root| root.completed_at),
+                schedule_id: request.schedule_id,
             }
         })
         .collect();

@@ -18,6 +18,7 @@ pub mod nodes;
 pub mod notify;
 pub mod retention;
 pub mod runs;
+pub mod schedules;
 pub mod steps;
 pub mod time;
 pub mod tx;
@@ -36,6 +37,7 @@ pub fn statements() -> Vec<(&'static str, &'static str)> {
         notify::STATEMENTS,
         retention::STATEMENTS,
         runs::STATEMENTS,
+        schedules::STATEMENTS,
         steps::STATEMENTS,
         views::STATEMENTS,
     ]

@@ -21,15 +21,17 @@ pub struct RunRow<'a> {
     pub created_at: i64,
     /// Set when the run completed as it started (a tree of no-op actions).
     pub completed_at: Option<i64>,
+    /// The schedule that started it.
+    pub schedule_id: Option<Uuid>,
 }
 
 /// See [`insert`].
 pub(crate) const INSERT_SQL: &str =
     "INSERT INTO runs (id, step_id, step_name, step_type, state, snapshot,
-        node_count, idempotency_key, created_at, completed_at)
+        node_count, idempotency_key, created_at, completed_at, schedule_id)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                          $6::json[], $7::int[], $8::text[], $9::timestamptz[],
-                         $10::timestamptz[])
+                         $10::timestamptz[], $11::uuid[])
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id";
 
@@ -49,13 +51,14 @@ pub async fn insert(client: &impl GenericClient, runs: &[RunRow<'_>]) -> Result<
     let keys: Vec<Option<&str>> = runs.iter().map(|r| r.idempotency_key).collect();
     let created: Vec<_> = runs.iter().map(|r| to_system(r.created_at)).collect();
     let completed: Vec<_> = runs.iter().map(|r| opt_to_system(r.completed_at)).collect();
+    let schedules: Vec<Option<Uuid>> = runs.iter().map(|r| r.schedule_id).collect();
     let statement = client.prepare_cached(INSERT_SQL).await?;
     let rows = client
         .query(
             &statement,
             &[
                 &ids, &steps, &names, &types, &states, &snapshots, &counts, &keys, &created,
-                &completed,
+                &completed, &schedules,
             ],
         )
         .await?;

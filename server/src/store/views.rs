@@ -177,32 +177,42 @@ pub struct RunRow {
     pub created_at: i64,
     pub node_count: u32,
     pub failed_node: Option<NodeIdx>,
+    pub schedule_id: Option<Uuid>,
     pub root: NodeRow,
 }
 
 /// A page of runs (see [`runs`]). Public for the tests that check its plan.
 pub const RUNS_SQL: &str = concat!(
     "SELECT r.id, r.step_id, r.step_name, r.step_type, r.created_at, r.node_count,
-            r.failed_node, ",
+            r.failed_node, r.schedule_id, ",
     node_columns!(),
     " FROM runs r JOIN run_nodes n ON n.run_id = r.id AND n.idx = 0
       WHERE ($1::text IS NULL OR r.state = $1) AND ($2::uuid IS NULL OR r.step_id = $2)
-        AND ($3::uuid IS NULL OR r.id < $3)
+        AND ($3::uuid IS NULL OR r.id < $3) AND ($5::uuid IS NULL OR r.schedule_id = $5)
       ORDER BY r.id DESC LIMIT $4"
 );
 
-/// A page of runs, newest first, filtered by state and root step.
+/// Which runs a list shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunFilter {
+    pub state: Option<State>,
+    pub step: Option<Uuid>,
+    pub schedule: Option<Uuid>,
+}
+
+/// A page of runs, newest first, filtered by state, root step and schedule.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn runs(
     client: &impl GenericClient,
-    state: Option<State>,
-    step: Option<Uuid>,
+    filter: RunFilter,
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<RunRow>> {
-    let state = state.map(State::as_str);
+    let state = filter.state.map(State::as_str);
     let statement = client.prepare_cached(RUNS_SQL).await?;
-    let rows = client.query(&statement, &[&state, &step, &before, &limit]).await?;
+    let rows = client
+        .query(&statement, &[&state, &filter.step, &before, &limit, &filter.schedule])
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(RunRow {
@@ -213,6 +223,7 @@ pub async fn runs(
                 created_at: from_system(r.try_get("created_at")?),
                 node_count: r.try_get::<_, i32>("node_count")? as u32,
                 failed_node: r.try_get::<_, Option<i32>>("failed_node")?.map(|n| n as NodeIdx),
+                schedule_id: r.try_get("schedule_id")?,
                 root: node_of(r)?,
             })
         })

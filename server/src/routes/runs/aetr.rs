@@ -109,7 +109,13 @@ pub async fn by_state(
         ));
     };
     let client = state.pool.get().await?;
-    let rows = views::runs(&client, Some(run_state), None, page.after, page.fetch()).await?;
+    let rows = views::runs(
+        &client,
+        views::RunFilter { state: Some(run_state), ..Default::default() },
+        page.after,
+        page.fetch(),
+    )
+    .await?;
     let (rows, link) = page.finish(rows, |r| r.id, &query, &req);
     let items: Vec<RunListItem> = rows
         .into_iter()
@@ -200,7 +206,13 @@ pub async fn related(
     let step = crate::routes::steps::step_id(&step_id)?;
     let page = Query::of(&req)?.page()?;
     let client = state.pool.get().await?;
-    let rows = views::runs(&client, None, Some(step), None, i64::from(page.limit)).await?;
+    let rows = views::runs(
+        &client,
+        views::RunFilter { step: Some(step), ..Default::default() },
+        None,
+        i64::from(page.limit),
+    )
+    .await?;
     let runs = rows
         .into_iter()
         .map(|r| RunData {

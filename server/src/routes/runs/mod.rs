@@ -133,7 +133,8 @@ pub async fn start(
     let step_id = super::steps::step_id(&step_id)?;
     let bytes = body::read(payload, state.max_input_bytes, INPUT).await?;
     let (input, idempotency_key, notify) = parse_start(&bytes, &state.url_rules)?;
-    let started = state.runs.start(StartRun { step_id, input, idempotency_key, notify }).await?;
+    let request = StartRun { step_id, input, idempotency_key, notify, schedule_id: None };
+    let started = state.runs.start(request).await?;
     let mut response = if started.created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(response
         .insert_header((header::LOCATION, format!("/api/v1/runs/{}", started.id)))
@@ -190,6 +191,7 @@ type Start = (Option<String>, Option<String>, Option<Target>);
     params(
         ("state" = Option<StateDoc>, Query, description = "Only runs in this state: Pending, Executing, Complete, Error or Cancelled."),
         ("stepId" = Option<Uuid>, Query, description = "Only runs of this root step."),
+        ("scheduleId" = Option<Uuid>, Query, description = "Only runs that this schedule started."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Runs per page: 1 to 1000, 50 by default."),
         ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
     ),
@@ -211,11 +213,16 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         errors.push(e);
         None
     });
+    let schedule = query.uuid("scheduleId", "a schedule's id").unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
     if let Some(errors) = FieldErrors::from_vec(errors) {
         return Err(errors.into());
     }
     let client = state.pool.get().await?;
-    let rows = views::runs(&client, run_state, step, page.after, page.fetch()).await?;
+    let filter = views::RunFilter { state: run_state, step, schedule };
+    let rows = views::runs(&client, filter, page.after, page.fetch()).await?;
     let (rows, link) = page.finish(rows, |r| r.id, &query, &req);
     let runs: Vec<RunSummary> = rows.into_iter().map(view::summary).collect();
     Ok(super::steps::with_link(HttpResponse::Ok(), link).json(runs))

@@ -179,6 +179,9 @@ pub struct RunSummary {
     pub node_count: u32,
     /// When it failed: the node whose failure failed it.
     pub failed_node: Option<Uuid>,
+    /// The schedule that started it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<Uuid>,
 }
 
 /// Where a node of a row is (a row the run's snapshot does not place is a bug, shown as an
@@ -354,5 +357,6 @@ pub fn summary(row: RunRow) -> RunSummary {
         attempts: row.root.attempt,
         node_count: row.node_count,
         failed_node: row.failed_node.map(|n| node_id(run, n)),
+        schedule_id: row.schedule_id,
     }
 }
