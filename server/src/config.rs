@@ -54,6 +54,9 @@ pub enum Command {
     /// Runs: list them, show one as a tree, follow its history, cancel or redrive it.
     #[command(subcommand)]
     Runs(crate::cli::runs::RunsCommand),
+    /// Schedules: list them, add one, remove one.
+    #[command(subcommand)]
+    Schedules(crate::cli::schedules::SchedulesCommand),
     /// For a service written in shell: posts a result (or, with --fail, an error) to a callback
     /// URL, retrying connection errors and 5xx as the contract asks.
     Callback(crate::cli::callback::CallbackArgs),

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::exit_with(cli::run::run(args)),
         Command::Wait(args) => cli::exit_with(cli::run::wait(args)),
         Command::Steps(command) => cli::exit_with(cli::steps::run(command)),
+        Command::Schedules(command) => cli::exit_with(cli::schedules::run(command)),
         Command::Runs(command) => cli::exit_with(cli::runs::run(command)),
         Command::Callback(args) => cli::exit_with(cli::callback::run(args)),
         Command::ServeCommand(args) => cli::exit_with(cli::serve_command::run(args)),

@@ -389,3 +389,50 @@ async fn run_notify_passes_the_webhook_and_its_secret_through() {
         refused.stderr
     );
 }
+
+#[tokio::test]
+async fn schedules_add_ls_rm_as_json_and_as_text() {
+    let app = TestApp::spawn().await;
+    app.put_tree(&shout("shout")).await;
+    let add = [
+        "schedules",
+        "add",
+        "shout",
+        "*/2 * * * * *",
+        "--input",
+        "tick",
+        "--timezone",
+        "Europe/Paris",
+    ];
+    let added = aetr(&app, &add, b"").await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let id = added.json()["id"].as_str().expect("an id").to_owned();
+    let listed = aetr(&app, &["schedules", "ls", "--step", "shout"], b"").await;
+    let list = listed.json();
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(
+        (list[0]["cron"].as_str(), list[0]["input"].as_str()),
+        (Some("*/2 * * * * *"), Some("tick"))
+    );
+    assert_eq!(list[0]["timezone"], "Europe/Paris");
+    let seen = aetr_on_a_terminal(&app, &["schedules", "ls"]).await;
+    assert!(seen.stdout.contains(&id) && seen.stdout.contains("Europe/Paris"), "{}", seen.stdout);
+
+    // A tick starts a run of the step, with the schedule's input.
+    let runs = loop {
+        let runs = app.get(&format!("/api/v1/runs?scheduleId={id}")).await.expect(200).body;
+        if runs.as_array().is_some_and(|r| !r.is_empty()) {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(runs[0]["input"], "tick");
+
+    let bad = aetr(&app, &["schedules", "add", "shout", "61 * * * *"], b"").await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("answered 422: cron: "), "{}", bad.stderr);
+    let removed = aetr(&app, &["schedules", "rm", &id], b"").await;
+    assert_eq!((removed.code, removed.json()["deleted"].as_str()), (0, Some(id.as_str())));
+    let gone = aetr(&app, &["schedules", "rm", &id], b"").await;
+    assert_eq!(gone.code, 1, "{}", gone.stderr);
+}

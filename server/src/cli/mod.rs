@@ -10,6 +10,7 @@ pub mod callback;
 pub mod client;
 pub mod run;
 pub mod runs;
+pub mod schedules;
 pub mod serve_command;
 pub mod steps;
 

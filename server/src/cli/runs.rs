@@ -247,7 +247,7 @@ fn outline(node: &Value, depth: usize, out: &mut String) {
 }
 
 /// Epoch milliseconds as a UTC time, to the second.
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
