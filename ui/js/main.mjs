@@ -5,6 +5,7 @@ import * as steps from './pages/steps.mjs';
 import * as step from './pages/step.mjs';
 import * as runs from './pages/runs.mjs';
 import * as run from './pages/run.mjs';
+import * as schedules from './pages/schedules.mjs';
 
 const ROUTES = [
   [/^\/$/, steps, 'steps'],
@@ -12,6 +13,7 @@ const ROUTES = [
   [/^\/steps\/([^/]+)$/, step, 'steps'],
   [/^\/runs\/?$/, runs, 'runs'],
   [/^\/runs\/([^/]+)$/, run, 'runs'],
+  [/^\/schedules\/?$/, schedules, 'schedules'],
 ];
 
 const main = document.getElementById('main');

@@ -95,6 +95,12 @@ async fn a_user_gives_a_step_an_input_schema_and_starts_runs_with_a_webhook_in_t
 }
 
 #[tokio::test]
+async fn a_user_creates_pauses_and_deletes_a_schedule_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "schedules.mjs").await;
+}
+
+#[tokio::test]
 async fn a_10000_leaf_run_opens_within_two_seconds_and_scrolls_without_drawing_every_node() {
     let app = TestApp::spawn().await;
     let out = run_script(&app, "large.mjs").await;
