@@ -306,6 +306,9 @@ pub struct ApiAction {
     pub on_timeout: Option<OnTimeout>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<Mode>,
+    /// The pool whose slots its attempts take (at most that many Executing at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
 }
 
 /// The POST timeout when `timeoutSeconds` is absent.
@@ -321,6 +324,7 @@ impl ApiAction {
             callback_timeout_seconds: CallbackTimeout::Default,
             on_timeout: None,
             mode: None,
+            pool: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use aetr_engine::graph;
-use aetr_engine::parse::Parser;
+use aetr_engine::parse::{AnyPool, Parser};
 use aetr_engine::script::BoaRunner;
 use aetr_engine::{FieldError, FieldErrors, Limits, Step};
 use serde_json::{json, Value};
@@ -53,8 +53,14 @@ fn check(text: &str) -> Result<Value, FieldErrors> {
     let mut new_id = Uuid::new_v4;
     // The default rules: a server may deny more, but never less.
     let urls = Rules::new("", "", &[]).map_err(|e| FieldError::invalid("", e))?;
-    let tree = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut new_id, urls: &urls }
-        .fat_tree(&value)?;
+    let tree = Parser {
+        limits: &limits,
+        scripts: &mut scripts,
+        new_id: &mut new_id,
+        urls: &urls,
+        pools: &AnyPool,
+    }
+    .fat_tree(&value)?;
     let steps: HashMap<Uuid, Step> = tree.steps.into_iter().map(|s| (s.id, s)).collect();
     if let Some(errors) = FieldErrors::from_vec(graph::unknown_references(&tree.references, &steps))
     {

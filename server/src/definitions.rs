@@ -3,7 +3,7 @@
 //! write it, all in one transaction that holds the step graph's lock.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix_web::web;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::guard::Rules;
 use crate::http::ApiError;
-use crate::store::{schedules, steps};
+use crate::store::{pools, schedules, steps};
 
 thread_local! {
     /// Compiles scripts for the parser, one runner per blocking thread, so that the same
@@ -37,12 +37,19 @@ pub struct Change {
 /// Parses a body with the engine on a blocking thread: parsing a large tree and compiling its
 /// scripts is CPU work. New ids are UUIDv7, so steps list in the order they were made.
 pub async fn parse<T: Send + 'static>(
+    db: &Pool,
     limits: &Limits,
     urls: &Arc<Rules>,
     value: Value,
     parse: impl FnOnce(&mut Parser<'_>, &Value) -> Result<T, FieldErrors> + Send + 'static,
 ) -> Result<T, ApiError> {
     let (limits, urls) = (limits.clone(), urls.clone());
+    // Actions may name only pools that exist. The names are few; a pool deleted meanwhile is
+    // refused by its DELETE while a step names it.
+    let pools: HashSet<String> = match has_pool_field(&value) {
+        true => pools::names(&db.get().await?).await?.into_iter().collect(),
+        false => HashSet::new(),
+    };
     let parsed = web::block(move || {
         CHECKER.with(|checker| {
             let mut checker = checker.borrow_mut();
@@ -52,12 +59,22 @@ pub async fn parse<T: Send + 'static>(
                 scripts: &mut *checker,
                 new_id: &mut new_id,
                 urls: &*urls,
+                pools: &pools,
             };
             parse(&mut parser, &value)
         })
     })
     .await?;
     Ok(parsed?)
+}
+
+/// Whether a definition names a pool anywhere (most do not: their save reads no pool).
+fn has_pool_field(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| k == "pool" || has_pool_field(v)),
+        Value::Array(items) => items.iter().any(has_pool_field),
+        _ => false,
+    }
 }
 
 /// Whether a save may replace a stored step.

@@ -24,6 +24,11 @@ pub struct StateLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    pub pool: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClassLabel {
     /// `2xx`, `3xx`, `4xx`, `5xx`, or `error` (no answer: a connection error or a timeout).
     pub class: &'static str,
@@ -56,6 +61,9 @@ pub struct Metrics {
     pub group_commit_runs: Histogram,
     pub nodes: Family<StateLabel, Gauge>,
     pub runs_in_flight: Family<StateLabel, Gauge>,
+    pub pool_used: Family<PoolLabel, Gauge>,
+    pub pool_waiting: Family<PoolLabel, Gauge>,
+    pub pool_slots: Family<PoolLabel, Gauge>,
     pub db_pool_connections: Gauge,
     pub db_pool_idle: Gauge,
     pub db_pool_waiting: Gauge,
@@ -86,6 +94,9 @@ impl Metrics {
             script_seconds: Family::new_with_constructor(latency),
             group_commit_runs: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             nodes: Family::default(),
+            pool_used: Family::default(),
+            pool_waiting: Family::default(),
+            pool_slots: Family::default(),
             runs_in_flight: Family::default(),
             db_pool_connections: Gauge::default(),
             db_pool_idle: Gauge::default(),
@@ -125,6 +136,17 @@ impl Metrics {
             m.nodes.clone(),
         );
         r.register("runs_in_flight", "Runs Pending or Executing", m.runs_in_flight.clone());
+        r.register(
+            "pool_used",
+            "Attempts of a pool's actions that hold one of its slots (Executing, or being sent)",
+            m.pool_used.clone(),
+        );
+        r.register(
+            "pool_waiting",
+            "Attempts of a pool's actions that are due and wait for a slot",
+            m.pool_waiting.clone(),
+        );
+        r.register("pool_slots", "A pool's slots", m.pool_slots.clone());
         r.register(
             "db_pool_connections",
             "This server's database connections",

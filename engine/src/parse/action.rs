@@ -1,10 +1,11 @@
 //! `action`: `{"type":"no-op"}`, `{"type":"wait","seconds"}`,
 //! `{"type":"manual","callbackTimeoutSeconds"?}`, or `{"type":"api", url, headers?, retry?,
-//! timeoutSeconds?, callbackTimeoutSeconds?, onTimeout?, mode?}`.
+//! timeoutSeconds?, callbackTimeoutSeconds?, onTimeout?, mode?, pool?}`.
 
 use serde_json::Value;
 
 use super::reader::{type_name, Errors, Obj};
+use super::PoolNames;
 use crate::limits::Limits;
 use crate::step::{Action, ApiAction, CallbackTimeout, ManualAction, Mode, OnTimeout, RetryPolicy};
 
@@ -17,6 +18,7 @@ const API_FIELDS: &[&str] = &[
     "callbackTimeoutSeconds",
     "onTimeout",
     "mode",
+    "pool",
 ];
 
 /// Headers that aetr sets itself and that an action may not replace.
@@ -53,6 +55,7 @@ pub(crate) fn action(
     value: &Value,
     path: &str,
     limits: &Limits,
+    pools: &dyn PoolNames,
     errs: &mut Errors,
 ) -> Option<Action> {
     let obj = Obj::new(value, path, errs)?;
@@ -87,7 +90,7 @@ pub(crate) fn action(
             let callback_timeout_seconds = callback_timeout(obj, errs)?;
             Some(Action::Manual(ManualAction { callback_timeout_seconds }))
         }
-        Kind::Api => api(obj, limits, errs).map(Action::Api),
+        Kind::Api => api(obj, limits, pools, errs).map(Action::Api),
     }
 }
 
@@ -105,7 +108,12 @@ fn callback_timeout(obj: Obj<'_>, errs: &mut Errors) -> Option<CallbackTimeout> 
     })
 }
 
-fn api(obj: Obj<'_>, limits: &Limits, errs: &mut Errors) -> Option<ApiAction> {
+fn api(
+    obj: Obj<'_>,
+    limits: &Limits,
+    pools: &dyn PoolNames,
+    errs: &mut Errors,
+) -> Option<ApiAction> {
     let errors_before = errs.len();
     obj.deny_unknown(API_FIELDS, errs);
     let url =
@@ -124,6 +132,7 @@ fn api(obj: Obj<'_>, limits: &Limits, errs: &mut Errors) -> Option<ApiAction> {
     let on_timeout =
         obj.choice("onTimeout", &[("fail", OnTimeout::Fail), ("retry", OnTimeout::Retry)], errs);
     let mode = obj.choice("mode", &[("callback", Mode::Callback), ("sync", Mode::Sync)], errs);
+    let pool = obj.str("pool", errs).and_then(|name| pool(name, &obj.path_of("pool"), pools, errs));
     if errs.len() == errors_before {
         Some(ApiAction {
             url: url?,
@@ -133,10 +142,39 @@ fn api(obj: Obj<'_>, limits: &Limits, errs: &mut Errors) -> Option<ApiAction> {
             callback_timeout_seconds,
             on_timeout,
             mode,
+            pool,
         })
     } else {
         None
     }
+}
+
+/// A pool's name, as `PUT /pools/{name}` takes it, of a pool that exists.
+fn pool(name: &str, path: &str, pools: &dyn PoolNames, errs: &mut Errors) -> Option<String> {
+    if !is_pool_name(name) {
+        errs.invalid(path, POOL_NAME_RULE);
+        return None;
+    }
+    if !pools.exists(name) {
+        errs.refused(
+            path,
+            format!("no pool named {name:?}; create it with PUT /api/v1/pools/{name}"),
+        );
+        return None;
+    }
+    Some(name.to_owned())
+}
+
+/// What a pool's name may be.
+pub const POOL_NAME_RULE: &str =
+    "a pool's name is 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or a digit";
+
+/// Whether `name` may name a pool (see [`POOL_NAME_RULE`]).
+pub fn is_pool_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 100
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// An absolute http or https URL with a host, and no `aetr` query parameter of its own.

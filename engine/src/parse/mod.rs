@@ -11,6 +11,8 @@
 mod action;
 mod reader;
 
+pub use action::{is_pool_name, POOL_NAME_RULE};
+
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
@@ -77,6 +79,29 @@ pub struct Parser<'a> {
     /// Which action URLs may be saved (the server's SSRF rules, as far as a URL as written can
     /// tell). A refusal is a 422 at the URL's path.
     pub urls: &'a dyn UrlPolicy,
+    /// The pools that exist: an action may name only one of them (a 422 at `action.pool`).
+    pub pools: &'a dyn PoolNames,
+}
+
+/// The pools that actions may name.
+pub trait PoolNames {
+    fn exists(&self, name: &str) -> bool;
+}
+
+/// Every pool exists (for checks that have no database).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyPool;
+
+impl PoolNames for AnyPool {
+    fn exists(&self, _: &str) -> bool {
+        true
+    }
+}
+
+impl PoolNames for HashSet<String> {
+    fn exists(&self, name: &str) -> bool {
+        self.contains(name)
+    }
 }
 
 /// Decides whether an action's URL, as written, may be saved.
@@ -336,7 +361,7 @@ impl Parser<'_> {
                     return None;
                 };
                 let path = obj.path_of("action");
-                let action = action::action(a, &path, self.limits, errs)?;
+                let action = action::action(a, &path, self.limits, self.pools, errs)?;
                 if let Action::Api(api) = &action {
                     let refused = url::Url::parse(&api.url).map(|u| self.urls.check(&u));
                     if let Ok(Err(why)) = refused {

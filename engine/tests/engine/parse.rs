@@ -1,6 +1,6 @@
 //! Parsing and validation: every error names its field and its status.
 
-use aetr_engine::parse::{run_input, AnyUrl, Parser, Reference, UrlPolicy};
+use aetr_engine::parse::{run_input, AnyPool, AnyUrl, Parser, Reference, UrlPolicy};
 use aetr_engine::script::BoaRunner;
 use aetr_engine::step::{Action, CallbackTimeout, Mode, OnTimeout, RetryPolicy};
 use aetr_engine::{Limits, Mapper, Reducer, Severity, StepBody};
@@ -19,7 +19,7 @@ fn parse_fat_with(
 ) -> Result<aetr_engine::parse::FatTree, Vec<(String, u16)>> {
     let mut scripts = BoaRunner::default();
     let mut ids = counter_ids();
-    Parser { limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl }
+    Parser { limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl, pools: &AnyPool }
         .fat_tree(v)
         .map_err(|e| e.errors().iter().map(|e| (e.to_string(), e.severity.http_status())).collect())
 }
@@ -257,9 +257,15 @@ fn every_script_is_compile_checked_when_saved() {
         par("p", vec![with_mapper(noop("a"), "m1"), with_mapper(noop("b"), "m2")]),
         "r",
     );
-    Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl }
-        .fat_tree(&tree)
-        .unwrap();
+    Parser {
+        limits: &limits,
+        scripts: &mut scripts,
+        new_id: &mut ids,
+        urls: &AnyUrl,
+        pools: &AnyPool,
+    }
+    .fat_tree(&tree)
+    .unwrap();
     assert_eq!(scripts.checks, 3);
 }
 
@@ -284,7 +290,13 @@ fn slim_steps_take_children_as_ids_or_links() {
     let mut scripts = BoaRunner::default();
     let mut ids = counter_ids();
     let limits = Limits::default();
-    let mut p = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl };
+    let mut p = Parser {
+        limits: &limits,
+        scripts: &mut scripts,
+        new_id: &mut ids,
+        urls: &AnyUrl,
+        pools: &AnyPool,
+    };
     let a = "00000000-0000-0000-0000-00000000000a";
     let slim = p.slim_step(&json!({"name": "s", "stepType": "Sequential", "children": [a, {"id": a, "mapper": {"type": "no-op"}}]})).unwrap();
     assert_eq!(slim.step.id, Uuid::from_u128(1));
@@ -353,6 +365,7 @@ fn a_url_that_the_policy_refuses_is_a_422_at_its_path() {
         scripts: &mut scripts,
         new_id: &mut ids,
         urls: &DenyHost("evil.test"),
+        pools: &AnyPool,
     }
     .fat_tree(&tree)
     .unwrap_err();

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aetr_engine::graph;
 use aetr_engine::machine::{Ctx, Event, MemoryRun, Outcome, Reply, Work};
-use aetr_engine::parse::{AnyUrl, Parser};
+use aetr_engine::parse::{AnyPool, AnyUrl, Parser};
 use aetr_engine::script::{BoaRunner, ScriptCall, ScriptError, ScriptRunner};
 use aetr_engine::{Limits, NodeIdx, Snapshot, Step};
 use serde_json::{json, Value};
@@ -61,9 +61,15 @@ pub fn snapshot_of(tree: &Value) -> Snapshot {
     let mut scripts = BoaRunner::default();
     let mut ids = counter_ids();
     let limits = Limits::default();
-    let fat = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl }
-        .fat_tree(tree)
-        .unwrap();
+    let fat = Parser {
+        limits: &limits,
+        scripts: &mut scripts,
+        new_id: &mut ids,
+        urls: &AnyUrl,
+        pools: &AnyPool,
+    }
+    .fat_tree(tree)
+    .unwrap();
     let steps: HashMap<Uuid, Step> = fat.steps.into_iter().map(|s| (s.id, s)).collect();
     graph::snapshot(fat.root, &steps, &limits).unwrap()
 }

@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::runs::Runs;
-use crate::store::nodes::{self, Accepted, ClaimKind};
+use crate::store::nodes::{self, Accepted, ClaimKind, Claimed};
+use crate::store::pools;
 use crate::store::time::now_ms;
 pub use outbox::{Outbox, Settings, Slot};
 
@@ -129,6 +130,16 @@ async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
                 continue;
             }
         };
+        // The send slots that the claim left free go to pooled actions that wait for their
+        // pools' slots.
+        let sends = claimed
+            .iter()
+            .filter(|c| matches!(c.kind, ClaimKind::Dispatch | ClaimKind::Resend))
+            .count();
+        let (pooled, pools_retry_at) =
+            claim_pooled(&outbox, now, slots.len().saturating_sub(sends)).await;
+        let mut claimed = claimed;
+        claimed.extend(pooled);
         let idle = claimed.is_empty();
         for work in claimed {
             let slot = match work.kind {
@@ -140,7 +151,11 @@ async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
         }
         drop(slots);
         if idle {
-            let sleep = until_due(&outbox, now).await;
+            let mut sleep = until_due(&outbox, now).await;
+            if let Some(at) = pools_retry_at {
+                let ms = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+                sleep = sleep.min(Duration::from_millis(ms).max(MIN_SLEEP));
+            }
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 () = outbox.woken() => {}
@@ -148,6 +163,33 @@ async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
             }
         }
     }
+}
+
+/// Claims up to `free` pooled nodes, pool by pool (see [`pools::claim`]). Returns them, and
+/// when to look again if a pool's per-second limit or a retry's backoff holds some back.
+async fn claim_pooled(outbox: &Outbox, now: i64, free: usize) -> (Vec<Claimed>, Option<i64>) {
+    let claims = async {
+        let mut client = outbox.pool.get().await?;
+        let mut claimed = Vec::new();
+        let mut retry_at = pools::next_due(&client, now).await?;
+        if free == 0 {
+            return anyhow::Ok((claimed, retry_at));
+        }
+        for name in pools::waiting(&client, now).await? {
+            let left = free.saturating_sub(claimed.len()) as i64;
+            if left == 0 {
+                break;
+            }
+            let got = pools::claim(&mut client, &name, now, left, now + CLAIM_LEASE_MS).await?;
+            claimed.extend(got.claimed);
+            retry_at = retry_at.into_iter().chain(got.retry_at).min();
+        }
+        Ok((claimed, retry_at))
+    };
+    claims.await.unwrap_or_else(|e| {
+        tracing::warn!(error = format!("{e:#}"), "cannot claim the pools' waiting actions");
+        (Vec::new(), None)
+    })
 }
 
 /// How long to sleep when nothing is due: until the next known due time, at most the polling

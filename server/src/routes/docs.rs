@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{callbacks, health, metrics, runs, schedules, steps};
+use super::{callbacks, health, metrics, pools, runs, schedules, steps};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use super::{callbacks, health, metrics, runs, schedules, steps};
         runs::history::events, runs::stats::counts, runs::stats::progress, callbacks::complete, callbacks::fail,
         runs::aetr::partial, runs::aetr::by_state, runs::aetr::active, runs::aetr::related,
         schedules::list, schedules::create, schedules::get, schedules::replace, schedules::delete,
+        pools::list, pools::get, pools::put, pools::delete,
         health::healthz, health::readyz, health::ping, metrics::metrics,
     ),
     components(schemas(runs::DefinitionDoc)),
@@ -28,6 +29,7 @@ use super::{callbacks, health, metrics, runs, schedules, steps};
         (name = "steps", description = "Step trees: define, read, compose and delete them."),
         (name = "runs", description = "Runs of step trees: start them, watch them, cancel and retry them."),
         (name = "schedules", description = "Runs started on the ticks of a cron expression, in a time zone."),
+        (name = "pools", description = "Caps on how many attempts of the actions that name a pool are Executing at once, across all runs and servers, and on how many of their POSTs start a second."),
         (name = "callbacks", description = "Where services report an attempt's result or failure, with the token of the `aetr` URL they were given."),
     ),
 )]

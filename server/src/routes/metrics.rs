@@ -5,8 +5,9 @@ use actix_web::{web, HttpResponse};
 
 use crate::app::AppState;
 use crate::http::{ApiError, ErrorBody};
-use crate::metrics::{StateLabel, METRICS};
-use crate::store::views;
+use crate::metrics::{PoolLabel, StateLabel, METRICS};
+use crate::store::time::now_ms;
+use crate::store::{pools, views};
 
 /// The metrics, with the gauges of work waiting read from the database now.
 #[utoipa::path(get, path = "/metrics", tag = "health", security(()),
@@ -30,6 +31,17 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     for (state, count) in [("Pending", waiting.pending_runs), ("Executing", waiting.executing_runs)]
     {
         METRICS.runs_in_flight.get_or_create(&StateLabel { state }).set(count);
+    }
+    // Pools that were deleted are dropped from the series.
+    let pools = pools::list(&client, None, now_ms()).await?;
+    for family in [&METRICS.pool_used, &METRICS.pool_waiting, &METRICS.pool_slots] {
+        family.clear();
+    }
+    for p in pools {
+        let label = PoolLabel { pool: p.name };
+        METRICS.pool_used.get_or_create(&label).set(p.used);
+        METRICS.pool_waiting.get_or_create(&label).set(p.waiting);
+        METRICS.pool_slots.get_or_create(&label).set(i64::from(p.slots));
     }
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -5,6 +5,7 @@ mod callbacks;
 pub mod docs;
 mod health;
 mod metrics;
+mod pools;
 mod runs;
 mod schedules;
 mod steps;
@@ -27,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // Before runs: `/runs/complete` would match `/runs/{id}`.
                 .configure(callbacks::configure)
                 .configure(runs::configure)
-                .configure(schedules::configure),
+                .configure(schedules::configure)
+                .configure(pools::configure),
         )
         .configure(ui::configure)
         .default_service(web::to(no_such_endpoint));

@@ -231,8 +231,10 @@ pub async fn put_tree(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let value = body::json(payload, state.max_definition_bytes, DEFINITION).await?;
-    let tree =
-        definitions::parse(&state.limits, &state.url_rules, value, |p, v| p.fat_tree(v)).await?;
+    let tree = definitions::parse(&state.pool, &state.limits, &state.url_rules, value, |p, v| {
+        p.fat_tree(v)
+    })
+    .await?;
     let id = tree.root;
     let change = Change { root: id, steps: tree.steps, references: tree.references };
     definitions::save(&state.pool, &state.limits, change, Mode::Upsert).await?;
@@ -315,7 +317,10 @@ pub async fn set_children(
     let id = step_id(&id)?;
     let value = body::json(payload, state.max_definition_bytes, DEFINITION).await?;
     let (links, references) =
-        definitions::parse(&state.limits, &state.url_rules, value, |p, v| p.child_list(v)).await?;
+        definitions::parse(&state.pool, &state.limits, &state.url_rules, value, |p, v| {
+            p.child_list(v)
+        })
+        .await?;
     definitions::set_children(&state.pool, &state.limits, id, links, references).await?;
     Ok(HttpResponse::Ok().json(IdBody { id }))
 }
@@ -378,8 +383,10 @@ pub async fn delete(
 /// Parses and saves one step whose children are given by id.
 async fn save_slim(state: &AppState, payload: web::Payload, mode: Mode) -> Result<Uuid, ApiError> {
     let value = body::json(payload, state.max_definition_bytes, DEFINITION).await?;
-    let slim =
-        definitions::parse(&state.limits, &state.url_rules, value, |p, v| p.slim_step(v)).await?;
+    let slim = definitions::parse(&state.pool, &state.limits, &state.url_rules, value, |p, v| {
+        p.slim_step(v)
+    })
+    .await?;
     let id = slim.step.id;
     let change = Change { root: id, steps: vec![slim.step], references: slim.references };
     definitions::save(&state.pool, &state.limits, change, mode).await?;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use aetr_engine::machine::{self, Event, MachineError, NewBlock, Nodes, Outcome, Reply, Work};
 use aetr_engine::{Blocks, Snapshot, Tree};
 
-use super::plan::Plan;
+use super::plan::{pool_of, Plan};
 use super::Shared;
 
 /// A run's nodes as the events applied so far left them, and the plan they made.
@@ -85,7 +85,11 @@ impl<'a> Applier<'a> {
             match *w {
                 Work::Dispatch { node, attempt, not_before } => {
                     let shared = self.shared;
-                    let slot = (not_before <= now && !shared.stopping.is_cancelled())
+                    // A pooled action waits for a slot of its pool, which only the pools'
+                    // claim gives (see `store::pools`).
+                    let pooled =
+                        pool_of(Tree::new(self.snapshot, &self.blocks).step(node)).is_some();
+                    let slot = (not_before <= now && !pooled && !shared.stopping.is_cancelled())
                         .then(|| shared.outbox.try_slot())
                         .flatten();
                     let Some(slot) = slot else {

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::borrow::Cow;
 
 use aetr_engine::machine::{
-    Event, NewBlock, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange,
+    Event, NewBlock, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange, Work,
 };
-use aetr_engine::{Action, NodeIdx, StepBody, Tree};
+use aetr_engine::{Action, NodeIdx, SnapNode, StepBody, Tree};
 use uuid::Uuid;
 
 use super::history;
@@ -108,7 +108,16 @@ impl Plan {
             );
             waiting && c.to == State::Executing
         };
-        if outcome.changes.iter().any(waits) {
+        // A pooled action that stops Executing frees a slot of its pool, which a node may be
+        // waiting for (in any run): wake the dispatchers, whose pools' claim gives it. So does
+        // a cancel, which ends the run's nodes after this.
+        let frees_a_slot = |c: &StateChange| {
+            c.from == State::Executing
+                && c.to != State::Executing
+                && pool_of(tree.step(c.node)).is_some()
+        };
+        let cancels = outcome.work.contains(&Work::CancelUnfinished);
+        if outcome.changes.iter().any(|c| waits(c) || frees_a_slot(c)) || cancels {
             self.deferred = true;
         }
         let done = outcome.reply == Reply::Done;
@@ -198,7 +207,7 @@ impl Plan {
     pub fn instances<'a>(
         &'a self,
         run: Uuid,
-        tree: &Tree<'_>,
+        tree: &Tree<'a>,
         nodes: &'a Nodes,
         rev: crate::store::nodes::Revision,
     ) -> Option<NewNodes<'a>> {
@@ -219,7 +228,8 @@ impl Plan {
                 };
                 let (parent, position, depth) = (at.parent, at.position, at.depth);
                 let lease_until = self.lease_until(idx);
-                rows.push(NewRow { idx, state, lease_until, parent, position, depth });
+                let pool = pool_of(tree.step(idx));
+                rows.push(NewRow { idx, state, pool, lease_until, parent, position, depth });
             }
         }
         let blocks = self.blocks.iter().map(|b| b.block).collect();
@@ -246,7 +256,8 @@ impl Plan {
                 nodes.get(idx).map_or_else(|| Cow::Owned(NodeState::default()), Cow::Borrowed);
             let (parent, position, depth) = (node.parent, node.position, node.depth);
             let lease_until = self.lease_until(idx);
-            rows.push(NewRow { idx, state, lease_until, parent, position, depth });
+            let pool = pool_of(node);
+            rows.push(NewRow { idx, state, pool, lease_until, parent, position, depth });
         }
         let instances = self.instances(run, tree, nodes, rev);
         let (more, blocks) = instances.map(|i| (i.rows, i.blocks)).unwrap_or_default();
@@ -310,6 +321,14 @@ impl Plan {
         let lease = self.leases.entry(idx).or_insert(Lease { until, new_holder });
         lease.until = until;
         lease.new_holder |= new_holder;
+    }
+}
+
+/// The pool that a node's attempts take a slot of, if it names one.
+pub fn pool_of(node: &SnapNode) -> Option<&str> {
+    match &node.body {
+        StepBody::Action { action: Action::Api(api) } => api.pool.as_deref(),
+        _ => None,
     }
 }
 

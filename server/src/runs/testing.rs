@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aetr_engine::parse::{AnyUrl, Parser};
+use aetr_engine::parse::{AnyPool, AnyUrl, Parser};
 use aetr_engine::script::BoaRunner;
 use aetr_engine::{graph, Limits, NodeIdx, Snapshot, Step};
 use serde_json::{json, Value};
@@ -17,9 +17,15 @@ pub fn snapshot_of(tree: &Value) -> Snapshot {
         Uuid::from_u128(n)
     };
     let mut scripts = BoaRunner::default();
-    let fat = Parser { limits: &limits, scripts: &mut scripts, new_id: &mut ids, urls: &AnyUrl }
-        .fat_tree(tree)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let fat = Parser {
+        limits: &limits,
+        scripts: &mut scripts,
+        new_id: &mut ids,
+        urls: &AnyUrl,
+        pools: &AnyPool,
+    }
+    .fat_tree(tree)
+    .unwrap_or_else(|e| panic!("{e}"));
     let steps: HashMap<Uuid, Step> = fat.steps.into_iter().map(|s| (s.id, s)).collect();
     graph::snapshot(fat.root, &steps, &limits).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -16,6 +16,7 @@ pub mod changes;
 pub mod events;
 pub mod nodes;
 pub mod notify;
+pub mod pools;
 pub mod retention;
 pub mod runs;
 pub mod schedules;
@@ -35,6 +36,7 @@ pub fn statements() -> Vec<(&'static str, &'static str)> {
         events::STATEMENTS,
         nodes::STATEMENTS,
         notify::STATEMENTS,
+        pools::STATEMENTS,
         retention::STATEMENTS,
         runs::STATEMENTS,
         schedules::STATEMENTS,

@@ -258,6 +258,8 @@ pub struct NewNodes<'a> {
 pub struct NewRow<'a> {
     pub idx: NodeIdx,
     pub state: Cow<'a, NodeState>,
+    /// The pool of an `api` action that names one.
+    pub pool: Option<&'a str>,
     pub lease_until: Option<i64>,
     pub parent: Option<NodeIdx>,
     pub position: u32,
@@ -272,19 +274,19 @@ const INSERT_CHUNK: usize = 10_000;
 pub(crate) const INSERT_ALL_SQL: &str = "INSERT INTO run_nodes
         (run_id, idx, phase, input, result, output, error, fault, attempt, round_from,
          live_from, remaining, due_at, started_at, completed_at, lease_until, lease_epoch,
-         started, next_free, parent_idx, position, depth, snapshot_rev)
+         started, next_free, parent_idx, position, depth, snapshot_rev, pool)
     SELECT u.run_id, u.idx, u.phase, u.input, u.result, u.output, u.error, u.fault,
            u.attempt, u.round_from, u.live_from, u.remaining, u.due_at, u.started_at,
            u.completed_at, u.lease_until, u.epoch + u.bump, u.started, u.next_free,
-           u.parent_idx, u.position, u.depth, u.rev
+           u.parent_idx, u.position, u.depth, u.rev, u.pool
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[],
                 $7::text[], $8::text[], $9::jsonb[], $10::int[], $11::int[], $12::int[],
                 $13::int[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
                 $17::timestamptz[], $18::int[], $19::bool[], $20::int[], $21::int[],
-                $22::int[], $23::int[], $24::int[], $25::int[], $26::bigint[])
+                $22::int[], $23::int[], $24::int[], $25::int[], $26::bigint[], $27::text[])
         AS u(run_id, idx, phase, keep, input, result, output, error, fault, attempt,
              round_from, live_from, remaining, due_at, started_at, completed_at, lease_until,
-             bump, fresh, started, next_free, parent_idx, position, depth, rev, epoch)";
+             bump, fresh, started, next_free, parent_idx, position, depth, rev, epoch, pool)";
 
 /// See [`insert_all`].
 pub(crate) const INSERT_BLOCKS_SQL: &str = "WITH b AS (
@@ -311,8 +313,8 @@ pub async fn insert_all(
     let mut chunks = Vec::new();
     for chunk in rows.chunks(INSERT_CHUNK) {
         let mut c = Columns::default();
-        let (mut parent, mut position, mut depth, mut rev, mut epoch) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut parent, mut position, mut depth, mut rev, mut epoch, mut pool) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
         for &(new, row) in chunk {
             let (idx, lease_until) = (row.idx, row.lease_until);
             let state = row.state.as_ref();
@@ -323,16 +325,17 @@ pub async fn insert_all(
             depth.push(i32::try_from(row.depth)?);
             rev.push(new.rev.rev);
             epoch.push(new.rev.first_epoch);
+            pool.push(row.pool);
             if new_holder {
                 epochs.push((new.run, idx, new.rev.first_epoch + 1));
             }
         }
-        chunks.push((c, parent, position, depth, rev, epoch));
+        chunks.push((c, parent, position, depth, rev, epoch, pool));
     }
     let statement = client.prepare_cached(INSERT_ALL_SQL).await?;
-    let inserts = chunks.iter().map(|(c, parent, position, depth, rev, epoch)| {
+    let inserts = chunks.iter().map(|(c, parent, position, depth, rev, epoch, pool)| {
         let mut params = c.params();
-        params.extend([parent as &(dyn ToSql + Sync), position, depth, rev, epoch]);
+        params.extend([parent as &(dyn ToSql + Sync), position, depth, rev, epoch, pool]);
         let statement = &statement;
         async move { client.execute(statement, &params).await }
     });
@@ -454,7 +457,8 @@ pub struct Claimed {
 /// The dispatcher's claim (see [`claim`]). Public for the tests that check its plan.
 pub const CLAIM_SQL: &str = "WITH due AS (
         SELECT run_id, idx, 'dispatch' AS kind FROM run_nodes
-        WHERE phase = 'Ready' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+        WHERE phase = 'Ready' AND pool IS NULL AND due_at <= $1
+          AND (lease_until IS NULL OR lease_until < $1)
         ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
     ), resend AS (
         SELECT run_id, idx, 'resend' AS kind FROM run_nodes
@@ -495,33 +499,34 @@ pub async fn claim(
     let rows = client
         .query(&statement, &[&to_system(now), &sends, &others, &to_system(lease_until)])
         .await?;
-    rows.iter()
-        .map(|row| {
-            let kind = match row.try_get::<_, &str>("kind")? {
-                "dispatch" => ClaimKind::Dispatch,
-                "resend" => ClaimKind::Resend,
-                "script" => ClaimKind::Script,
-                _ => ClaimKind::Timeout,
-            };
-            Ok(Claimed {
-                run: row.try_get("run_id")?,
-                idx: row.try_get::<_, i32>("idx")? as NodeIdx,
-                kind,
-                phase: phase_of(row.try_get("phase")?)?,
-                attempt: row.try_get::<_, i32>("attempt")? as u32,
-                epoch: row.try_get("lease_epoch")?,
-                rev: row.try_get("snapshot_rev")?,
-                input: row.try_get("input")?,
-                result: row.try_get("result")?,
-            })
-        })
-        .collect()
+    rows.iter().map(claimed_of).collect()
+}
+
+/// A claimed node, from a row with the columns that [`CLAIM_SQL`] returns.
+pub(crate) fn claimed_of(row: &Row) -> Result<Claimed> {
+    let kind = match row.try_get::<_, &str>("kind")? {
+        "dispatch" => ClaimKind::Dispatch,
+        "resend" => ClaimKind::Resend,
+        "script" => ClaimKind::Script,
+        _ => ClaimKind::Timeout,
+    };
+    Ok(Claimed {
+        run: row.try_get("run_id")?,
+        idx: row.try_get::<_, i32>("idx")? as NodeIdx,
+        kind,
+        phase: phase_of(row.try_get("phase")?)?,
+        attempt: row.try_get::<_, i32>("attempt")? as u32,
+        epoch: row.try_get("lease_epoch")?,
+        rev: row.try_get("snapshot_rev")?,
+        input: row.try_get("input")?,
+        result: row.try_get("result")?,
+    })
 }
 
 /// When work next comes due (see [`next_due`]). Public for the tests that check its plan.
 pub const NEXT_DUE_SQL: &str = "SELECT least(
         (SELECT min(due_at) FROM run_nodes
-         WHERE phase = 'Ready' AND due_at IS NOT NULL AND lease_until IS NULL),
+         WHERE phase = 'Ready' AND pool IS NULL AND due_at IS NOT NULL AND lease_until IS NULL),
         (SELECT min(lease_until) FROM run_nodes WHERE lease_until IS NOT NULL),
         (SELECT min(due_at) FROM run_nodes
          WHERE phase = 'Executing' AND due_at IS NOT NULL AND lease_until IS NULL))";

@@ -10,6 +10,7 @@ mod notify;
 mod operator;
 mod parallel;
 mod plans;
+mod pools;
 mod reads;
 mod retention;
 mod schemas;
