@@ -102,3 +102,22 @@ async fn metrics_are_open_unless_a_token_is_required_for_them() {
     with_token.use_token("s3cret");
     with_token.get("/metrics").await.expect(200);
 }
+
+#[tokio::test]
+async fn metrics_show_each_pools_slots_used_and_waiting() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    app.put("/api/v1/pools/narrow", &json!({"slots": 1})).await.expect(201);
+    let pooled =
+        |name: &str| api_with(name, &svc.at(&format!("/{name}")), json!({"pool": "narrow"}));
+    let step = app.put_tree(&crate::runs::par("two", vec![pooled("a"), pooled("b")])).await;
+    app.start_run(step, json!("x")).await;
+    let first = svc.take(1).await;
+    let text = scrape(&app).await;
+    assert_eq!(value(&text, r#"aetr_pool_slots{pool="narrow"}"#), 1.0);
+    assert_eq!(value(&text, r#"aetr_pool_used{pool="narrow"}"#), 1.0);
+    assert_eq!(value(&text, r#"aetr_pool_waiting{pool="narrow"}"#), 1.0);
+    app.post_raw(&first[0].callback, "ok").await.expect(200);
+    let second = svc.take(1).await;
+    app.post_raw(&second[0].callback, "ok").await.expect(200);
+}
