@@ -87,6 +87,7 @@ impl Dispatcher {
 async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
     let stopping = runs.stopping();
     let mut backoff = Duration::from_millis(100);
+    let mut seen = PoolsSeen::default();
     loop {
         // Sends need a free POST slot: claim only as many as there are.
         let first = tokio::select! {
@@ -136,8 +137,8 @@ async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
             .iter()
             .filter(|c| matches!(c.kind, ClaimKind::Dispatch | ClaimKind::Resend))
             .count();
-        let (pooled, pools_retry_at) =
-            claim_pooled(&outbox, now, slots.len().saturating_sub(sends)).await;
+        let free = slots.len().saturating_sub(sends);
+        let (pooled, pools_retry_at) = claim_pooled(&outbox, &mut seen, now, free).await;
         let mut claimed = claimed;
         claimed.extend(pooled);
         let idle = claimed.is_empty();
@@ -165,17 +166,34 @@ async fn claim_loop(runs: Runs, outbox: Arc<Outbox>) {
     }
 }
 
+/// What the claim loop knows of the pools: whether there were any when it last looked.
+#[derive(Debug, Default)]
+struct PoolsSeen {
+    any: bool,
+    at: i64,
+}
+
+/// How long the claim loop trusts that there are no pools (one may be made on another server).
+const NO_POOLS_FOR_MS: i64 = 1_000;
+
 /// Claims up to `free` pooled nodes, pool by pool (see [`pools::claim`]). Returns them, and
-/// when to look again if a pool's per-second limit or a retry's backoff holds some back.
-async fn claim_pooled(outbox: &Outbox, now: i64, free: usize) -> (Vec<Claimed>, Option<i64>) {
+/// when to look again if a pool's per-second limit or a retry's backoff holds some back. While
+/// there are no pools, it looks once a second, so that actions without a pool pay nothing.
+async fn claim_pooled(
+    outbox: &Outbox,
+    seen: &mut PoolsSeen,
+    now: i64,
+    free: usize,
+) -> (Vec<Claimed>, Option<i64>) {
+    if !seen.any && now - seen.at < NO_POOLS_FOR_MS {
+        return (Vec::new(), None);
+    }
     let claims = async {
         let mut client = outbox.pool.get().await?;
-        let mut claimed = Vec::new();
-        let mut retry_at = pools::next_due(&client, now).await?;
-        if free == 0 {
-            return anyhow::Ok((claimed, retry_at));
-        }
-        for name in pools::waiting(&client, now).await? {
+        let survey = pools::survey(&client, now).await?;
+        *seen = PoolsSeen { any: survey.any, at: now };
+        let (mut claimed, mut retry_at) = (Vec::new(), survey.next_due);
+        for name in survey.waiting {
             let left = free.saturating_sub(claimed.len()) as i64;
             if left == 0 {
                 break;
@@ -184,7 +202,7 @@ async fn claim_pooled(outbox: &Outbox, now: i64, free: usize) -> (Vec<Claimed>, 
             claimed.extend(got.claimed);
             retry_at = retry_at.into_iter().chain(got.retry_at).min();
         }
-        Ok((claimed, retry_at))
+        anyhow::Ok((claimed, retry_at))
     };
     claims.await.unwrap_or_else(|e| {
         tracing::warn!(error = format!("{e:#}"), "cannot claim the pools' waiting actions");

@@ -119,29 +119,35 @@ pub async fn delete(client: &impl GenericClient, name: &str) -> Result<bool> {
     Ok(client.execute(&statement, &[&name]).await? == 1)
 }
 
-/// See [`waiting`]: the pools with a node that is due and not claimed.
-pub(crate) const WAITING_SQL: &str = "SELECT p.name FROM pools p WHERE EXISTS (
-        SELECT 1 FROM run_nodes n WHERE n.pool = p.name AND n.phase = 'Ready' AND n.due_at <= $1
-          AND (n.lease_until IS NULL OR n.lease_until < $1))";
+/// See [`survey`].
+pub(crate) const SURVEY_SQL: &str = "SELECT
+        EXISTS (SELECT 1 FROM pools) AS any,
+        ARRAY(SELECT p.name FROM pools p WHERE EXISTS (
+            SELECT 1 FROM run_nodes n WHERE n.pool = p.name AND n.phase = 'Ready'
+              AND n.due_at <= $1 AND (n.lease_until IS NULL OR n.lease_until < $1))) AS waiting,
+        (SELECT min(due_at) FROM run_nodes WHERE phase = 'Ready' AND pool IS NOT NULL
+           AND due_at > $1 AND lease_until IS NULL) AS next_due";
 
-/// The pools that have due nodes waiting for a slot.
-#[tracing::instrument(level = "debug", skip_all)]
-pub async fn waiting(client: &impl GenericClient, now: i64) -> Result<Vec<String>> {
-    let statement = client.prepare_cached(WAITING_SQL).await?;
-    let rows = client.query(&statement, &[&to_system(now)]).await?;
-    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+/// What the dispatcher needs to know of the pools, in one round trip.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// Whether there is any pool at all.
+    pub any: bool,
+    /// The pools that have due nodes waiting for a slot.
+    pub waiting: Vec<String>,
+    /// When the next pooled node that is not due yet (a retry's backoff) comes due.
+    pub next_due: Option<i64>,
 }
 
-/// See [`next_due`].
-pub(crate) const NEXT_DUE_SQL: &str = "SELECT min(due_at) FROM run_nodes
-    WHERE phase = 'Ready' AND pool IS NOT NULL AND due_at > $1 AND lease_until IS NULL";
-
-/// When the next pooled node that is not due yet (a retry's backoff) comes due, if any.
 #[tracing::instrument(level = "debug", skip_all)]
-pub async fn next_due(client: &impl GenericClient, now: i64) -> Result<Option<i64>> {
-    let statement = client.prepare_cached(NEXT_DUE_SQL).await?;
+pub async fn survey(client: &impl GenericClient, now: i64) -> Result<Survey> {
+    let statement = client.prepare_cached(SURVEY_SQL).await?;
     let row = client.query_one(&statement, &[&to_system(now)]).await?;
-    Ok(super::time::opt_from_system(row.try_get(0)?))
+    Ok(Survey {
+        any: row.try_get("any")?,
+        waiting: row.try_get("waiting")?,
+        next_due: super::time::opt_from_system(row.try_get("next_due")?),
+    })
 }
 
 /// See [`claim`]: the pool's row, locked.
@@ -237,16 +243,7 @@ fn refill(tokens: f64, at: i64, rate: Option<f64>, now: i64) -> Option<f64> {
 }
 
 statements!(
-    LIST_SQL,
-    NAMES_SQL,
-    PUT_SQL,
-    USERS_SQL,
-    DELETE_SQL,
-    WAITING_SQL,
-    NEXT_DUE_SQL,
-    LOCK_SQL,
-    BUSY_SQL,
-    CLAIM_SQL,
+    LIST_SQL, NAMES_SQL, PUT_SQL, USERS_SQL, DELETE_SQL, SURVEY_SQL, LOCK_SQL, BUSY_SQL, CLAIM_SQL,
     SPEND_SQL
 );
 

@@ -95,24 +95,7 @@ pub async fn insert(
     d: &Definition,
     next_fire_at: Option<i64>,
 ) -> Result<()> {
-    let statement = client.prepare_cached(INSERT_SQL).await?;
-    let input = d.input.as_ref().map(Json);
-    client
-        .execute(
-            &statement,
-            &[
-                &id,
-                &d.step_id,
-                &d.cron,
-                &d.timezone,
-                &input,
-                &d.overlap.as_str(),
-                &d.enabled,
-                &opt_to_system(next_fire_at),
-            ],
-        )
-        .await?;
-    Ok(())
+    write(client, INSERT_SQL, id, d, next_fire_at).await.map(drop)
 }
 
 /// See [`replace`].
@@ -129,24 +112,24 @@ pub async fn replace(
     d: &Definition,
     next_fire_at: Option<i64>,
 ) -> Result<bool> {
-    let statement = client.prepare_cached(REPLACE_SQL).await?;
+    Ok(write(client, REPLACE_SQL, id, d, next_fire_at).await? == 1)
+}
+
+/// [`INSERT_SQL`] or [`REPLACE_SQL`], which take the same parameters. Returns the rows written.
+async fn write(
+    client: &impl GenericClient,
+    sql: &str,
+    id: Uuid,
+    d: &Definition,
+    next_fire_at: Option<i64>,
+) -> Result<u64> {
+    let statement = client.prepare_cached(sql).await?;
     let input = d.input.as_ref().map(Json);
-    let n = client
-        .execute(
-            &statement,
-            &[
-                &id,
-                &d.step_id,
-                &d.cron,
-                &d.timezone,
-                &input,
-                &d.overlap.as_str(),
-                &d.enabled,
-                &opt_to_system(next_fire_at),
-            ],
-        )
-        .await?;
-    Ok(n == 1)
+    let next = opt_to_system(next_fire_at);
+    let overlap = d.overlap.as_str();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&id, &d.step_id, &d.cron, &d.timezone, &input, &overlap, &d.enabled, &next];
+    Ok(client.execute(&statement, &params).await?)
 }
 
 /// See [`get`].
