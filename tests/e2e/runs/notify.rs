@@ -277,3 +277,32 @@ async fn a_bad_notify_is_refused_naming_the_field_and_no_run_is_made() {
     let runs = app.get(&format!("/api/v1/runs?stepId={step}")).await.expect(200).body;
     assert_eq!(runs, json!([]));
 }
+
+#[tokio::test]
+async fn a_webhook_that_is_never_accepted_stops_being_tried_after_24_hours() {
+    let app = TestApp::spawn().await;
+    let hook = TestService::start().await;
+    hook.respond("/hook", Respond::Status(500));
+    let step = app.put_tree(&noop("n")).await;
+    let run = start_notified(&app, step, json!("x"), json!({"url": hook.at("/hook")})).await;
+    let first = hook.take(1).await.remove(0);
+    let pending = wait_notify(&app, run, "Pending").await;
+    assert!(pending["notify"]["tries"].as_i64() >= Some(1), "{pending:#}");
+    // The message is 24 hours old: the next try is its last.
+    let db = app.db().await;
+    db.execute("UPDATE notify_messages SET give_up_at = now() WHERE run_id = $1", &[&run])
+        .await
+        .expect("aged");
+    let done = wait_notify(&app, run, "Failed").await;
+    let tries = history(&app, run, "notified").await;
+    assert_eq!(tries.last().unwrap()["detail"]["state"], "Failed", "{tries:#?}");
+    assert_eq!(done["notify"]["tries"], tries.len());
+    // Every try was recorded, and none follows the last.
+    let mut received = 1;
+    while let Some(again) = hook.next_within(Duration::from_millis(300)).await {
+        assert_eq!(again.header("webhook-id"), first.header("webhook-id"));
+        received += 1;
+    }
+    assert_eq!(received, tries.len());
+    hook.expect_none(Duration::from_millis(2_500)).await;
+}
