@@ -6,6 +6,7 @@ import * as step from './pages/step.mjs';
 import * as runs from './pages/runs.mjs';
 import * as run from './pages/run.mjs';
 import * as schedules from './pages/schedules.mjs';
+import * as pools from './pages/pools.mjs';
 
 const ROUTES = [
   [/^\/$/, steps, 'steps'],
@@ -14,6 +15,7 @@ const ROUTES = [
   [/^\/runs\/?$/, runs, 'runs'],
   [/^\/runs\/([^/]+)$/, run, 'runs'],
   [/^\/schedules\/?$/, schedules, 'schedules'],
+  [/^\/pools\/?$/, pools, 'pools'],
 ];
 
 const main = document.getElementById('main');

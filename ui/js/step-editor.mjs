@@ -1,5 +1,6 @@
 // The editor of a step tree: a diagram of nested steps whose every part can be edited. It edits
 // the fat tree of `GET /steps/{id}` in place; `payload(tree)` is what `PUT /steps` takes.
+import { api } from './api.mjs';
 import { codeEditor } from './code-editor.mjs';
 import { h, replace } from './dom.mjs';
 
@@ -31,6 +32,12 @@ export function stepEditor(tree, { onChange, pickStep }) {
   const element = h('div', { class: 'tree-editor' });
   /** Error boxes by field path ("" is the root step, "children[1].action.url", ...). */
   let fields = new Map();
+  /** The pools' names, suggested in an api action's Pool field; none if they cannot be fetched. */
+  const poolsId = nextId('pools');
+  const poolNames = h('datalist', { id: poolsId });
+  api('GET', '/pools')
+    .then(({ body }) => replace(poolNames, (Array.isArray(body) ? body : []).map((p) => h('option', { value: p.name }))))
+    .catch(() => { /* no suggestions */ });
 
   function changed(rerender = false) {
     if (rerender) draw();
@@ -39,7 +46,7 @@ export function stepEditor(tree, { onChange, pickStep }) {
 
   function draw() {
     fields = new Map();
-    replace(element, stepCard(tree, '', null, null));
+    replace(element, poolNames, stepCard(tree, '', null, null));
   }
 
   function field(path, box) {
@@ -260,7 +267,8 @@ export function stepEditor(tree, { onChange, pickStep }) {
     if (action.type === 'api') {
       box.append(
         textField(action, 'url', 'URL', path, { wide: true, placeholder: 'http://service.internal/path' }),
-        selectField(action, 'mode', 'Mode', path, [['callback', 'callback'], ['sync', 'sync']]));
+        selectField(action, 'mode', 'Mode', path, [['callback', 'callback'], ['sync', 'sync']]),
+        poolField(action, path));
       const retry = () => (action.retry = action.retry || {});
       const set = [action.retry, action.timeoutSeconds, action.callbackTimeoutSeconds, action.onTimeout].filter((v) => v !== undefined).length;
       box.append(h('details', { class: 'options wide', open: set > 0 },
@@ -281,6 +289,20 @@ export function stepEditor(tree, { onChange, pickStep }) {
     const input = h('input', { id, type: 'text', value: obj[key] || '', placeholder });
     input.addEventListener('input', () => { obj[key] = input.value; changed(); });
     return h('div', { class: `field${wide ? ' wide' : ''}` }, h('label', { for: id }, label), input, errorBox(`${path}.${key}`));
+  }
+
+  /** An api action's pool: a name the pools suggest; empty for none (no `pool` key). */
+  function poolField(action, path) {
+    const id = nextId('pool');
+    const input = h('input', { id, type: 'text', value: action.pool || '', placeholder: 'none', list: poolsId,
+      autocomplete: 'off', spellcheck: 'false', title: 'At most the pool\'s slots of its actions execute at once' });
+    input.addEventListener('input', () => {
+      const name = input.value.trim();
+      if (name) action.pool = name;
+      else delete action.pool;
+      changed();
+    });
+    return h('div', { class: 'field' }, h('label', { for: id }, 'Pool'), input, errorBox(`${path}.pool`));
   }
 
   function selectField(obj, key, label, path, options) {

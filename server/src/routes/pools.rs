@@ -135,6 +135,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
     let client = state.pool.get().await?;
     let (steps, step_count, nodes) = pools::users(&client, &name).await?;
     if step_count > 0 {

@@ -1,7 +1,7 @@
 //! The bundled web UI: static files from `ui/`, embedded in the binary, so that `aetr server`
 //! serves it with nothing else installed. The single-page app's `index.html` answers every
 //! page a user may bookmark (`/`, `/steps`, `/steps/{id}`, `/runs`, `/runs/{id}`,
-//! `/schedules`); its scripts, styles and vendored libraries are under `/ui/`.
+//! `/schedules`, `/pools`); its scripts, styles and vendored libraries are under `/ui/`.
 //!
 //! Every answer carries a Content-Security-Policy that allows no inline script and no other
 //! origin, `X-Content-Type-Options: nosniff` and `frame-ancestors 'none'`. Vendored files
@@ -59,6 +59,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/pages/runs.mjs", JS),
     asset!("js/pages/run.mjs", JS),
     asset!("js/pages/schedules.mjs", JS),
+    asset!("js/pages/pools.mjs", JS),
     asset!("vendor/codemirror-5.65.21/codemirror.js", JS),
     asset!("vendor/codemirror-5.65.21/javascript.js", JS),
     asset!("vendor/codemirror-5.65.21/codemirror.css", CSS),
@@ -71,7 +72,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
     frame-ancestors 'none'";
 
 /// The pages of the single-page app.
-const PAGES: &[&str] = &["/", "/steps", "/steps/{id}", "/runs", "/runs/{id}", "/schedules"];
+const PAGES: &[&str] =
+    &["/", "/steps", "/steps/{id}", "/runs", "/runs/{id}", "/schedules", "/pools"];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for page in PAGES {

@@ -113,3 +113,9 @@ async fn with_api_tokens_the_ui_asks_for_one_once_per_tab() {
     let app = TestApp::spawn_with(&[("AETR_API_TOKENS", token)]).await;
     run_script_with(&app, "token.mjs", &[("AETR_TOKEN", token)]).await;
 }
+
+#[tokio::test]
+async fn a_user_makes_a_pool_and_sees_it_hold_a_run_back_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "pools.mjs").await;
+}

@@ -13,9 +13,15 @@ async fn get(app: &TestApp, path: &str) -> reqwest::Response {
 async fn every_page_a_user_can_bookmark_is_the_app_with_a_strict_content_security_policy() {
     let app = TestApp::spawn().await;
     let run = "0190a0b0-0000-7000-8000-000000000000";
-    for path in
-        ["/", "/steps", "/steps/some-id", "/runs", &format!("/runs/{run}?node=x"), "/schedules"]
-    {
+    for path in [
+        "/",
+        "/steps",
+        "/steps/some-id",
+        "/runs",
+        &format!("/runs/{run}?node=x"),
+        "/schedules",
+        "/pools",
+    ] {
         let response = get(&app, path).await;
         assert_eq!(response.status(), 200, "{path}");
         let headers = response.headers().clone();
