@@ -28,6 +28,9 @@ const LEASE_MS: i64 = 15_000;
 const IN_FLIGHT: usize = 32;
 /// How often a server looks for due messages when nothing woke it.
 const POLL: Duration = Duration::from_secs(1);
+/// How long a server waits after a run's end woke it, so that one look serves the runs that
+/// end meanwhile.
+const COALESCE: Duration = Duration::from_millis(20);
 /// The backoff before the second try, doubled for each try after it, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 1_000;
 const MAX_BACKOFF_MS: i64 = 30 * 60 * 1_000;
@@ -68,7 +71,9 @@ impl Deliverer {
                 }
                 tokio::select! {
                     () = stopping.cancelled() => return,
-                    () = self.wake.notified() => {}
+                    // Runs end by the thousand, most without a webhook: one look for a
+                    // moment's worth of them.
+                    () = self.wake.notified() => tokio::time::sleep(COALESCE).await,
                     () = tokio::time::sleep(POLL) => {}
                 }
             }
