@@ -31,7 +31,7 @@ use crate::runs::node_id::node_id;
 /// The channel that wakes dispatchers (of every server) when work waits in the database.
 pub const WORK_CHANNEL: &str = "aetr_work";
 
-/// See [`notify`].
+/// See [`notify()`].
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, '')";
 
 /// The channel that tells every server which runs ended (its payload: a run's id), to wake
