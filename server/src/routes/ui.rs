@@ -45,6 +45,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/api.mjs", JS),
     asset!("js/dom.mjs", JS),
     asset!("js/format.mjs", JS),
+    asset!("js/forms.mjs", JS),
     asset!("js/token.mjs", JS),
     asset!("js/code-editor.mjs", JS),
     asset!("js/step-editor.mjs", JS),

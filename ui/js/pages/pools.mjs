@@ -4,6 +4,7 @@
 import { api, ApiError, get, put } from '../api.mjs';
 import { confirmDialog, h, replace, toast } from '../dom.mjs';
 import { number } from '../format.mjs';
+import { fieldErrors, keyedRows } from '../forms.mjs';
 
 const REFRESH_MS = 2000;
 /** The form's fields, named as the API names them (and its errors start with). */
@@ -14,10 +15,10 @@ export function render(main) {
   let stopped = false;
   let timer = null;
   let generation = 0;
-  /** Pool name → its row. */
-  const rows = new Map();
-
   const body = h('tbody');
+  const rows = keyedRows(body, (pool) => pool.name,
+    (pool) => poolRow(pool, { onEdit: (p) => form.edit(p), onDelete: remove }),
+    (row, pool) => row.update(pool));
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
   const form = poolForm({ onSaved: () => refresh() });
 
@@ -47,31 +48,13 @@ export function render(main) {
     try {
       const list = (await get('/pools')).body;
       if (stopped || mine !== generation) return;
-      draw(list);
+      rows.draw(list);
       status.textContent = list.length ? '' : 'No pools yet: create one above.';
     } catch (e) {
       if (stopped || mine !== generation) return;
       status.textContent = `Could not load the pools: ${e.message}`;
     }
     timer = setTimeout(refresh, REFRESH_MS);
-  }
-
-  /** Updates the rows in place (a focused button keeps its focus), in the list's order. */
-  function draw(list) {
-    const seen = new Set();
-    list.forEach((pool, i) => {
-      seen.add(pool.name);
-      let row = rows.get(pool.name);
-      if (!row) {
-        row = poolRow(pool, { onEdit: (p) => form.edit(p), onDelete: remove });
-        rows.set(pool.name, row);
-      }
-      row.update(pool);
-      if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
-    });
-    for (const [name, row] of rows) {
-      if (!seen.has(name)) { row.tr.remove(); rows.delete(name); }
-    }
   }
 
   async function remove(pool) {
@@ -84,8 +67,7 @@ export function render(main) {
     if (!ok) return;
     try {
       await api('DELETE', `/pools/${encodeURIComponent(pool.name)}`);
-      rows.get(pool.name)?.tr.remove();
-      rows.delete(pool.name);
+      rows.remove(pool.name);
       toast('Pool deleted');
     } catch (e) {
       toast(`Not deleted: ${e.message}`, 'error');
@@ -135,10 +117,8 @@ function poolRow(first, { onEdit, onDelete }) {
  * pool's values; `onSaved(pool)` once the server saved it.
  */
 function poolForm({ onSaved }) {
-  const ids = Object.fromEntries(FIELDS.map((f) => [f, `pool-${f}`]));
-  const errorLists = Object.fromEntries(FIELDS.map((f) =>
-    [f, h('ul', { id: `${ids[f]}-errors`, class: 'errors field-errors', 'data-field': f, 'aria-live': 'polite' })]));
-  const described = (f, ...more) => [...more, `${ids[f]}-errors`].join(' ');
+  const errors = fieldErrors('pool', FIELDS);
+  const { ids, described, field } = errors;
 
   const name = h('input', { id: ids.name, type: 'text', required: true, class: 'mono', placeholder: 'billing-api',
     autocomplete: 'off', spellcheck: 'false', maxlength: 100, 'aria-describedby': described('name', 'pool-name-hint') });
@@ -146,55 +126,23 @@ function poolForm({ onSaved }) {
     'aria-describedby': described('slots', 'pool-slots-hint') });
   const perSecond = h('input', { id: ids.perSecond, type: 'number', min: 0, step: 'any', placeholder: 'no limit',
     'aria-describedby': described('perSecond', 'pool-perSecond-hint') });
-  const controls = { name, slots, perSecond };
-  const topErrors = h('ul', { class: 'errors', id: 'pool-errors', 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save pool');
   const clear = h('button', { type: 'button', class: 'btn', onclick: () => reset() }, 'Clear');
 
-  const field = (f, label, control, hint) => h('div', { class: 'field' },
-    h('label', { for: ids[f] }, label), control,
-    hint ? h('span', { id: `${ids[f]}-hint`, class: 'muted small' }, hint) : null,
-    errorLists[f]);
-
   const element = h('form', { class: 'card pool-form', 'aria-labelledby': 'save-pool', novalidate: true },
     h('h2', { id: 'save-pool' }, 'Create or change a pool'),
-    topErrors,
+    errors.top,
     h('div', { class: 'pool-fields' },
       field('name', 'Name', name, 'Letters, digits, ., _ or -; an existing name changes that pool'),
       field('slots', 'Slots', slots, 'At most this many of its actions executing at once'),
       field('perSecond', 'Per second (optional)', perSecond, 'At most this many POSTs started a second; empty for no limit')),
     h('div', { class: 'button-row' }, submit, clear));
 
-  function clearErrors() {
-    replace(topErrors);
-    for (const f of FIELDS) {
-      replace(errorLists[f]);
-      controls[f].removeAttribute('aria-invalid');
-    }
-  }
-
   function reset() {
-    clearErrors();
+    errors.clear();
     name.value = '';
     slots.value = '';
     perSecond.value = '';
-  }
-
-  /** Each error next to the field it names ("slots: …"), the rest on top. */
-  function showErrors(errors) {
-    const unplaced = [];
-    for (const message of errors) {
-      const f = /^([A-Za-z]+)(?=[.:[])/.exec(message)?.[1];
-      if (f && FIELDS.includes(f)) {
-        errorLists[f].append(h('li', {}, message));
-        controls[f].setAttribute('aria-invalid', 'true');
-      } else {
-        unplaced.push(message);
-      }
-    }
-    replace(topErrors, unplaced.map((m) => h('li', {}, m)));
-    const firstBad = FIELDS.map((f) => controls[f]).find((c) => c.getAttribute('aria-invalid') === 'true');
-    if (firstBad) firstBad.focus();
   }
 
   /** A number field's value for the API: undefined when empty, the text when it is not a number. */
@@ -206,7 +154,7 @@ function poolForm({ onSaved }) {
 
   element.addEventListener('submit', async (e) => {
     e.preventDefault();
-    clearErrors();
+    errors.clear();
     const local = [];
     const poolName = name.value.trim();
     if (!poolName) local.push('name: required');
@@ -218,7 +166,7 @@ function poolForm({ onSaved }) {
     if (r === null) local.push('perSecond: not a number');
     else if (r !== undefined) body.perSecond = r;
     if (local.length) {
-      showErrors(local);
+      errors.show(local);
       return;
     }
     submit.disabled = true;
@@ -228,7 +176,7 @@ function poolForm({ onSaved }) {
       reset();
       onSaved(saved.body);
     } catch (err) {
-      showErrors(err instanceof ApiError ? err.errors : [err.message]);
+      errors.show(err instanceof ApiError ? err.errors : [err.message]);
     } finally {
       submit.disabled = false;
     }
@@ -236,7 +184,7 @@ function poolForm({ onSaved }) {
 
   /** Fills the form with a pool's values, to change them. */
   function edit(pool) {
-    clearErrors();
+    errors.clear();
     name.value = pool.name;
     slots.value = String(pool.slots);
     perSecond.value = pool.perSecond === null || pool.perSecond === undefined ? '' : String(pool.perSecond);

@@ -4,6 +4,7 @@
 import { api, ApiError, get, post, put } from '../api.mjs';
 import { confirmDialog, h, replace, toast } from '../dom.mjs';
 import { ago, duration, shortId, time } from '../format.mjs';
+import { fieldErrors, keyedRows } from '../forms.mjs';
 
 /** Schedules and steps fetched per call: the API's largest page. */
 const PAGE = 1000;
@@ -19,10 +20,10 @@ export function render(main) {
   /** Step id → name, for the table; filled from GET /steps, then one step at a time. */
   const names = new Map();
   const asked = new Set();
-  /** Schedule id → its row. */
-  const rows = new Map();
-
   const body = h('tbody');
+  const rows = keyedRows(body, (s) => s.id,
+    (s) => scheduleRow(s, { onPause: toggle, onDelete: remove }),
+    (row, s) => row.update(s, names.get(s.stepId)));
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
   const form = createForm({ names, onCreated: () => refresh() });
 
@@ -68,22 +69,9 @@ export function render(main) {
     timer = setTimeout(refresh, REFRESH_MS);
   }
 
-  /** Updates the rows in place (a focused button keeps its focus), in the list's order. */
+  /** Draws the schedules, and asks for the names of steps that the step list lacked. */
   function draw(list) {
-    const seen = new Set();
-    list.forEach((s, i) => {
-      seen.add(s.id);
-      let row = rows.get(s.id);
-      if (!row) {
-        row = scheduleRow(s, { onPause: toggle, onDelete: remove });
-        rows.set(s.id, row);
-      }
-      row.update(s, names.get(s.stepId));
-      if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
-    });
-    for (const [id, row] of rows) {
-      if (!seen.has(id)) { row.tr.remove(); rows.delete(id); }
-    }
+    rows.draw(list);
     for (const s of list) if (!names.has(s.stepId)) askName(s.stepId);
   }
 
@@ -95,7 +83,7 @@ export function render(main) {
       const step = (await get(`/steps/${stepId}/slim`)).body;
       names.set(stepId, step.name);
       if (stopped) return;
-      for (const row of rows.values()) row.update(row.schedule, names.get(row.schedule.stepId));
+      for (const row of rows.rows.values()) row.update(row.schedule, names.get(row.schedule.stepId));
     } catch { /* its short id stays */ }
   }
 
@@ -104,7 +92,7 @@ export function render(main) {
     const enabled = !s.enabled;
     try {
       const saved = (await put(`/schedules/${s.id}`, definition(s, { enabled }))).body;
-      rows.get(s.id)?.update(saved, names.get(saved.stepId));
+      rows.rows.get(s.id)?.update(saved, names.get(saved.stepId));
       toast(enabled ? 'Schedule resumed' : 'Schedule paused');
     } catch (e) {
       toast(`Not ${enabled ? 'resumed' : 'paused'}: ${e.message}`, 'error');
@@ -122,8 +110,7 @@ export function render(main) {
     if (!ok) return;
     try {
       await api('DELETE', `/schedules/${s.id}`);
-      rows.get(s.id)?.tr.remove();
-      rows.delete(s.id);
+      rows.remove(s.id);
       toast('Schedule deleted');
     } catch (e) {
       toast(`Not deleted: ${e.message}`, 'error');
@@ -193,10 +180,8 @@ function scheduleRow(first, { onPause, onDelete }) {
  * `onCreated(id)` once the server created one.
  */
 function createForm({ names, onCreated }) {
-  const ids = Object.fromEntries(FIELDS.map((f) => [f, `schedule-${f}`]));
-  const errorLists = Object.fromEntries(FIELDS.map((f) =>
-    [f, h('ul', { id: `${ids[f]}-errors`, class: 'errors field-errors', 'data-field': f, 'aria-live': 'polite' })]));
-  const described = (f, ...more) => [...more, `${ids[f]}-errors`].join(' ');
+  const errors = fieldErrors('schedule', FIELDS);
+  const { ids, described, field } = errors;
 
   const step = h('select', { id: ids.stepId, required: true, 'aria-describedby': described('stepId') },
     h('option', { value: '' }, 'Loading the steps…'));
@@ -208,57 +193,23 @@ function createForm({ names, onCreated }) {
   const overlap = h('select', { id: ids.overlap, 'aria-describedby': described('overlap') },
     h('option', { value: 'allow' }, 'allow: a run on every tick'),
     h('option', { value: 'skip' }, 'skip: not while the last run is going'));
-  const controls = { stepId: step, cron, timezone, input, overlap };
-  const topErrors = h('ul', { class: 'errors', id: 'schedule-errors', 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create schedule');
-
-  const field = (f, label, control, hint) => h('div', { class: 'field' },
-    h('label', { for: ids[f] }, label), control,
-    hint ? h('span', { id: `${ids[f]}-hint`, class: 'muted small' }, hint) : null,
-    errorLists[f]);
 
   const element = h('form', { class: 'card schedule-form', 'aria-labelledby': 'create-schedule', novalidate: true },
     h('h2', { id: 'create-schedule' }, 'Create a schedule'),
-    topErrors,
+    errors.top,
     h('div', { class: 'schedule-fields' },
       field('stepId', 'Step', step),
       field('cron', 'Cron expression', cron,
         'minute hour day-of-month month day-of-week, or 6 fields with seconds first'),
       field('timezone', 'Time zone', timezone, 'An IANA name, e.g. Europe/Berlin; UTC when empty'),
       field('overlap', 'Overlap', overlap)),
-    h('div', { class: 'field' },
-      h('label', { for: ids.input }, 'Input of each run (JSON; anything else is sent as text; optional)'),
-      input, errorLists.input),
+    field('input', 'Input of each run (JSON; anything else is sent as text; optional)', input),
     h('div', { class: 'button-row' }, submit));
-
-  function clearErrors() {
-    replace(topErrors);
-    for (const f of FIELDS) {
-      replace(errorLists[f]);
-      controls[f].removeAttribute('aria-invalid');
-    }
-  }
-
-  /** Each error next to the field it names ("cron: …", "input.count: …"), the rest on top. */
-  function showErrors(errors) {
-    const unplaced = [];
-    for (const message of errors) {
-      const f = /^([A-Za-z]+)(?=[.:[])/.exec(message)?.[1];
-      if (f && FIELDS.includes(f)) {
-        errorLists[f].append(h('li', {}, message));
-        controls[f].setAttribute('aria-invalid', 'true');
-      } else {
-        unplaced.push(message);
-      }
-    }
-    replace(topErrors, unplaced.map((m) => h('li', {}, m)));
-    const firstBad = FIELDS.map((f) => controls[f]).find((c) => c.getAttribute('aria-invalid') === 'true');
-    if (firstBad) firstBad.focus();
-  }
 
   element.addEventListener('submit', async (e) => {
     e.preventDefault();
-    clearErrors();
+    errors.clear();
     // An empty step or cron is left out: the server says it is required.
     const body = { overlap: overlap.value };
     if (step.value) body.stepId = step.value;
@@ -276,7 +227,7 @@ function createForm({ names, onCreated }) {
       cron.value = '';
       onCreated(made.body.id);
     } catch (err) {
-      showErrors(err instanceof ApiError ? err.errors : [err.message]);
+      errors.show(err instanceof ApiError ? err.errors : [err.message]);
     } finally {
       submit.disabled = false;
     }
@@ -295,7 +246,7 @@ function createForm({ names, onCreated }) {
       } while (after);
     } catch (e) {
       replace(step, h('option', { value: '' }, 'The steps could not be loaded'));
-      replace(topErrors, h('li', {}, `Could not load the steps: ${e.message}`));
+      replace(errors.top, h('li', {}, `Could not load the steps: ${e.message}`));
       return;
     }
     for (const s of steps) names.set(s.id, s.name);
