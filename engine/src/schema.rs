@@ -46,9 +46,8 @@ impl InputSchema {
             place: place_of(e.instance_path().segments()),
             message: cut(&e.to_string()),
         })?;
-        let schema = InputSchema { value, compiled: OnceLock::new() };
-        let _ = schema.compiled.set(Ok(cached(&schema.value, Arc::new(validator))));
-        Ok(schema)
+        let compiled = cached(value.to_string(), Arc::new(validator));
+        Ok(InputSchema { value, compiled: OnceLock::from(Ok(compiled)) })
     }
 
     /// The schema as the user gave it.
@@ -113,7 +112,7 @@ impl InputSchema {
             }
             let validator = build(&self.value)
                 .map_err(|e| format!("the input schema cannot be used: {}", cut(&e.to_string())))?;
-            Ok(cached(&self.value, Arc::new(validator)))
+            Ok(cached(key, Arc::new(validator)))
         })
     }
 }
@@ -142,13 +141,14 @@ fn cache() -> &'static Mutex<HashMap<String, Arc<Validator>>> {
     CACHE.get_or_init(Mutex::default)
 }
 
-/// Keeps `validator` as the compiled form of `value`, unless another thread already did.
-fn cached(value: &Value, validator: Arc<Validator>) -> Arc<Validator> {
+/// Keeps `validator` as the compiled form of the schema whose text is `key`, unless another
+/// thread already did.
+fn cached(key: String, validator: Arc<Validator>) -> Arc<Validator> {
     let Ok(mut cache) = cache().lock() else { return validator };
     if cache.len() >= CACHE_CAPACITY {
         cache.clear();
     }
-    cache.entry(value.to_string()).or_insert(validator).clone()
+    cache.entry(key).or_insert(validator).clone()
 }
 
 /// `items[0].name` from a JSON pointer's segments.

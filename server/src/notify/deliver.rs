@@ -125,11 +125,7 @@ impl Deliverer {
         if let Err(failure) = &outcome {
             detail["error"] = json!(failure.error);
         }
-        detail["state"] = json!(match settled {
-            Settled::Delivered => "Delivered",
-            Settled::Again(_) => "Pending",
-            Settled::Failed => "Failed",
-        });
+        detail["state"] = json!(settled.state());
         if let Settled::Again(at) = settled {
             detail["nextAt"] = json!(at);
         }
@@ -142,8 +138,13 @@ impl Deliverer {
         };
         let record = async {
             let client = self.pool.get().await?;
-            notify::settle(&client, &due, settled).await?;
-            events::insert(&client, &[(due.run, std::slice::from_ref(&event))], now_ms()).await
+            // In one round trip: the message's row and the run's history.
+            let history = [(due.run, std::slice::from_ref(&event))];
+            futures_util::try_join!(
+                notify::settle(&client, &due, settled),
+                events::insert(&client, &history, now_ms())
+            )
+            .map(drop)
         };
         match record.await {
             Ok(()) => match (&outcome, settled) {

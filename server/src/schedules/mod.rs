@@ -31,18 +31,27 @@ pub fn tick_key(schedule: uuid::Uuid, tick: i64) -> String {
     format!("schedule:{schedule}:{tick}")
 }
 
-/// Starts firing due schedules until `stopping`.
+/// Starts firing due schedules until `stopping`. It looks when the next one is due (one small
+/// query), and opens a transaction only when one is.
 pub fn start(runs: Runs, pool: Pool, stopping: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let fired = fire_due(&runs, &pool).await.unwrap_or_else(|e| {
-                tracing::warn!(error = format!("{e:#}"), "cannot fire due schedules; trying again");
-                0
-            });
-            if fired as i64 == BATCH {
-                continue;
-            }
-            let wait = until_next(&pool).await;
+            let wait = match until_next(&pool).await {
+                Some(wait) => wait,
+                None => {
+                    let fired = fire_due(&runs, &pool).await.unwrap_or_else(|e| {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "cannot fire due schedules; trying again"
+                        );
+                        0
+                    });
+                    if fired as i64 == BATCH {
+                        continue;
+                    }
+                    MIN_SLEEP
+                }
+            };
             tokio::select! {
                 () = stopping.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
@@ -51,15 +60,21 @@ pub fn start(runs: Runs, pool: Pool, stopping: CancellationToken) -> JoinHandle<
     })
 }
 
-/// How long to sleep: until the next schedule is due, at most [`MAX_SLEEP`].
-async fn until_next(pool: &Pool) -> Duration {
+/// How long to sleep until the next schedule is due, at most [`MAX_SLEEP`]; `None` when one is
+/// due now.
+async fn until_next(pool: &Pool) -> Option<Duration> {
     let next = async { schedules::next_due(&pool.get().await?).await };
     match next.await {
+        Ok(Some(at)) if at <= now_ms() => None,
         Ok(Some(at)) => {
             let ms = u64::try_from(at - now_ms()).unwrap_or(0);
-            Duration::from_millis(ms).clamp(MIN_SLEEP, MAX_SLEEP)
+            Some(Duration::from_millis(ms).clamp(MIN_SLEEP, MAX_SLEEP))
         }
-        _ => MAX_SLEEP,
+        Ok(None) => Some(MAX_SLEEP),
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "cannot read when schedules are due");
+            Some(MAX_SLEEP)
+        }
     }
 }
 

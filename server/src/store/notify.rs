@@ -164,7 +164,8 @@ pub enum Settled {
 }
 
 impl Settled {
-    fn state(self) -> &'static str {
+    /// The message's state after the try, as the API shows it.
+    pub fn state(self) -> &'static str {
         match self {
             Settled::Delivered => "Delivered",
             Settled::Again(_) => "Pending",
