@@ -17,7 +17,7 @@ pub mod tree;
 pub use error::{FieldError, FieldErrors, Severity};
 pub use limits::Limits;
 pub use schema::InputSchema;
-pub use snapshot::{NodeIdx, SnapNode, Snapshot};
+pub use snapshot::{DryRun, NodeIdx, SnapNode, Snapshot};
 pub use step::{
     Action, ApiAction, ChildLink, Chooser, ManualAction, MapSpec, Mapper, Reducer, Step, StepBody,
     StepType,

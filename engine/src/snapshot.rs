@@ -4,6 +4,8 @@
 //! Nodes are numbered in pre-order from 0 (the root). A node's number ([`NodeIdx`]) is stable
 //! for the life of the run, and its `position` is its index among its parent's children.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -45,6 +47,23 @@ impl SnapNode {
     }
 }
 
+/// A dry run: no action calls anything. Each `api` action completes at once, with the result
+/// given for its step's name, or else with its input; each `wait` ends at once; a `manual`
+/// action still waits for a person. Scripts run for real.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRun {
+    /// The result of each `api` action, by its step's name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub results: BTreeMap<String, String>,
+}
+
+impl DryRun {
+    /// What the `api` action `name` completes with, given its input.
+    pub fn result(&self, name: &str, input: Option<String>) -> Option<String> {
+        self.results.get(name).cloned().or(input)
+    }
+}
+
 /// The whole tree of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Stored")]
@@ -54,19 +73,24 @@ pub struct Snapshot {
     /// from `nodes`, not stored.
     #[serde(skip)]
     map_above: Vec<Option<NodeIdx>>,
+    /// Set on a dry run's snapshot, and kept by a redrive on new definitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dry: Option<DryRun>,
 }
 
 /// A snapshot as stored: its nodes, checked as they are read.
 #[derive(Deserialize)]
 struct Stored {
     nodes: Vec<SnapNode>,
+    #[serde(default)]
+    dry: Option<DryRun>,
 }
 
 impl TryFrom<Stored> for Snapshot {
     type Error = String;
 
     fn try_from(stored: Stored) -> Result<Self, String> {
-        Snapshot::from_nodes(stored.nodes)
+        Ok(Snapshot::from_nodes(stored.nodes)?.with_dry(stored.dry))
     }
 }
 
@@ -100,7 +124,18 @@ impl Snapshot {
                 map_above[i] = if is_map { Some(p) } else { map_above[p as usize] };
             }
         }
-        Ok(Snapshot { nodes, map_above })
+        Ok(Snapshot { nodes, map_above, dry: None })
+    }
+
+    /// The same snapshot, for a dry run (`Some`) or a real one.
+    pub fn with_dry(mut self, dry: Option<DryRun>) -> Self {
+        self.dry = dry;
+        self
+    }
+
+    /// Set on a dry run.
+    pub fn dry(&self) -> Option<&DryRun> {
+        self.dry.as_ref()
     }
 
     pub fn root(&self) -> &SnapNode {

@@ -7,13 +7,13 @@ use crate::runs::{api, api_with, seq};
 use crate::support::{Respond, TestApp, TestService};
 
 /// The value of the series `name` (its whole text before the value, labels included).
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let answer = app.get("/metrics").await.expect(200);
     let kind = answer.header("content-type").unwrap_or_default().to_owned();
     assert!(kind.starts_with("application/openmetrics-text"), "{kind}");

@@ -610,12 +610,23 @@ impl<'a, 't> Machine<'a, 't> {
                 return self.fail(idx, error, Fault::Input);
             }
         }
+        let dry = self.tree.snapshot().dry();
         let is_api = matches!(step.body, StepBody::Action { action: Action::Api(_) });
         // An action starts executing when it is sent ([`Self::dispatched`]).
-        if !is_api {
+        if !is_api || dry.is_some() {
             st.started_at = Some(now);
         }
         match &step.body {
+            // A dry run sends nothing, and waits for no timer.
+            StepBody::Action { action: Action::Api(_) } if dry.is_some() => {
+                st.input = input.clone();
+                let result = dry.and_then(|d| d.result(&step.name, input));
+                self.settle(idx, result)
+            }
+            StepBody::Action { action: Action::Wait { .. } } if dry.is_some() => {
+                st.input = input.clone();
+                self.settle(idx, input)
+            }
             StepBody::Action { action: Action::Api(_) | Action::Manual(_) } => {
                 st.input = input;
                 let next = st.attempt + 1;

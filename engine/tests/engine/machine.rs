@@ -796,6 +796,37 @@ fn a_manual_action_waits_for_a_person_and_fails_at_its_deadline() {
     assert_eq!(h.state("m").due_at, None, "null: a person may take for ever");
 }
 
+#[test]
+fn a_dry_run_sends_nothing_and_waits_for_no_timer_but_a_person_still_decides() {
+    let tree = seq(
+        "s",
+        vec![
+            with_mapper(api("charge"), "function apply(d) { return JSON.parse(d).id; }"),
+            json!({"name": "w", "stepType": "Action", "action": {"type": "wait", "seconds": 30}}),
+            with_reducer(
+                par("p", vec![api("a"), api("b")]),
+                "function apply(rs) { return rs.join('+'); }",
+            ),
+            json!({"name": "m", "stepType": "Action", "action": {"type": "manual"}}),
+        ],
+    );
+    let results = [("charge".to_owned(), r#"{"id": "ch_1"}"#.to_owned()), ("b".into(), "B".into())];
+    let mut h = Harness::dry(&tree, aetr_engine::DryRun { results: results.into() });
+    h.start(Some("order"));
+    assert!(h.dispatches.is_empty(), "no api action is sent");
+    assert_eq!(h.state("charge").result.as_deref(), Some(r#"{"id": "ch_1"}"#), "the given result");
+    assert_eq!(h.state("charge").output.as_deref(), Some("ch_1"), "mappers run for real");
+    assert_eq!(h.state("w").state(), State::Complete, "a wait ends at once");
+    assert_eq!(h.state("a").result.as_deref(), Some("ch_1"), "no result given: its input");
+    assert_eq!(h.state("p").result.as_deref(), Some("ch_1+B"), "reducers run for real");
+    assert_eq!(h.state("m").state(), State::Executing, "a manual action waits for a person");
+    assert_eq!(h.run.root().state(), State::Executing);
+    let m = h.idx("m");
+    assert_eq!(h.send(Event::Settle { node: m, outcome: Ok(Some("ok".into())) }), Reply::Done);
+    assert_eq!(h.run.root().state(), State::Complete);
+    assert_eq!(h.run.root().result.as_deref(), Some("ok"));
+}
+
 /// The dispatches due in `h`, by their node's input.
 fn due_by_input(h: &Harness) -> Vec<(String, u32, u32)> {
     let mut due: Vec<(String, u32, u32)> = h

@@ -91,8 +91,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(tree: &Value) -> Self {
+        Self::of(snapshot_of(tree))
+    }
+
+    /// A dry run of `tree` (see [`aetr_engine::DryRun`]).
+    pub fn dry(tree: &Value, dry: aetr_engine::DryRun) -> Self {
+        Self::of(snapshot_of(tree).with_dry(Some(dry)))
+    }
+
+    fn of(snapshot: Snapshot) -> Self {
         Harness {
-            run: MemoryRun::new(snapshot_of(tree), ctx()),
+            run: MemoryRun::new(snapshot, ctx()),
             scripts: BoaRunner::default(),
             dispatches: vec![],
             last: None,

@@ -265,7 +265,7 @@ impl Shared {
         loop {
             let missing = match self.apply_events(batch, &snap, &loaded, redrive, now) {
                 Ok((state, plan, blocks, replies)) => {
-                    let run_state = plan.run_state(batch.run, &state);
+                    let run_state = plan.run_state(batch.run, &snap.snapshot, &state);
                     let run = batch.run;
                     return Ok(Applied {
                         run,

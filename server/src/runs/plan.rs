@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use aetr_engine::machine::{
     Event, NewBlock, NodeState, Nodes, Outcome, Reply, RunChange, State, StateChange, Work,
 };
-use aetr_engine::{Action, NodeIdx, SnapNode, StepBody, Tree};
+use aetr_engine::{Action, NodeIdx, SnapNode, Snapshot, StepBody, Tree};
 use uuid::Uuid;
 
 use super::history;
@@ -288,13 +288,14 @@ impl Plan {
     }
 
     /// The run's new state, if the batch changed its root's.
-    pub fn run_state(&self, run: Uuid, nodes: &Nodes) -> Option<StateUpdate> {
+    pub fn run_state(&self, run: Uuid, snapshot: &Snapshot, nodes: &Nodes) -> Option<StateUpdate> {
         let root = nodes.changed().any(|(idx, _)| idx == 0).then(|| nodes.get(0))??;
         Some(StateUpdate {
             id: run,
             state: root.state(),
             failed_node: self.failed_node,
             completed_at: root.completed_at,
+            dry: snapshot.dry().is_some(),
         })
     }
 

@@ -50,7 +50,9 @@ impl Runs {
         let new = shared
             .snapshot_of_step(tx.client(), step_id)
             .await?
-            .ok_or(RunError::StepGone(step_id))?;
+            .ok_or(RunError::StepGone(step_id))?
+            // A dry run stays one.
+            .with_dry(old.dry().cloned());
 
         // The transaction begins in the lock's round trip.
         let begin = async { anyhow::Ok(tx.begin("").await?) };

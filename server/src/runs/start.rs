@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use aetr_engine::machine::{Event, MachineError, NodeState, Nodes, State};
-use aetr_engine::{Blocks, Snapshot, Tree};
+use aetr_engine::{Action, Blocks, DryRun, FieldError, FieldErrors, Snapshot, StepBody, Tree};
 use futures_util::future::try_join3;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -34,6 +34,8 @@ pub struct StartRun {
     pub notify: Option<Target>,
     /// The schedule that starts it.
     pub schedule_id: Option<Uuid>,
+    /// A dry run: no action calls anything (see [`DryRun`]).
+    pub dry: Option<DryRun>,
 }
 
 /// The run that a start made, or found by its idempotency key.
@@ -128,6 +130,7 @@ impl Shared {
                     None => return Err(RunError::NoSuchStep(request.step_id)),
                 };
                 check_input(&snapshot, request.input.as_deref())?;
+                let snapshot = with_dry(snapshot, request.dry.as_ref())?;
                 self.prepare(snapshot, request.input.clone(), now).map_err(|error| {
                     RunError::internal(format!("a start of step {}: {error}", request.step_id))
                 })
@@ -143,7 +146,11 @@ impl Shared {
             true => Default::default(),
             false => write_runs(&tx, &made, now).await?,
         };
-        METRICS.runs_started.inc_by(inserted.len() as u64);
+        // A dry run is not counted as a real one.
+        let real = made.iter().filter(|(_, new)| new.snapshot.dry().is_none());
+        METRICS
+            .runs_started
+            .inc_by(real.filter(|(_, new)| inserted.contains(&new.id)).count() as u64);
 
         let mut answers = Vec::with_capacity(requests.len());
         for (request, prepared) in requests.iter().zip(prepared) {
@@ -201,6 +208,27 @@ fn check_input(snapshot: &Snapshot, input: Option<&str>) -> Result<(), RunError>
     schema.check_field(input, "input").map_err(RunError::BadInput)
 }
 
+/// The snapshot of a dry run (`dry`), whose given results must each name an `api` action of
+/// the tree; or of a real one.
+fn with_dry(snapshot: Snapshot, dry: Option<&DryRun>) -> Result<Snapshot, RunError> {
+    let Some(dry) = dry else { return Ok(snapshot) };
+    let is_api = |name: &String| {
+        snapshot.nodes().iter().any(|n| {
+            &n.name == name && matches!(n.body, StepBody::Action { action: Action::Api(_) })
+        })
+    };
+    let unknown = dry.results.keys().filter(|name| !is_api(name)).map(|name| {
+        FieldError::refused(
+            format!("dryRun.results.{name}"),
+            format!("the tree has no api action named {name:?}"),
+        )
+    });
+    match FieldErrors::from_vec(unknown.collect()) {
+        Some(errors) => Err(RunError::BadInput(errors)),
+        None => Ok(snapshot.with_dry(Some(dry.clone()))),
+    }
+}
+
 /// Writes new runs in one transaction, in two round trips: its BEGIN with the runs' rows, then
 /// their nodes, first attempts and history with its COMMIT (see [`changes::commit`]). Returns
 /// the runs inserted (a run whose idempotency key another start took, in this group or
@@ -246,7 +274,10 @@ async fn write_runs(
             let nodes = new.plan.all_nodes(new.id, &tree, &new.state, Revision::default());
             // A run that ended as it started (a tree of no-op actions) is inserted in its end
             // state; passed on as a change too, it is counted and traced as an ended run.
-            let ended = new.plan.run_state(new.id, &new.state).filter(|s| s.state.is_terminal());
+            let ended = new
+                .plan
+                .run_state(new.id, &new.snapshot, &new.state)
+                .filter(|s| s.state.is_terminal());
             new.plan.changes(new.id, Vec::new(), Some(nodes), ended)
         })
         .collect();

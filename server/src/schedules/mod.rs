@@ -135,6 +135,7 @@ async fn fire(
         idempotency_key: Some(tick_key(schedule.id, at)),
         notify: None,
         schedule_id: Some(schedule.id),
+        dry: None,
     };
     match runs.start(request).await {
         Ok(started) => {

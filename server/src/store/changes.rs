@@ -166,7 +166,9 @@ pub async fn commit(tx: &Tx, changes: &[RunChanges<'_>], notify: bool, now: i64)
     let (((written, inserted, _), ..), _) = tx.commit_with(&WRITES, writes).await?;
     for ended in states.iter().filter(|s| s.state.is_terminal()) {
         let state = ended.state.as_str();
-        METRICS.runs_finished.get_or_create(&StateLabel { state }).inc();
+        if !ended.dry {
+            METRICS.runs_finished.get_or_create(&StateLabel { state }).inc();
+        }
         otel::run_ended(ended.id, state, ended.completed_at);
     }
     METRICS.actions_dispatched.inc_by(changes.iter().map(|c| c.sent.len() as u64).sum());

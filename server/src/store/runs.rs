@@ -28,10 +28,10 @@ pub struct RunRow<'a> {
 /// See [`insert`].
 pub(crate) const INSERT_SQL: &str =
     "INSERT INTO runs (id, step_id, step_name, step_type, state, snapshot,
-        node_count, idempotency_key, created_at, completed_at, schedule_id)
+        node_count, idempotency_key, created_at, completed_at, schedule_id, dry_run)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                          $6::json[], $7::int[], $8::text[], $9::timestamptz[],
-                         $10::timestamptz[], $11::uuid[])
+                         $10::timestamptz[], $11::uuid[], $12::bool[])
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id";
 
@@ -52,13 +52,14 @@ pub async fn insert(client: &impl GenericClient, runs: &[RunRow<'_>]) -> Result<
     let created: Vec<_> = runs.iter().map(|r| to_system(r.created_at)).collect();
     let completed: Vec<_> = runs.iter().map(|r| opt_to_system(r.completed_at)).collect();
     let schedules: Vec<Option<Uuid>> = runs.iter().map(|r| r.schedule_id).collect();
+    let dry: Vec<bool> = runs.iter().map(|r| r.snapshot.dry().is_some()).collect();
     let statement = client.prepare_cached(INSERT_SQL).await?;
     let rows = client
         .query(
             &statement,
             &[
                 &ids, &steps, &names, &types, &states, &snapshots, &counts, &keys, &created,
-                &completed, &schedules,
+                &completed, &schedules, &dry,
             ],
         )
         .await?;
@@ -193,6 +194,8 @@ pub struct StateUpdate {
     pub state: State,
     pub failed_node: FailedNode,
     pub completed_at: Option<i64>,
+    /// The run is a dry run: its end is not counted as a real run's.
+    pub dry: bool,
 }
 
 /// What becomes of the node recorded as the one that failed a run.

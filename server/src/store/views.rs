@@ -128,7 +128,7 @@ pub async fn child_counts(
 
 /// See [`run_counts`].
 pub(crate) const RUN_COUNTS_SQL: &str = "SELECT state, count(*) FROM runs
-    WHERE ($1::uuid IS NULL OR step_id = $1) GROUP BY state";
+    WHERE ($1::uuid IS NULL OR step_id = $1) AND NOT dry_run GROUP BY state";
 
 /// How many runs are in each state, of one root step or of all.
 #[tracing::instrument(level = "debug", skip_all)]
@@ -178,26 +178,36 @@ pub struct RunRow {
     pub node_count: u32,
     pub failed_node: Option<NodeIdx>,
     pub schedule_id: Option<Uuid>,
+    pub dry_run: bool,
     pub root: NodeRow,
 }
 
 /// A page of runs (see [`runs`]). Public for the tests that check its plan.
 pub const RUNS_SQL: &str = concat!(
     "SELECT r.id, r.step_id, r.step_name, r.step_type, r.created_at, r.node_count,
-            r.failed_node, r.schedule_id, ",
+            r.failed_node, r.schedule_id, r.dry_run, ",
     node_columns!(),
     " FROM runs r JOIN run_nodes n ON n.run_id = r.id AND n.idx = 0
       WHERE ($1::text IS NULL OR r.state = $1) AND ($2::uuid IS NULL OR r.step_id = $2)
         AND ($3::uuid IS NULL OR r.id < $3) AND ($5::uuid IS NULL OR r.schedule_id = $5)
+        AND ($6::bool IS NULL OR r.dry_run = $6)
       ORDER BY r.id DESC LIMIT $4"
 );
 
 /// Which runs a list shows.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RunFilter {
     pub state: Option<State>,
     pub step: Option<Uuid>,
     pub schedule: Option<Uuid>,
+    /// Only dry runs (`Some(true)`), only real ones (`Some(false)`, the default), or both.
+    pub dry: Option<bool>,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        RunFilter { state: None, step: None, schedule: None, dry: Some(false) }
+    }
 }
 
 /// A page of runs, newest first, filtered by state, root step and schedule.
@@ -211,7 +221,7 @@ pub async fn runs(
     let state = filter.state.map(State::as_str);
     let statement = client.prepare_cached(RUNS_SQL).await?;
     let rows = client
-        .query(&statement, &[&state, &filter.step, &before, &limit, &filter.schedule])
+        .query(&statement, &[&state, &filter.step, &before, &limit, &filter.schedule, &filter.dry])
         .await?;
     rows.iter()
         .map(|r| {
@@ -224,6 +234,7 @@ pub async fn runs(
                 node_count: r.try_get::<_, i32>("node_count")? as u32,
                 failed_node: r.try_get::<_, Option<i32>>("failed_node")?.map(|n| n as NodeIdx),
                 schedule_id: r.try_get("schedule_id")?,
+                dry_run: r.try_get("dry_run")?,
                 root: node_of(r)?,
             })
         })
@@ -300,8 +311,8 @@ pub struct WaitingWork {
 pub(crate) const WAITING_WORK_SQL: &str = "SELECT
         (SELECT count(*) FROM run_nodes WHERE phase = 'Ready'),
         (SELECT count(*) FROM run_nodes WHERE phase = 'Executing' AND due_at IS NOT NULL),
-        (SELECT count(*) FROM runs WHERE state = 'Pending'),
-        (SELECT count(*) FROM runs WHERE state = 'Executing')";
+        (SELECT count(*) FROM runs WHERE state = 'Pending' AND NOT dry_run),
+        (SELECT count(*) FROM runs WHERE state = 'Executing' AND NOT dry_run)";
 
 /// How much work waits: see [`WaitingWork`].
 #[tracing::instrument(level = "debug", skip_all)]

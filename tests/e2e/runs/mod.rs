@@ -4,6 +4,7 @@
 mod callbacks;
 mod concurrency;
 mod contract;
+mod dry_run;
 mod failures;
 mod map;
 mod notify;

@@ -38,7 +38,14 @@ async fn the_claim_the_lock_and_the_pages_use_their_indexes() {
     let runs = plan(
         &db,
         views::RUNS_SQL,
-        &[&Some("Complete"), &None::<uuid::Uuid>, &None::<uuid::Uuid>, &51i64, &None::<uuid::Uuid>],
+        &[
+            &Some("Complete"),
+            &None::<uuid::Uuid>,
+            &None::<uuid::Uuid>,
+            &51i64,
+            &None::<uuid::Uuid>,
+            &Some(false),
+        ],
     )
     .await;
     assert!(runs.contains("runs_state") || runs.contains("runs_pkey"), "{runs}");

@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use aetr_engine::machine::{Event, Reply, State};
 use aetr_engine::parse::run_input;
-use aetr_engine::{FieldError, FieldErrors, NodeIdx};
+use aetr_engine::{DryRun, FieldError, FieldErrors, NodeIdx};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -72,6 +72,24 @@ pub struct StartBody {
     /// Where to POST the run's outcome when it ends (a Standard Webhooks message).
     #[schema(value_type = Option<NotifyDoc>)]
     notify: Option<Value>,
+    /// A dry run: no action calls anything. `true`, or `{"results": {...}}` to give actions'
+    /// results.
+    #[schema(value_type = Option<DryRunDoc>)]
+    dry_run: Option<Value>,
+}
+
+/// A dry run: every `api` action completes at once, with the result given here for its step's
+/// name, or else with its input; every `wait` ends at once; a `manual` action still waits for a
+/// person. Mappers, reducers, Branches and Maps run for real. The run is marked `dryRun`, left
+/// out of `GET /runs` and the counts unless asked for, and counted by no metric; it sends no
+/// webhook.
+#[derive(Debug, ToSchema)]
+#[schema(as = DryRun)]
+#[allow(dead_code)]
+pub struct DryRunDoc {
+    /// The result of each `api` action, by its step's name: a string is the result's text,
+    /// anything else its JSON text. Each name must be that of an `api` action of the tree.
+    results: Option<std::collections::BTreeMap<String, Value>>,
 }
 
 /// A completion webhook: when the run ends, aetr POSTs
@@ -113,7 +131,7 @@ pub struct RunState {
 /// in one transaction.
 #[utoipa::path(post, path = "/api/v1/runs/step/{stepId}", tag = "runs",
     params(("stepId" = Uuid, Path, description = "The root step.")),
-    request_body(content = StartBody, description = "`{input, idempotencyKey?, notify?}`; an empty body is no input."),
+    request_body(content = StartBody, description = "`{input, idempotencyKey?, notify?, dryRun?}`; an empty body is no input."),
     responses(
         (status = 201, description = "Started.", body = IdBody,
          headers(("Location" = String, description = "The run's URL."))),
@@ -122,7 +140,7 @@ pub struct RunState {
         (status = 404, description = "No such step.", body = ErrorBody),
         (status = 409, description = "The idempotencyKey was used for a run of another step.", body = ErrorBody),
         (status = 413, description = "The body is too large.", body = ErrorBody),
-        (status = 422, description = "The input does not match the root step's `inputSchema` (each error names its place, `input.items[0]: ...`; no run is made), a `notify.url` that the action URL rules refuse, or the tree is over a limit.", body = ErrorBody),
+        (status = 422, description = "The input does not match the root step's `inputSchema` (each error names its place, `input.items[0]: ...`; no run is made), a `notify.url` that the action URL rules refuse, a `dryRun` result for a name that is no `api` action of the tree, or the tree is over a limit.", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(step = %step_id.as_str()))]
 pub async fn start(
@@ -132,8 +150,8 @@ pub async fn start(
 ) -> Result<HttpResponse, ApiError> {
     let step_id = super::steps::step_id(&step_id)?;
     let bytes = body::read(payload, state.max_input_bytes, INPUT).await?;
-    let (input, idempotency_key, notify) = parse_start(&bytes, &state.url_rules)?;
-    let request = StartRun { step_id, input, idempotency_key, notify, schedule_id: None };
+    let Start { input, idempotency_key, notify, dry } = parse_start(&bytes, &state.url_rules)?;
+    let request = StartRun { step_id, input, idempotency_key, notify, schedule_id: None, dry };
     let started = state.runs.start(request).await?;
     let mut response = if started.created { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(response
@@ -144,7 +162,7 @@ pub async fn start(
 /// A start's input and idempotency key. Each field is read alone first, so that every bad one
 /// is named, not only the first.
 fn parse_start(bytes: &[u8], rules: &Rules) -> Result<Start, ApiError> {
-    let Some(value) = body::parse_json(bytes)? else { return Ok((None, None, None)) };
+    let Some(value) = body::parse_json(bytes)? else { return Ok(Start::default()) };
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid(
             "",
@@ -177,14 +195,65 @@ fn parse_start(bytes: &[u8], rules: &Rules) -> Result<Start, ApiError> {
     let notify = body.notify.as_ref().filter(|n| !n.is_null()).and_then(|n| {
         Target::parse(n, rules).map_err(|bad| errors.extend(bad.errors().iter().cloned())).ok()
     });
+    let dry = body.dry_run.as_ref().and_then(|d| dry_run(d, &mut errors));
+    if dry.is_some() && notify.is_some() {
+        errors.push(FieldError::refused("notify", "a dry run sends no webhook"));
+    }
     if let Some(errors) = FieldErrors::from_vec(errors) {
         return Err(errors.into());
     }
-    Ok((body.input.as_ref().and_then(run_input), key, notify))
+    let input = body.input.as_ref().and_then(run_input);
+    Ok(Start { input, idempotency_key: key, notify, dry })
 }
 
-/// A start's input, idempotency key and webhook.
-type Start = (Option<String>, Option<String>, Option<Target>);
+/// A start's `dryRun`: `true`, `false`, null or `{"results": {"<step name>": <result>}}`.
+fn dry_run(value: &Value, errors: &mut Vec<FieldError>) -> Option<DryRun> {
+    let results = match value {
+        Value::Null | Value::Bool(false) => return None,
+        Value::Bool(true) => return Some(DryRun::default()),
+        Value::Object(fields) => {
+            let unknown = fields.keys().filter(|k| *k != "results");
+            errors.extend(unknown.map(|k| {
+                FieldError::invalid(format!("dryRun.{k}"), "unknown field: expected results")
+            }));
+            match fields.get("results") {
+                None | Some(Value::Null) => return Some(DryRun::default()),
+                Some(Value::Object(results)) => results,
+                Some(other) => {
+                    let message =
+                        format!("expected an object of results by step name, found {other}");
+                    errors.push(FieldError::invalid("dryRun.results", message));
+                    return None;
+                }
+            }
+        }
+        other => {
+            let message = format!("expected true or {{\"results\": {{...}}}}, found {other}");
+            errors.push(FieldError::invalid("dryRun", message));
+            return None;
+        }
+    };
+    let mut dry = DryRun::default();
+    for (name, result) in results {
+        match run_input(result) {
+            Some(text) => _ = dry.results.insert(name.clone(), text),
+            None => errors.push(FieldError::invalid(
+                format!("dryRun.results.{name}"),
+                "expected the result: a string is its text, anything else its JSON text",
+            )),
+        }
+    }
+    Some(dry)
+}
+
+/// What a start's body asks for.
+#[derive(Debug, Default)]
+struct Start {
+    input: Option<String>,
+    idempotency_key: Option<String>,
+    notify: Option<Target>,
+    dry: Option<DryRun>,
+}
 
 /// A page of runs, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
@@ -192,6 +261,7 @@ type Start = (Option<String>, Option<String>, Option<Target>);
         ("state" = Option<StateDoc>, Query, description = "Only runs in this state: Pending, Executing, Complete, Error or Cancelled."),
         ("stepId" = Option<Uuid>, Query, description = "Only runs of this root step."),
         ("scheduleId" = Option<Uuid>, Query, description = "Only runs that this schedule started."),
+        ("dryRun" = Option<String>, Query, description = "`false` (the default): real runs only; `true`: dry runs only; `any`: both."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Runs per page: 1 to 1000, 50 by default."),
         ("after" = Option<Uuid>, Query, description = "The last id of the previous page."),
     ),
@@ -217,11 +287,23 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         errors.push(e);
         None
     });
+    let dry = match query.non_empty("dryRun") {
+        None | Some("false") => Some(false),
+        Some("true") => Some(true),
+        Some("any") => None,
+        Some(other) => {
+            errors.push(FieldError::invalid(
+                "dryRun",
+                format!("expected true, false or any, found {other:?}"),
+            ));
+            None
+        }
+    };
     if let Some(errors) = FieldErrors::from_vec(errors) {
         return Err(errors.into());
     }
     let client = state.pool.get().await?;
-    let filter = views::RunFilter { state: run_state, step, schedule };
+    let filter = views::RunFilter { state: run_state, step, schedule, dry };
     let rows = views::runs(&client, filter, page.after, page.fetch()).await?;
     let (rows, link) = page.finish(rows, |r| r.id, &query, &req);
     let runs: Vec<RunSummary> = rows.into_iter().map(view::summary).collect();
@@ -281,6 +363,7 @@ pub async fn get_run(
     let mut tree =
         view::tree(run, &snap, &rows, depth, &deeper, failed).ok_or_else(|| no_run(run))?;
     tree.notify = webhook.map(view::NotifyView::from);
+    tree.dry_run = snap.snapshot.dry().is_some();
     Ok(HttpResponse::Ok().json(tree.with_trace(run, state.trace_url.as_deref())))
 }
 

@@ -94,6 +94,9 @@ pub struct RunNode {
     /// On the root of a run started with `notify`: its webhook's delivery.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyView>,
+    /// On the root of a dry run: `true` (no action called anything).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// A run's completion webhook, as `GET /runs/{id}` shows it (never its secret).
@@ -182,6 +185,9 @@ pub struct RunSummary {
     /// The schedule that started it, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<Uuid>,
+    /// A dry run: `true` (no action called anything).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// Where a node of a row is (a row the run's snapshot does not place is a bug, shown as an
@@ -282,6 +288,7 @@ fn build(
         trace_id: None,
         trace_url: None,
         notify: None,
+        dry_run: false,
     })
 }
 
@@ -303,6 +310,7 @@ pub fn leaf(
         trace_id: None,
         trace_url: None,
         notify: None,
+        dry_run: false,
     }
 }
 
@@ -358,5 +366,6 @@ pub fn summary(row: RunRow) -> RunSummary {
         node_count: row.node_count,
         failed_node: row.failed_node.map(|n| node_id(run, n)),
         schedule_id: row.schedule_id,
+        dry_run: row.dry_run,
     }
 }
