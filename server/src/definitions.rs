@@ -177,6 +177,49 @@ pub async fn set_children(
     Ok(())
 }
 
+/// Copies the tree under `id` as a new tree named `name`: every step of it gets a new id (a step
+/// that the tree uses twice is copied once, and used twice by the copy) and the same contents.
+/// Returns the new root's id.
+pub async fn clone_tree(
+    pool: &Pool,
+    limits: &Limits,
+    id: Uuid,
+    name: String,
+) -> Result<Uuid, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = locked(&mut client).await?;
+    let stored = steps::closure(&tx, &[id]).await?;
+    if !stored.contains_key(&id) {
+        return Err(not_found(id));
+    }
+    // New ids in pre-order, so that the copy's steps list in the order of its tree.
+    let mut new_ids: HashMap<Uuid, Uuid> = HashMap::with_capacity(stored.len());
+    let mut stack = vec![id];
+    while let Some(old) = stack.pop() {
+        if new_ids.contains_key(&old) {
+            continue;
+        }
+        new_ids.insert(old, Uuid::now_v7());
+        let children = stored.get(&old).map(|step| step.children.as_slice()).unwrap_or_default();
+        stack.extend(children.iter().rev().map(|link| link.id));
+    }
+    let new_id = |old: Uuid| new_ids.get(&old).copied().unwrap_or(old);
+    let root = new_id(id);
+    let copies = stored.into_values().map(|mut step| {
+        step.id = new_id(step.id);
+        for link in &mut step.children {
+            link.id = new_id(link.id);
+        }
+        if step.id == root {
+            step.name.clone_from(&name);
+        }
+        step
+    });
+    write(&tx, limits, &Change { root, steps: copies.collect(), references: Vec::new() }).await?;
+    tx.commit().await?;
+    Ok(root)
+}
+
 /// Deletes a step that no other step uses.
 pub async fn delete(pool: &Pool, id: Uuid) -> Result<(), ApiError> {
     /// How many of the steps that use it the 409 names.

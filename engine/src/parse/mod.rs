@@ -376,23 +376,8 @@ impl Parser<'_> {
     }
 
     fn name(&self, name: &str, path: &str, errs: &mut Errors) -> Option<String> {
-        let chars = name.chars().count();
-        if name.trim().is_empty() {
-            errs.invalid(path, "must not be empty");
-        } else if chars > self.limits.max_name_chars {
-            errs.refused(
-                path,
-                format!(
-                    "is {chars} characters, more than the limit of {} (AETR_MAX_NAME_CHARS)",
-                    self.limits.max_name_chars
-                ),
-            );
-        } else if name.chars().any(char::is_control) {
-            errs.invalid(path, "contains a control character");
-        } else {
-            return Some(name.to_owned());
-        }
-        None
+        check_name(self.limits, name, path).map_err(|e| errs.push(e)).ok()?;
+        Some(name.to_owned())
     }
 
     /// A child list given by id: each item a UUID string or `{id, mapper?}`.
@@ -599,5 +584,26 @@ pub fn service_result(text: String) -> Option<String> {
         0 => None,
         n if n == text.len() => Some(text),
         _ => Some(trimmed.to_owned()),
+    }
+}
+
+/// Checks a step's name: not blank, within `AETR_MAX_NAME_CHARS`, no control character. `path`
+/// is where an error says the name is.
+pub fn check_name(limits: &Limits, name: &str, path: &str) -> Result<(), FieldError> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() {
+        Err(FieldError::invalid(path, "must not be empty"))
+    } else if chars > limits.max_name_chars {
+        Err(FieldError::refused(
+            path,
+            format!(
+                "is {chars} characters, more than the limit of {} (AETR_MAX_NAME_CHARS)",
+                limits.max_name_chars
+            ),
+        ))
+    } else if name.chars().any(char::is_control) {
+        Err(FieldError::invalid(path, "contains a control character"))
+    } else {
+        Ok(())
     }
 }

@@ -7,20 +7,21 @@ use std::sync::LazyLock;
 use actix_web::HttpResponse;
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{callbacks, health, metrics, pools, runs, schedules, steps};
+use super::{callbacks, health, metrics, pools, runs, schedules, scripts, steps};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "aetr", description = "A workflow-tree orchestrator for HTTP services."),
     paths(
         steps::list, steps::create, steps::put_tree, steps::put_slim, steps::get_tree,
-        steps::get_slim, steps::set_children, steps::parents, steps::delete,
+        steps::get_slim, steps::set_children, steps::parents, steps::delete, steps::clone,
         runs::start, runs::list, runs::get_run, runs::get_node, runs::children, runs::cancel,
         runs::retry, runs::remove::delete, runs::by_hand::complete, runs::by_hand::fail, runs::by_hand::redispatch,
         runs::history::events, runs::stats::counts, runs::stats::progress, callbacks::complete, callbacks::fail,
         runs::aetr::partial, runs::aetr::by_state, runs::aetr::active, runs::aetr::related,
         schedules::list, schedules::create, schedules::get, schedules::replace, schedules::delete,
         pools::list, pools::get, pools::put, pools::delete,
+        scripts::try_script,
         health::healthz, health::readyz, health::ping, metrics::metrics,
     ),
     components(schemas(runs::DefinitionDoc)),
@@ -30,6 +31,7 @@ use super::{callbacks, health, metrics, pools, runs, schedules, steps};
         (name = "runs", description = "Runs of step trees: start them, watch them, cancel and retry them."),
         (name = "schedules", description = "Runs started on the ticks of a cron expression, in a time zone."),
         (name = "pools", description = "Caps on how many attempts of the actions that name a pool are Executing at once, across all runs and servers, and on how many of their POSTs start a second."),
+        (name = "scripts", description = "Trying a mapper, reducer, Branch function or Map items function on data, or on a run node's real data, without changing anything."),
         (name = "callbacks", description = "Where services report an attempt's result or failure, with the token of the `aetr` URL they were given."),
     ),
 )]

@@ -8,6 +8,7 @@ mod metrics;
 mod pools;
 mod runs;
 mod schedules;
+mod scripts;
 mod steps;
 mod ui;
 
@@ -29,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(callbacks::configure)
                 .configure(runs::configure)
                 .configure(schedules::configure)
-                .configure(pools::configure),
+                .configure(pools::configure)
+                .configure(scripts::configure),
         )
         .configure(ui::configure)
         .default_service(web::to(no_such_endpoint));

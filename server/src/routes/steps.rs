@@ -6,6 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use aetr_engine::{Action, Chooser, InputSchema, MapSpec, Mapper, Reducer, Step, StepType};
 use serde::Serialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/steps/{id}").get(get_tree).delete(delete))
         .service(resource("/steps/{id}/slim").get(get_slim))
         .service(resource("/steps/{id}/children").post(set_children))
-        .service(resource("/steps/{id}/parents").get(parents));
+        .service(resource("/steps/{id}/parents").get(parents))
+        .service(resource("/steps/{id}/clone").post(clone));
 }
 
 /// The id of a step that was written.
@@ -323,6 +325,71 @@ pub async fn set_children(
         .await?;
     definitions::set_children(&state.pool, &state.limits, id, links, references).await?;
     Ok(HttpResponse::Ok().json(IdBody { id }))
+}
+
+/// `POST /steps/{id}/clone`'s body.
+#[derive(Debug, ToSchema)]
+#[schema(as = CloneBody)]
+#[allow(dead_code)]
+pub struct CloneDoc {
+    /// The copy's name. Absent: the tree's name with " (copy)" after it.
+    #[schema(min_length = 1)]
+    name: Option<String>,
+}
+
+/// Copies a whole tree under a new name: every step of it gets a new id, so that the copy can
+/// be changed without changing the original (a step that the tree uses twice is copied once,
+/// and used twice by the copy).
+#[utoipa::path(post, path = "/api/v1/steps/{id}/clone", tag = "steps",
+    params(("id" = Uuid, Path, description = "The root of the tree to copy.")),
+    request_body(content = CloneDoc, description = "`{name?}`; an empty body names the copy after the tree."),
+    responses(
+        (status = 201, description = "Copied: the new root's id.", body = IdBody,
+         headers(("Location" = String, description = "The new tree's URL."))),
+        (status = 400, description = "A malformed body or name.", body = ErrorBody),
+        (status = 404, description = "No such step.", body = ErrorBody),
+        (status = 422, description = "A name over the limit.", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(step = %id.as_str()))]
+pub async fn clone(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = step_id(&id)?;
+    let bytes = body::read(payload, state.max_definition_bytes, DEFINITION).await?;
+    let name = match body::parse_json(&bytes)? {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(fields)) => {
+            if let Some(other) = fields.keys().find(|k| *k != "name") {
+                return Err(ApiError::invalid(other, "unknown field: expected name"));
+            }
+            match fields.get("name") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(name)) => Some(name.clone()),
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "name",
+                        format!("expected a string, found {other}"),
+                    ))
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::invalid("", "expected an object: {\"name\": ...}")),
+    };
+    let name = match name {
+        Some(name) => name,
+        None => {
+            let client = state.pool.get().await?;
+            let step = steps::get(&client, id).await?.ok_or_else(|| not_found(id))?;
+            format!("{} (copy)", step.name)
+        }
+    };
+    aetr_engine::parse::check_name(&state.limits, &name, "name")?;
+    let copy = definitions::clone_tree(&state.pool, &state.limits, id, name).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/steps/{copy}")))
+        .json(IdBody { id: copy }))
 }
 
 /// The steps that use this one as a child.

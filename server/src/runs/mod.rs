@@ -187,6 +187,16 @@ impl Runs {
         self.shared.spawn(task);
     }
 
+    /// Runs a script on a worker, as a run's script runs, for a person trying it: nothing is
+    /// recorded, counted or traced.
+    pub async fn try_script(
+        &self,
+        source: String,
+        call: OwnedCall,
+    ) -> Result<Option<String>, aetr_engine::script::ScriptError> {
+        self.shared.scripts.call(source, call).await
+    }
+
     pub fn key(&self) -> &TokenKey {
         &self.shared.key
     }

@@ -3,6 +3,7 @@
 
 mod limits;
 mod overhead;
+mod tried;
 mod workers;
 
 use std::time::{Duration, Instant};

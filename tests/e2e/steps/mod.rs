@@ -1,6 +1,7 @@
 //! Every `/api/v1/steps` endpoint, and its errors.
 
 mod children;
+mod clone;
 mod delete;
 mod errors;
 mod fat;
