@@ -391,6 +391,39 @@ async fn run_notify_passes_the_webhook_and_its_secret_through() {
 }
 
 #[tokio::test]
+async fn run_dry_run_calls_nothing_and_steps_clone_copies_the_tree() {
+    let app = TestApp::spawn().await;
+    let svc = TestService::start().await;
+    let tree = seq(
+        "pay",
+        vec![mapped(api("charge", &svc.at("/charge")), "function apply(d) { return d + '!'; }")],
+    );
+    let step = app.put_tree(&tree).await;
+    let ran = aetr(&app, &["run", "--dry-run", "--result", "charge=ok", "pay", "x"], b"").await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, "ok!"), "{}", ran.stderr);
+    let ran = aetr(&app, &["run", "--dry-run", "pay", "in"], b"").await;
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, "in!"), "no result given: its input");
+    svc.expect_none(Duration::from_millis(200)).await;
+    let bad = aetr(&app, &["run", "--dry-run", "--result", "charge", "pay", "x"], b"").await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("expected NAME=TEXT"), "{}", bad.stderr);
+
+    let listed = aetr(&app, &["runs", "ls", "--dry"], b"").await;
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(2), "{}", listed.stdout);
+    assert!(listed.json().as_array().unwrap().iter().all(|r| r["dryRun"] == true));
+    let real = aetr(&app, &["runs", "ls"], b"").await;
+    assert_eq!(real.json(), json!([]), "dry runs are not listed as real ones");
+
+    let cloned = aetr(&app, &["steps", "clone", "pay", "--name", "pay v2"], b"").await;
+    assert_eq!(cloned.code, 0, "{}", cloned.stderr);
+    let copy = cloned.json()["id"].as_str().unwrap().parse().unwrap();
+    assert_ne!(copy, step);
+    let copied = app.tree(copy).await;
+    assert_eq!(copied["name"], "pay v2");
+    assert_eq!(copied["children"][0]["mapper"], app.tree(step).await["children"][0]["mapper"]);
+}
+
+#[tokio::test]
 async fn schedules_add_ls_rm_as_json_and_as_text() {
     let app = TestApp::spawn().await;
     app.put_tree(&shout("shout")).await;

@@ -36,6 +36,13 @@ pub struct RunArgs {
     /// Stop waiting after this many seconds (exit code 4); 0 waits for ever.
     #[arg(long, default_value_t = 0)]
     pub timeout: u64,
+    /// A dry run: no action calls anything. Each api action completes at once, with its
+    /// `--result` or else with its input; a wait ends at once; a manual action still waits.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// In a dry run, what the api action NAME completes with (repeat for each action).
+    #[arg(long, value_name = "NAME=TEXT", requires = "dry_run")]
+    pub result: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,6 +102,9 @@ async fn start_and_wait(args: RunArgs) -> Result<Exit, Exit> {
             body["notify"]["secret"] = json!(secret);
         }
     }
+    if args.dry_run {
+        body["dryRun"] = json!({ "results": dry_results(&args.result)? });
+    }
     let started = client.post(&format!("/runs/step/{step}"), &body).await?;
     let Some(run) = started["id"].as_str().map(str::to_owned) else {
         return Err(Exit::Failed(format!("the server's answer has no run id: {started}")));
@@ -104,6 +114,17 @@ async fn start_and_wait(args: RunArgs) -> Result<Exit, Exit> {
         return Ok(Exit::Done);
     }
     wait_for(&client, &run, 30, args.timeout).await
+}
+
+/// A dry run's results from `NAME=TEXT` arguments.
+fn dry_results(given: &[String]) -> Result<serde_json::Map<String, Value>, Exit> {
+    given
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((name, text)) if !name.is_empty() => Ok((name.to_owned(), json!(text))),
+            _ => Err(Exit::Usage(format!("--result {pair:?}: expected NAME=TEXT"))),
+        })
+        .collect()
 }
 
 /// Waits for a run to end (long polls of at most `interval` seconds; one second at a time while

@@ -21,6 +21,9 @@ pub enum RunsCommand {
         /// Only runs of this step (an id or a unique name).
         #[arg(long)]
         step: Option<String>,
+        /// List dry runs instead of real ones.
+        #[arg(long)]
+        dry: bool,
     },
     /// Shows a run as a tree, with each node's state.
     Show {
@@ -87,7 +90,7 @@ pub async fn run(command: RunsCommand) -> Exit {
 
 async fn runs(command: RunsCommand) -> Result<(), Exit> {
     match command {
-        RunsCommand::Ls { server, state, step } => {
+        RunsCommand::Ls { server, state, step, dry } => {
             let client = Client::new(&server)?;
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             query.append_pair("limit", "1000");
@@ -96,6 +99,9 @@ async fn runs(command: RunsCommand) -> Result<(), Exit> {
             }
             if let Some(step) = &step {
                 query.append_pair("stepId", &step_id(&client, step).await?);
+            }
+            if dry {
+                query.append_pair("dryRun", "true");
             }
             let runs = client.get(&format!("/runs?{}", query.finish())).await?;
             print(&runs, || {

@@ -1,4 +1,4 @@
-//! `aetr steps put|get|ls|rm`.
+//! `aetr steps put|get|ls|rm|clone`.
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -34,6 +34,16 @@ pub enum StepsCommand {
         #[command(flatten)]
         server: ServerUrl,
         step: String,
+    },
+    /// Copies a whole tree, with new ids, under a new name; prints the copy's id.
+    Clone {
+        #[command(flatten)]
+        server: ServerUrl,
+        /// The tree to copy: its root's id, or its unique name.
+        step: String,
+        /// The copy's name; by default the tree's name with " (copy)" after it.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -96,6 +106,13 @@ async fn steps(command: StepsCommand) -> Result<(), Exit> {
             let id = step_id(&client, &step).await?;
             client.delete(&format!("/steps/{id}")).await?;
             print(&json!({ "deleted": id }), || format!("deleted step {id}"));
+        }
+        StepsCommand::Clone { server, step, name } => {
+            let client = Client::new(&server)?;
+            let id = step_id(&client, &step).await?;
+            let body = name.map_or(Value::Null, |name| json!({ "name": name }));
+            let copy = client.post(&format!("/steps/{id}/clone"), &body).await?;
+            print(&copy, || copy["id"].as_str().unwrap_or_default().to_owned());
         }
     }
     Ok(())
