@@ -161,7 +161,7 @@ const failed = await steps([
     await panel.getByRole('heading', { name: 'each' }).waitFor();
     await panel.getByRole('heading', { name: 'Map' }).waitFor();
     check(await panel.locator('[data-fact="max-concurrency"]').textContent() === '50', 'its max concurrency');
-    check(await panel.getByLabel('Items function').textContent() === ITEMS_JS, 'its items function');
+    check(await panel.getByLabel('Items function', { exact: true }).textContent() === ITEMS_JS, 'its items function');
   }],
 
   ['the run\'s progress counts the instances as its actions', async () => {

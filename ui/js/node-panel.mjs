@@ -3,6 +3,7 @@
 import { post } from './api.mjs';
 import { confirmDialog, h, replace, toast } from './dom.mjs';
 import { duration, histogram, number, stateBadge, textBlock, time } from './format.mjs';
+import { tryButton } from './script-try.mjs';
 
 /**
  * Draws `detail` (GET /runs/{id}/nodes/{nodeId}) into `box`. `readyAt`: when it could start,
@@ -17,6 +18,7 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
   const kind = detail.action?.type;
 
   const section = (title, ...content) => h('section', { class: 'panel-section' }, h('h3', {}, title), content);
+  const tryIt = (what) => tryButton(what, runId, detail, { onActed });
   const pair = (label, value) => [h('dt', {}, label), h('dd', {}, value)];
 
   replace(box,
@@ -43,11 +45,11 @@ export function drawNode(box, runId, detail, { readyAt, runState, onActed, onClo
       : null,
     kind === 'api' ? section('Attempts', attemptsTable(detail.attempts)) : null,
     detail.action ? section('Action', actionFacts(detail.action)) : null,
-    detail.mapper && detail.mapper.type === 'js' ? section('Mapper', h('pre', { class: 'code' }, detail.mapper.js)) : null,
+    detail.mapper && detail.mapper.type === 'js' ? section('Mapper', h('pre', { class: 'code' }, detail.mapper.js), tryIt('mapper')) : null,
     detail.reducer ? section('Reducer', detail.reducer.type === 'js'
-      ? h('pre', { class: 'code' }, detail.reducer.js) : h('p', {}, detail.reducer.type)) : null,
-    detail.branch ? section('Branch function', h('pre', { class: 'code' }, detail.branch.js)) : null,
-    detail.map ? section('Map', mapFacts(detail.map)) : null,
+      ? [h('pre', { class: 'code' }, detail.reducer.js), tryIt('reducer')] : h('p', {}, detail.reducer.type)) : null,
+    detail.branch ? section('Branch function', h('pre', { class: 'code' }, detail.branch.js), tryIt('branch')) : null,
+    detail.map ? section('Map', mapFacts(detail.map), detail.map.items ? tryIt('items') : null) : null,
     kind === 'api' ? operatorButtons(runId, detail, runState, onActed) : null,
     kind === 'manual' ? approvalButtons(runId, detail, onActed) : null);
 }

@@ -10,15 +10,21 @@ import { navigate } from './main.mjs';
  * `box`. `onActed()` after an operator's action; `onShowNode(nodeId)` shows a node's details.
  */
 export function drawRunHeader(box, runId, root, progress, { onActed, onShowNode }) {
-  document.title = `${root.stepTree.name} ${root.state} · aetr`;
+  document.title = `${root.stepTree.name} ${root.state}${root.dryRun ? ' (dry run)' : ''} · aetr`;
   replace(box,
     h('div', { class: 'run-title' },
       h('h1', {}, h('a', { href: `/steps/${root.stepTree.id}` }, root.stepTree.name)),
       h('span', { id: 'run-state' }, stateBadge(root.state)),
+      root.dryRun ? dryRunBadge() : null,
       h('span', { class: 'spacer' }), runButtons(runId, root, onActed)),
     progressRow(progress),
     runFacts(root, progress),
     inputAndResult(root, onShowNode));
+}
+
+/** The mark of a dry run, in which no action called anything. */
+export function dryRunBadge() {
+  return h('span', { class: 'badge dry-run', title: 'A dry run: no action called anything' }, 'Dry run');
 }
 
 /** Cancel while the run is unfinished; retry once it failed; delete once it has finished. */

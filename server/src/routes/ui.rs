@@ -7,7 +7,13 @@
 //! origin, `X-Content-Type-Options: nosniff` and `frame-ancestors 'none'`. Vendored files
 //! have their version in their path and are cached for a year; the app's own files are
 //! revalidated with an ETag on every load.
+//!
+//! For work on the UI, `AETR_UI_DIR` (a path to `ui/`) serves the same files from that folder,
+//! read on every request, so that an edit shows on a reload without a rebuild. New files must
+//! still be listed in [`ASSETS`].
 
+use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -40,6 +46,7 @@ const CSS: &str = "text/css; charset=utf-8";
 static ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.css", CSS),
+    asset!("graph.css", CSS),
     asset!("favicon.svg", "image/svg+xml"),
     asset!("js/main.mjs", JS),
     asset!("js/api.mjs", JS),
@@ -55,6 +62,9 @@ static ASSETS: &[Asset] = &[
     asset!("js/run-header.mjs", JS),
     asset!("js/run-rows.mjs", JS),
     asset!("js/run-history.mjs", JS),
+    asset!("js/graph-layout.mjs", JS),
+    asset!("js/graph-view.mjs", JS),
+    asset!("js/script-try.mjs", JS),
     asset!("js/pages/steps.mjs", JS),
     asset!("js/pages/step.mjs", JS),
     asset!("js/pages/runs.mjs", JS),
@@ -84,16 +94,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Each asset's ETag: a hash of its bytes, computed once.
-static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ASSETS
-        .iter()
-        .map(|a| {
-            let digest = Sha256::digest(a.bytes);
-            let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-            format!("\"{hex}\"")
-        })
-        .collect()
-});
+static ETAGS: LazyLock<Vec<String>> =
+    LazyLock::new(|| ASSETS.iter().map(|a| etag_of(a.bytes)).collect());
+
+/// `AETR_UI_DIR`: serve the files from this folder instead (see the module's docs).
+static UI_DIR: LazyLock<Option<PathBuf>> =
+    LazyLock::new(|| std::env::var_os("AETR_UI_DIR").filter(|d| !d.is_empty()).map(PathBuf::from));
+
+fn etag_of(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
 
 async fn index(req: HttpRequest) -> HttpResponse {
     serve(&req, "index.html").unwrap_or_else(|| HttpResponse::NotFound().finish())
@@ -106,8 +118,15 @@ async fn file(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse,
 fn serve(req: &HttpRequest, path: &str) -> Option<HttpResponse> {
     let i = ASSETS.iter().position(|a| a.path == path)?;
     let asset = &ASSETS[i];
-    let etag = &ETAGS[i];
-    let cache = if path.starts_with("vendor/") {
+    let (bytes, etag): (Cow<'static, [u8]>, Cow<'static, str>) = match UI_DIR.as_deref() {
+        Some(dir) => {
+            let bytes = std::fs::read(dir.join(asset.path)).ok()?;
+            let etag = etag_of(&bytes);
+            (bytes.into(), etag.into())
+        }
+        None => (asset.bytes.into(), ETAGS[i].as_str().into()),
+    };
+    let cache = if path.starts_with("vendor/") && UI_DIR.is_none() {
         // The version is in the path.
         "public, max-age=31536000, immutable"
     } else {
@@ -121,7 +140,7 @@ fn serve(req: &HttpRequest, path: &str) -> Option<HttpResponse> {
     let mut response = if fresh { HttpResponse::NotModified() } else { HttpResponse::Ok() };
     response
         .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::ETAG, etag.as_str()))
+        .insert_header((header::ETAG, etag.as_ref()))
         .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -129,5 +148,5 @@ fn serve(req: &HttpRequest, path: &str) -> Option<HttpResponse> {
     if fresh {
         return Some(response.finish());
     }
-    Some(response.content_type(asset.content_type).body(asset.bytes))
+    Some(response.content_type(asset.content_type).body(bytes))
 }

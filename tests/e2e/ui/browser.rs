@@ -119,3 +119,21 @@ async fn a_user_makes_a_pool_and_sees_it_hold_a_run_back_in_the_browser() {
     let app = TestApp::spawn().await;
     run_script(&app, "pools.mjs").await;
 }
+
+#[tokio::test]
+async fn a_user_follows_a_run_as_a_graph_and_opens_a_node_from_it_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "graph.mjs").await;
+}
+
+#[tokio::test]
+async fn a_user_tries_a_failed_mapper_on_its_real_input_fixes_it_and_retries_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "script-try.mjs").await;
+}
+
+#[tokio::test]
+async fn a_user_dry_runs_a_tree_and_clones_it_in_the_browser() {
+    let app = TestApp::spawn().await;
+    run_script(&app, "dry-run.mjs").await;
+}

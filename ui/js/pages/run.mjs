@@ -1,8 +1,9 @@
-// /runs/{id}: a run as a live tree with a timeline, its header (progress, input, result,
-// error, times), the details of a node, the operators' buttons, and the run's history.
+// /runs/{id}: a run as a live tree with a timeline, or as a graph; its header (progress, input,
+// result, error, times), the details of a node, the operators' buttons, and the run's history.
 import { get } from '../api.mjs';
 import { h, replace, toast } from '../dom.mjs';
 import { TERMINAL } from '../format.mjs';
+import { RunGraph } from '../graph-view.mjs';
 import { drawNode } from '../node-panel.mjs';
 import { drawRunHeader } from '../run-header.mjs';
 import { RunHistory } from '../run-history.mjs';
@@ -30,14 +31,17 @@ export function render(main, { id, params }) {
   });
   const events = new RunHistory(id, tree, showNode);
   const treeTab = treePanel(list);
-  const tabs = tabList(treeTab, events.element, (name) => {
+  const graph = new RunGraph(tree, { onShow: showNode, shown: params.get('view') === 'graph' });
+  const tabs = tabList({ tree: treeTab, graph: graph.element, history: events.element }, graph.shown ? 'graph' : 'tree', (name) => {
+    setParam('view', name === 'graph' ? name : null);
+    graph.show(name === 'graph');
     if (name === 'history') events.open();
-    else list.schedule();
+    else if (name === 'tree') list.schedule();
   });
   replace(main,
     h('p', { class: 'crumbs' }, h('a', { href: '/runs' }, 'Runs'), ' / ', h('span', { class: 'mono' }, id)),
     header, tabs,
-    h('div', { class: 'run-body' }, h('div', { class: 'run-main card' }, treeTab, events.element), panel));
+    h('div', { class: 'run-body' }, h('div', { class: 'run-main card' }, treeTab, graph.element, events.element), panel));
 
   start();
 
@@ -70,7 +74,7 @@ export function render(main, { id, params }) {
     try {
       [progress] = await Promise.all([
         get(`/runs/${id}/progress`).then((r) => r.body),
-        tree.refresh(list.visible(), progress.nodes),
+        tree.refresh(graph.shown ? graph.rows() : list.visible(), progress.nodes),
         selected ? showNode(selected, true) : null,
         events.element.hidden ? null : events.poll(),
       ]);
@@ -90,6 +94,7 @@ export function render(main, { id, params }) {
   function drawAll() {
     drawRunHeader(header, id, tree.root, progress, { onActed: poll, onShowNode: showNode });
     list.setRows(tree.rows());
+    graph.draw();
   }
 
   // The tree: parents open and close; a large parent's children load a page at a time.
@@ -118,7 +123,8 @@ export function render(main, { id, params }) {
   async function showNode(nodeId, quiet = false) {
     if (!quiet) {
       selected = nodeId;
-      setNodeParam(nodeId);
+      setParam('node', nodeId);
+      graph.select(nodeId);
       list.setRows(tree.rows().map((r) => ({ ...r, version: `${r.version}:${r.id === selected}` })));
     }
     try {
@@ -141,11 +147,12 @@ export function render(main, { id, params }) {
   function closeNode() {
     selected = null;
     panel.hidden = true;
-    setNodeParam(null);
+    setParam('node', null);
+    graph.select(null);
     list.setRows(tree.rows().map((r) => ({ ...r, version: `${r.version}:c` })));
   }
 
-  return () => { stopped = true; clearTimeout(timer); list.destroy(); delete document.body.dataset.treeDrawnAt; };
+  return () => { stopped = true; clearTimeout(timer); list.destroy(); graph.destroy(); delete document.body.dataset.treeDrawnAt; };
 }
 
 /** The tree and timeline tab: the columns' heads over the list of nodes. */
@@ -156,27 +163,28 @@ function treePanel(list) {
   return h('div', { class: 'tree-box', id: 'tab-tree', role: 'tabpanel', 'aria-labelledby': 'tab-tree-btn' }, columns, list.element);
 }
 
-/** The two tabs over the tree and the history panels. `onShow(name)` after one is shown. */
-function tabList(treeTab, historyTab, onShow) {
-  const tabButton = (name, label, panelEl, other) => {
-    const b = h('button', { type: 'button', role: 'tab', id: `tab-${name}-btn`, 'aria-controls': `tab-${name}`, 'aria-selected': String(name === 'tree'),
-      onclick: () => {
-        for (const t of b.parentNode.children) t.setAttribute('aria-selected', String(t === b));
-        panelEl.hidden = false;
-        other.hidden = true;
-        onShow(name);
-      } }, label);
-    return b;
-  };
-  return h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Views of the run' },
-    tabButton('tree', 'Tree and timeline', treeTab, historyTab),
-    tabButton('history', 'History', historyTab, treeTab));
+const TABS = { tree: 'Tree and timeline', graph: 'Graph', history: 'History' };
+
+/**
+ * The tabs over the panels (name → element; see TABS); `shown`: the one shown at first.
+ * `onShow(name)` after one is shown.
+ */
+function tabList(panels, shown, onShow) {
+  const buttons = Object.keys(panels).map((name) => h('button', {
+    type: 'button', role: 'tab', id: `tab-${name}-btn`, 'aria-controls': `tab-${name}`, 'aria-selected': String(name === shown),
+    onclick: () => {
+      for (const b of buttons) b.setAttribute('aria-selected', String(b.id === `tab-${name}-btn`));
+      for (const [other, panelEl] of Object.entries(panels)) panelEl.hidden = other !== name;
+      onShow(name);
+    } }, TABS[name]));
+  for (const [name, panelEl] of Object.entries(panels)) panelEl.hidden = name !== shown;
+  return h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Views of the run' }, buttons);
 }
 
-/** Puts the shown node's id in the page's URL, or takes it out (null), without a history entry. */
-function setNodeParam(nodeId) {
+/** Puts `value` in the page's URL as `?key=`, or takes it out (null), without a history entry. */
+function setParam(key, value) {
   const url = new URL(location.href);
-  if (nodeId === null) url.searchParams.delete('node');
-  else url.searchParams.set('node', nodeId);
+  if (value === null) url.searchParams.delete(key);
+  else url.searchParams.set(key, value);
   history.replaceState(null, '', url);
 }

@@ -1,9 +1,10 @@
 // /runs: runs, newest first, filterable by state and tree, paginated, with a live count per
-// state. The filters and the page are in the URL.
+// state (of real runs). Dry runs are listed apart (?dryRun=true). The filters and the page are
+// in the URL.
 import { get } from '../api.mjs';
 import { h, replace } from '../dom.mjs';
 import { ago, duration, number, RUN_STATES, shortId, stateBadge } from '../format.mjs';
-
+import { dryRunBadge } from '../run-header.mjs';
 
 const PAGE = 50;
 
@@ -12,11 +13,12 @@ export function render(main, { params }) {
   const state = params.get('state') || '';
   const stepId = params.get('stepId') || '';
   const after = params.get('after') || '';
+  const dryRun = params.get('dryRun') === 'true' ? 'true' : '';
   let stopped = false;
   let timer = null;
 
   const url = (changes) => {
-    const q = new URLSearchParams({ state, stepId, after, ...changes });
+    const q = new URLSearchParams({ state, stepId, after, dryRun, ...changes });
     for (const [k, v] of [...q]) if (!v) q.delete(k);
     const s = q.toString();
     return s ? `/runs?${s}` : '/runs';
@@ -39,13 +41,17 @@ export function render(main, { params }) {
     get(`/steps/${stepId}/slim`).then((s) => { treeFilter.querySelector('.tree-name').textContent = s.body.name; }).catch(() => {});
   }
 
+  const dryToggle = dryRun
+    ? h('a', { href: url({ dryRun: '', after: '' }), class: 'btn btn-small' }, 'Show real runs')
+    : h('a', { href: url({ dryRun: 'true', after: '' }), class: 'btn btn-small' }, 'Show dry runs');
+
   const rows = h('tbody');
   const pager = h('div', { class: 'pager' });
   const status = h('p', { class: 'muted', role: 'status' });
   replace(main,
-    h('div', { class: 'page-head' }, h('h1', {}, 'Runs')),
-    h('section', { class: 'card', 'aria-label': 'Runs' },
-      h('div', { class: 'card-head' }, filters, treeFilter),
+    h('div', { class: 'page-head' }, h('h1', {}, dryRun ? 'Dry runs' : 'Runs')),
+    h('section', { class: 'card', 'aria-label': dryRun ? 'Dry runs' : 'Runs' },
+      h('div', { class: 'card-head' }, filters, treeFilter, h('span', { class: 'spacer' }), dryToggle),
       h('table', { class: 'table runs-table' },
         h('thead', {}, h('tr', {}, ['Run', 'Tree', 'State', 'Started', 'Took', 'Nodes'].map((c) => h('th', { scope: 'col' }, c)))),
         rows),
@@ -56,22 +62,26 @@ export function render(main, { params }) {
     if (state) q.set('state', state);
     if (stepId) q.set('stepId', stepId);
     if (after) q.set('after', after);
+    if (dryRun) q.set('dryRun', 'true');
     try {
       const [page, counts] = await Promise.all([
         get(`/runs?${q}`),
         get(`/runs/counts${stepId ? `?stepId=${stepId}` : ''}`),
       ]);
       if (stopped) return;
-      countLinks.all.textContent = number(counts.body.total);
-      for (const s of RUN_STATES) countLinks[s].textContent = number(counts.body.counts[s]);
+      // The counts are of real runs: a list of dry runs shows none.
+      countLinks.all.textContent = dryRun ? '' : number(counts.body.total);
+      for (const s of RUN_STATES) countLinks[s].textContent = dryRun ? '' : number(counts.body.counts[s]);
       replace(rows, page.body.map((r) => h('tr', {},
         h('td', {}, h('a', { href: `/runs/${r.id}`, 'aria-label': `Run ${r.id}` }, shortId(r.id))),
         h('td', {}, h('a', { href: `/steps/${r.stepTree.id}` }, r.stepTree.name)),
-        h('td', {}, stateBadge(r.state)),
+        h('td', {}, stateBadge(r.state), r.dryRun ? [' ', dryRunBadge()] : null),
         h('td', { title: new Date(r.createdAt).toLocaleString() }, ago(r.createdAt)),
         h('td', {}, r.completedAt ? duration(r.completedAt - r.createdAt) : duration(Date.now() - r.createdAt)),
         h('td', { class: 'num' }, number(r.nodeCount)))));
-      status.textContent = page.body.length ? '' : 'No runs here yet. Start one from a tree\'s page.';
+      status.textContent = page.body.length ? '' : dryRun
+        ? 'No dry runs here. Start one with "Dry run…" on a tree\'s page.'
+        : 'No runs here yet. Start one from a tree\'s page.';
       replace(pager,
         after ? h('a', { href: url({ after: '' }), class: 'btn' }, 'First page') : null,
         page.next ? h('a', { href: url({ after: page.next }), class: 'btn' }, 'Next page') : null);

@@ -1,7 +1,8 @@
-// /steps/{id}: a tree as a diagram, with editing; start a run; the tree's runs.
+// /steps/{id}: a tree as a graph and as a diagram, with editing; start a run; the tree's runs.
 import { ApiError, get, post, put } from '../api.mjs';
 import { confirmDialog, h, replace, toast } from '../dom.mjs';
 import { ago, duration, shortId, stateBadge } from '../format.mjs';
+import { StepGraph } from '../graph-view.mjs';
 import { navigate } from '../main.mjs';
 import { payload, stepEditor } from '../step-editor.mjs';
 
@@ -34,9 +35,11 @@ export function render(main, { id }) {
         dirty = true;
         saveButton.disabled = false;
         saveState.textContent = 'Unsaved changes';
+        graph.schedule();
       },
       pickStep,
     });
+    const graph = new StepGraph(tree, editor.element);
 
     async function save() {
       replace(topErrors);
@@ -69,6 +72,8 @@ export function render(main, { id }) {
     const hookErrors = h('ul', { id: 'run-notify-errors', class: 'errors', 'aria-live': 'polite' });
     input.setAttribute('aria-describedby', 'run-input-errors');
     const startButton = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Start run');
+    const dryButton = h('button', { type: 'button', class: 'btn', onclick: dryRun,
+      title: 'A run in which no action calls anything: each api action completes at once, with a result you give or with its input' }, 'Dry run…');
     const schema = tree.inputSchema === undefined ? null
       : h('details', { class: 'input-schema' }, h('summary', { class: 'small' }, 'The input must match this schema'),
         h('pre', { class: 'mono small' }, JSON.stringify(tree.inputSchema, null, 2)));
@@ -77,9 +82,34 @@ export function render(main, { id }) {
       h('div', { class: 'field' }, h('label', { for: inputId }, 'Input (JSON; anything else is sent as text)'), input, runErrors),
       schema,
       h('div', { class: 'field' }, h('label', { for: 'run-notify' }, 'Webhook URL, told when the run ends (optional)'), hook, hookErrors),
-      startButton);
-    runForm.addEventListener('submit', async (e) => {
+      h('div', { class: 'button-row' }, startButton, dryButton));
+    runForm.addEventListener('submit', (e) => {
       e.preventDefault();
+      const body = {};
+      if (hook.value.trim()) body.notify = { url: hook.value.trim() };
+      startRun(body);
+    });
+
+    /** Asks for the results of the tree's api actions, and starts a dry run with them. */
+    async function dryRun() {
+      const names = apiActionNames(tree);
+      const v = await confirmDialog({
+        title: 'Dry run',
+        message: 'No action calls anything, and no webhook is sent: each api action completes at once with the result given here (JSON, or text), or with its input when left empty; each wait ends at once; a manual action still waits for you. Mappers, reducers, Branches and Maps run for real.',
+        confirm: 'Start dry run',
+        fields: names.map((name, i) => ({ name: `result-${i}`, label: `${name}: result`, type: 'textarea' })),
+      });
+      if (!v) return;
+      const results = {};
+      names.forEach((name, i) => {
+        const text = v[`result-${i}`];
+        if (text.trim()) results[name] = text;
+      });
+      startRun({ dryRun: { results } });
+    }
+
+    /** Starts a run of the saved tree with the form's input and `extra` in the body. */
+    async function startRun(extra) {
       replace(runErrors);
       replace(hookErrors);
       input.removeAttribute('aria-invalid');
@@ -91,9 +121,7 @@ export function render(main, { id }) {
       let value = input.value;
       try { value = JSON.parse(input.value); } catch { /* text */ }
       try {
-        const body = { input: value };
-        if (hook.value.trim()) body.notify = { url: hook.value.trim() };
-        const started = await post(`/runs/step/${id}`, body);
+        const started = await post(`/runs/step/${id}`, { input: value, ...extra });
         navigate(`/runs/${started.body.id}`);
       } catch (err) {
         const errors = err.errors || [err.message];
@@ -105,7 +133,7 @@ export function render(main, { id }) {
         replace(hookErrors, aboutHook.map((m) => h('li', {}, m)));
         replace(runErrors, errors.filter((m) => !m.startsWith('notify')).map((m) => h('li', {}, m)));
       }
-    });
+    }
 
     const runsBox = h('tbody');
     const runsSection = h('section', { class: 'card', 'aria-labelledby': 'tree-runs' },
@@ -118,8 +146,10 @@ export function render(main, { id }) {
     replace(main,
       h('div', { class: 'page-head' },
         h('p', { class: 'crumbs' }, h('a', { href: '/steps' }, 'Steps'), ' / '),
-        h('h1', {}, tree.name),
+        h('div', { class: 'title-row' }, h('h1', {}, tree.name), h('span', { class: 'spacer' }),
+          h('button', { type: 'button', class: 'btn', onclick: () => cloneTree(tree) }, 'Clone as new…')),
         h('p', { class: 'muted mono small' }, tree.id)),
+      graph.element,
       h('div', { class: 'step-layout' },
         h('section', { class: 'card editor-card', 'aria-labelledby': 'tree-title' },
           h('div', { class: 'card-head sticky' }, h('h2', { id: 'tree-title' }, 'Tree'), h('span', { class: 'spacer' }), saveState, saveButton),
@@ -143,6 +173,35 @@ export function render(main, { id }) {
   }
 
   return () => { stopped = true; clearTimeout(timer); };
+}
+
+/** The names of a tree's api actions, each once, in tree order: a dry run's results are by name. */
+function apiActionNames(tree) {
+  const names = new Set();
+  const visit = (step) => {
+    if (step.stepType === 'Action' && step.action?.type === 'api') names.add(step.name);
+    for (const child of step.children || []) visit(child);
+  };
+  visit(tree);
+  return [...names];
+}
+
+/** Asks for a name, copies the whole tree under it with new ids, and opens the copy. */
+async function cloneTree(tree) {
+  const v = await confirmDialog({
+    title: `Clone ${tree.name}`,
+    message: 'Every step of the tree is copied with a new id, so that the copy can be changed without changing this tree. Its runs stay with this tree.',
+    confirm: 'Clone',
+    fields: [{ name: 'name', label: 'Name of the copy', value: `${tree.name} (copy)` }],
+  });
+  if (!v) return;
+  try {
+    const copy = await post(`/steps/${tree.id}/clone`, { name: v.name });
+    toast(`Cloned as ${v.name}`);
+    navigate(`/steps/${copy.body.id}`);
+  } catch (e) {
+    toast(`Not cloned: ${e.message}`, 'error');
+  }
 }
 
 /** Asks for a stored step to add as a child; resolves to its fat tree, or null. */
