@@ -1,6 +1,7 @@
 // Shared by the browser tests: Debian's Chromium through playwright-core, the server's URL,
 // screenshots, and checks that fail with a clear message.
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -100,4 +101,32 @@ export async function typeInEditor(p, scope, text) {
   await p.keyboard.press('Control+A');
   await p.keyboard.press('Delete');
   await p.keyboard.type(text);
+}
+
+/** Waits until `condition()` holds, checking every 50 ms; fails with `what` after `timeout` ms. */
+export async function until(condition, what, timeout = 10000) {
+  const end = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * A service that the test plays, on 127.0.0.1: it answers 202 to every POST and keeps each in
+ * `received` ({path, body, callback: its `aetr` URL}). Resolves to {received, url, close}.
+ */
+export async function recordingService() {
+  const received = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const url = new URL(req.url, 'http://service');
+      received.push({ path: url.pathname, body, callback: url.searchParams.get('aetr') });
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { received, url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
 }

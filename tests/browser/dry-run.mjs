@@ -5,17 +5,11 @@
 // wait ended at once, and the approval still waits for a click. Approved, the run completes,
 // and the service this script plays never got a request. The runs list leaves the dry run out
 // until "Show dry runs". Then "Clone as new…" copies the tree under a new name, with new ids.
-import { createServer } from 'node:http';
-import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps } from './browser.mjs';
+import { api, assertNoProblems, BASE, check, launch, page, recordingService, screenshot, steps } from './browser.mjs';
 
 /** The service: it must never be called. */
-const received = [];
-const service = createServer((req, res) => {
-  received.push(`${req.method} ${req.url}`);
-  res.writeHead(202).end();
-});
-await new Promise((resolve) => service.listen(0, '127.0.0.1', resolve));
-const SERVICE = `http://127.0.0.1:${service.address().port}`;
+const service = await recordingService();
+const { received, url: SERVICE } = service;
 
 const tree = {
   name: 'checkout', stepType: 'Sequential', children: [
@@ -74,19 +68,19 @@ const failed = await steps([
     await dialog.getByLabel('Result (raw text)').fill('approved');
     await dialog.getByRole('button', { name: 'Approve' }).click();
     await p.locator('#run-state .badge', { hasText: 'Complete' }).waitFor({ timeout: 5000 });
-    check(received.length === 0, `the service got no request: ${received.join(', ')}`);
+    check(received.length === 0, `the service got no request: ${received.map((c) => c.path).join(', ')}`);
   }],
 
   ['the runs list leaves the dry run out until "Show dry runs"', async () => {
-    await p.goto(`${BASE}/runs`);
+    await p.goto(`${BASE}/runs?stepId=${treeId}`);
     await p.getByText('No runs here yet.', { exact: false }).waitFor({ timeout: 5000 });
     await p.getByRole('link', { name: 'Show dry runs' }).click();
-    await p.waitForURL(`${BASE}/runs?dryRun=true`);
+    await p.waitForURL(`${BASE}/runs?stepId=${treeId}&dryRun=true`);
     await p.getByRole('heading', { name: 'Dry runs', level: 1 }).waitFor();
     const row = p.locator('tr', { has: p.getByRole('link', { name: `Run ${runId}` }) });
     await row.locator('.badge.dry-run').waitFor({ timeout: 5000 });
     await p.getByRole('link', { name: 'Show real runs' }).click();
-    await p.waitForURL(`${BASE}/runs`);
+    await p.waitForURL(`${BASE}/runs?stepId=${treeId}`);
   }],
 
   ['"Clone as new…" copies the tree under a new name, with new ids', async () => {

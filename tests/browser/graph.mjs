@@ -6,34 +6,14 @@
 // state as the service calls back, without a reload; the Branch's choice not taken is greyed
 // out; the Map shows its instances; a click (or Enter) on a box opens its details. Then a Map of
 // 10,000 instances: drawn as one box with its counts by state, and the time it took, printed.
-import { createServer } from 'node:http';
-import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps } from './browser.mjs';
+import { api, assertNoProblems, BASE, check, launch, page, recordingService, screenshot, steps, until } from './browser.mjs';
 
 const INSTANCES = 10000;
 const LONG_NAME = 'notify-the-customer-by-email-and-by-text-message';
 
 /** The service: answers 202 to every POST and keeps each, with its callback URL. */
-const received = [];
-const service = createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => { body += c; });
-  req.on('end', () => {
-    const url = new URL(req.url, 'http://service');
-    received.push({ path: url.pathname, body, callback: url.searchParams.get('aetr') });
-    res.writeHead(202).end();
-  });
-});
-await new Promise((resolve) => service.listen(0, '127.0.0.1', resolve));
-const SERVICE = `http://127.0.0.1:${service.address().port}`;
-
-/** Waits until `condition()` holds, checking every 50 ms; fails with `what` after `timeout` ms. */
-async function until(condition, what, timeout = 10000) {
-  const end = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const service = await recordingService();
+const { received, url: SERVICE } = service;
 
 /**
  * The service's answer to the POST to `path` (whose body was `input`, if given): `result`, or

@@ -6,31 +6,11 @@
 // used and the other action waiting, and the service this script plays gets one POST at a
 // time; each callback lets the next one in, and the run completes. The pool is changed to 2
 // slots with its Edit button, and deleting it is refused (409) while the tree names it.
-import { createServer } from 'node:http';
-import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps } from './browser.mjs';
+import { api, assertNoProblems, BASE, check, launch, page, recordingService, screenshot, steps, until } from './browser.mjs';
 
 /** The service: answers 202 to every POST and keeps each, with its callback URL. */
-const received = [];
-const service = createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => { body += c; });
-  req.on('end', () => {
-    const url = new URL(req.url, 'http://service');
-    received.push({ path: url.pathname, body, callback: url.searchParams.get('aetr') });
-    res.writeHead(202).end();
-  });
-});
-await new Promise((resolve) => service.listen(0, '127.0.0.1', resolve));
-const SERVICE = `http://127.0.0.1:${service.address().port}`;
-
-/** Waits until `condition()` holds, checking every 50 ms; fails with `what` after `timeout` ms. */
-async function until(condition, what, timeout = 10000) {
-  const end = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const service = await recordingService();
+const { received, url: SERVICE } = service;
 
 async function callBack(call, body) {
   check(call.callback, `the POST carried a callback URL: ${JSON.stringify(call)}`);

@@ -8,7 +8,7 @@
 // completes the run with it. In dark colours, a Parallel's reducer is tried on its children's
 // real outputs (the array in the input box), then on an edited input, and Escape closes it.
 import { createServer } from 'node:http';
-import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps, typeInEditor } from './browser.mjs';
+import { api, assertNoProblems, BASE, check, launch, page, screenshot, steps, typeInEditor, until } from './browser.mjs';
 
 /** What the service calls back with: a JSON object without the `m` the mapper expects. */
 const CALLED_BACK = '{"n": 2}';
@@ -27,15 +27,6 @@ const service = createServer((req, res) => {
 });
 await new Promise((resolve) => service.listen(0, '127.0.0.1', resolve));
 const SERVICE = `http://127.0.0.1:${service.address().port}`;
-
-/** Waits until `condition()` holds, checking every 50 ms; fails with `what` after `timeout` ms. */
-async function until(condition, what, timeout = 10000) {
-  const end = Date.now() + timeout;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Waits until the run `id` is in `state`, and returns it. */
 async function runIn(id, state) {
