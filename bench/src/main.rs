@@ -8,6 +8,8 @@
 
 mod celery;
 mod client;
+mod cpu;
+mod meter;
 mod pgbench;
 mod postgres;
 mod report;
@@ -19,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use client::Api;
+use meter::Meter;
 use postgres::Postgres;
 use report::Figures;
 use scenarios::Bench;
@@ -167,8 +170,8 @@ async fn bench(args: Args) -> Result<()> {
         }
     }
     if !args.quick && !args.no_pgbench && chosen("pgbench") {
-        eprintln!("bench: pgbench for {} s", sizes.pgbench_seconds);
-        figures.pg_floor_tps = Some(pgbench::floor_tps(&pg, sizes.pgbench_seconds, &logs).await?);
+        eprintln!("bench: pgbench, 8 clients then 1, {} s each", sizes.pgbench_seconds);
+        figures.floors = Some(pgbench::floors(&pg, sizes.pgbench_seconds, &logs).await?);
     }
     service.stop().await;
     pg.drop_database(&database).await?;
@@ -227,29 +230,30 @@ async fn aetr_scenarios(
         figures.latency = Some(latency);
         server.check_alive()?;
     }
+    let meter = Meter::new(pg, server.pid()).await;
     let mut wide_s = None;
     if runs("wide") || runs("scale") {
         eprintln!("bench: wide, {} leaves", sizes.wide);
-        let xid = pg.next_xid().await?;
+        let before = meter.read(pg).await?;
         let secs = bench.wide(sizes.wide).await?;
-        figures.commits("wide", pg.next_xid().await? - xid, sizes.wide);
+        figures.costs("wide", meter.read(pg).await?.since(&before, sizes.wide));
         figures.wide_actions_per_s = Some(sizes.wide as f64 / secs);
         eprintln!("bench: wide {secs:.2} s ({:.0} actions/s)", sizes.wide as f64 / secs);
         wide_s = Some(secs);
     }
     if runs("deep") {
         eprintln!("bench: deep, {} steps", sizes.deep);
-        let xid = pg.next_xid().await?;
+        let before = meter.read(pg).await?;
         let secs = bench.deep(sizes.deep).await?;
-        figures.commits("deep", pg.next_xid().await? - xid, sizes.deep);
+        figures.costs("deep", meter.read(pg).await?.since(&before, sizes.deep));
         figures.deep_seconds = Some(secs);
         eprintln!("bench: deep {secs:.2} s");
     }
     if runs("mixed") {
         eprintln!("bench: mixed, {} runs", sizes.mixed_runs);
-        let xid = pg.next_xid().await?;
+        let before = meter.read(pg).await?;
         let rate = bench.mixed(sizes.mixed_runs).await?;
-        figures.commits("mixed", pg.next_xid().await? - xid, 3 * sizes.mixed_runs);
+        figures.costs("mixed", meter.read(pg).await?.since(&before, 3 * sizes.mixed_runs));
         figures.mixed_actions_per_s = Some(rate);
         eprintln!("bench: mixed {rate:.0} actions/s");
     }
@@ -257,10 +261,10 @@ async fn aetr_scenarios(
         let n = sizes.map_items;
         for cap in [None, Some(MAP_CAP)] {
             eprintln!("bench: map, {n} items, maxConcurrency {cap:?}");
-            let xid = pg.next_xid().await?;
+            let before = meter.read(pg).await?;
             let secs = bench.map(n, cap).await?;
             let scenario = if cap.is_some() { "map (capped)" } else { "map" };
-            figures.commits(scenario, pg.next_xid().await? - xid, n);
+            figures.costs(scenario, meter.read(pg).await?.since(&before, n));
             figures.map.push((cap, n as f64 / secs));
             eprintln!("bench: {scenario} {secs:.2} s ({:.0} actions/s)", n as f64 / secs);
         }
@@ -269,9 +273,12 @@ async fn aetr_scenarios(
         let [small, big] = sizes.scale;
         eprintln!("bench: scale, {small} and {big} leaves");
         let small_s = bench.wide(small).await?;
-        let xid = pg.next_xid().await?;
+        // The server's peak memory over a run of `big` leaves (100,001 nodes in the full run).
+        let reset = server.reset_peak_rss();
+        let before = meter.read(pg).await?;
         let big_s = bench.wide(big).await?;
-        figures.commits("scale (largest)", pg.next_xid().await? - xid, big);
+        figures.costs("scale (largest)", meter.read(pg).await?.since(&before, big));
+        figures.large_run_rss_mb = reset.then(|| server.peak_rss_mb()).transpose()?;
         figures.scale = vec![(small, small_s), (sizes.wide, wide_s), (big, big_s)];
         eprintln!("bench: scale {small_s:.2} s, {wide_s:.2} s, {big_s:.2} s");
     }

@@ -1,5 +1,5 @@
-//! The physical floor: pgbench's one-row UPDATE transactions per second, 8 clients, on the same
-//! PostgreSQL instance as aetr.
+//! The physical floors: pgbench's one-row UPDATE transactions, 8 clients and then one, on the
+//! same PostgreSQL instance as aetr.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,8 +27,18 @@ fn find() -> Result<PathBuf> {
     found.pop().context("no pgbench on PATH or in /usr/lib/postgresql/*/bin")
 }
 
-/// Transactions per second over `seconds`.
-pub async fn floor_tps(pg: &Postgres, seconds: u32, logs: &std::path::Path) -> Result<f64> {
+/// The floors that aetr's figures are divided by, measured on the same PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Floors {
+    /// One-row UPDATE transactions a second from 8 clients: what a database that commits
+    /// once per event could do at most.
+    pub tps_8_clients: f64,
+    /// One client's one-row UPDATE transaction, in ms: a commit's latency.
+    pub commit_ms_1_client: f64,
+}
+
+/// pgbench with 8 clients for `seconds`, then with one client for `seconds`.
+pub async fn floors(pg: &Postgres, seconds: u32, logs: &std::path::Path) -> Result<Floors> {
     let pgbench = find()?;
     let conn = pg.fresh_database(DATABASE).await?;
     let init = Command::new(&pgbench).args(["-i", "-q", "-s", "1"]).arg(&conn).output()?;
@@ -37,19 +47,28 @@ pub async fn floor_tps(pg: &Postgres, seconds: u32, logs: &std::path::Path) -> R
     }
     let script = logs.join("pgbench-update.sql");
     std::fs::write(&script, SCRIPT)?;
-    let out = Command::new(&pgbench)
-        .args(["-n", "-c", "8", "-j", "2", "-M", "prepared", "-T", &seconds.to_string(), "-f"])
-        .arg(&script)
-        .arg(&conn)
-        .output()?;
+    let run = |clients: &str, threads: &str| -> Result<f64> {
+        let out = Command::new(&pgbench)
+            .args(["-n", "-c", clients, "-j", threads, "-M", "prepared", "-T"])
+            .arg(seconds.to_string())
+            .arg("-f")
+            .arg(&script)
+            .arg(&conn)
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no tps in pgbench's output: {text}"))
+    };
+    let floors = run("8", "2").and_then(|tps_8_clients| {
+        let one = run("1", "1")?;
+        Ok(Floors { tps_8_clients, commit_ms_1_client: 1000.0 / one })
+    });
     pg.drop_database(DATABASE).await?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        bail!("pgbench failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
-    }
-    text.lines()
-        .find_map(|l| l.strip_prefix("tps = "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no tps in pgbench's output: {text}"))
+    floors
 }

@@ -20,9 +20,20 @@ impl Postgres {
             _ => {
                 let dir =
                     std::env::temp_dir().join(format!("aetr-bench-pg-{}", std::process::id()));
-                let cluster = Cluster::start(&dir, Keep::Nothing)
-                    .context("cannot start a throwaway PostgreSQL (or set DATABASE_URL)")?;
-                Ok(Postgres::Cluster(cluster))
+                let start = || {
+                    Cluster::start(&dir, Keep::Nothing)
+                        .context("cannot start a throwaway PostgreSQL (or set DATABASE_URL)")
+                };
+                // Made, then started again with pg_stat_statements loaded, to count statements.
+                let made = start()?;
+                let settings = made.dir().join("postgresql.auto.conf");
+                made.stop()?;
+                let mut auto = std::fs::OpenOptions::new().append(true).open(&settings)?;
+                std::io::Write::write_all(
+                    &mut auto,
+                    b"shared_preload_libraries = 'pg_stat_statements'\n",
+                )?;
+                Ok(Postgres::Cluster(start()?))
             }
         }
     }
@@ -83,6 +94,27 @@ impl Postgres {
     pub async fn next_xid(&self) -> Result<i64> {
         let row = self.admin().await?.query_one("SELECT txid_current()", &[]).await?;
         Ok(row.get(0))
+    }
+
+    /// The postmaster's process id, when the cluster runs on this machine (its processes are in
+    /// /proc): the parent of its checkpointer.
+    pub async fn postmaster_pid(&self) -> Option<i32> {
+        let sql = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'";
+        let row = self.admin().await.ok()?.query_opt(sql, &[]).await.ok()??;
+        crate::cpu::parent(row.get(0))
+    }
+
+    /// The statements run so far in the whole cluster, by `pg_stat_statements`; `None` where it
+    /// is not loaded (`shared_preload_libraries`), as in most clusters. The bench's own cluster
+    /// loads it.
+    pub async fn statements(&self) -> Option<i64> {
+        let admin = self.admin().await.ok()?;
+        admin.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await.ok()?;
+        let row = admin
+            .query_one("SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements", &[])
+            .await
+            .ok()?;
+        Some(row.get(0))
     }
 
     /// PostgreSQL's version, for the table.

@@ -3,6 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::celery::PoolFigures;
+use crate::meter::PerAction;
+use crate::pgbench::Floors;
 use crate::scenarios::Latency;
 
 /// Everything one run of the bench measured. `None`: not measured in this mode.
@@ -25,17 +27,39 @@ pub struct Figures {
     pub latency: Option<Latency>,
     pub latency_rate: u32,
     pub peak_rss_mb: Option<f64>,
+    /// The server's peak RSS over the largest scale point's run (100,001 nodes in full mode).
+    pub large_run_rss_mb: Option<f64>,
     pub celery: Vec<PoolFigures>,
-    pub pg_floor_tps: Option<f64>,
-    /// Writing transactions per action, by scenario (every database of the cluster counts).
-    pub commits_per_action: Vec<(&'static str, f64)>,
+    pub floors: Option<Floors>,
+    /// Each scenario's costs per action: writing transactions and statements (every database
+    /// of the cluster counts), PostgreSQL's and aetr's CPU time.
+    pub costs: Vec<(&'static str, PerAction)>,
 }
 
 impl Figures {
-    /// Records a scenario's writing transactions (two xid readings apart, less the reading's own).
-    pub fn commits(&mut self, scenario: &'static str, xids: i64, actions: usize) {
-        let per_action = (xids - 1).max(0) as f64 / actions.max(1) as f64;
-        self.commits_per_action.push((scenario, per_action));
+    pub fn costs(&mut self, scenario: &'static str, per_action: PerAction) {
+        self.costs.push((scenario, per_action));
+    }
+
+    fn cost(&self, scenario: &str) -> Option<&PerAction> {
+        self.costs.iter().find(|(s, _)| *s == scenario).map(|(_, c)| c)
+    }
+
+    /// wide's actions a second over pgbench's commits a second with 8 clients (target >= 1).
+    fn wide_over_floor(&self) -> Option<f64> {
+        both(self.wide_actions_per_s, self.floors.map(|f| f.tps_8_clients)).map(|(w, f)| w / f)
+    }
+
+    /// A deep step's time over one client's commit (target <= 2.5).
+    fn deep_step_over_commit(&self) -> Option<f64> {
+        let step_ms = self.deep_seconds.map(|s| s * 1000.0 / self.deep_n as f64);
+        both(step_ms, self.floors.map(|f| f.commit_ms_1_client)).map(|(s, c)| s / c)
+    }
+
+    /// The uncapped Map's actions a second over wide's (target >= 1).
+    fn map_over_wide(&self) -> Option<f64> {
+        let map = self.map.iter().find(|(cap, _)| cap.is_none()).map(|(_, r)| *r);
+        both(map, self.wide_actions_per_s).map(|(m, w)| m / w)
     }
 
     /// The time of the largest scale point over the one ten times smaller.
@@ -57,7 +81,7 @@ impl Figures {
         let mut out = String::new();
         let line = |out: &mut String, cells: [&str; 5]| {
             out.push_str(&format!(
-                "{:<34} {:>16} {:>20} {:>9}  {}\n",
+                "{:<40} {:>16} {:>20} {:>9}  {}\n",
                 cells[0], cells[1], cells[2], cells[3], cells[4]
             ));
         };
@@ -69,6 +93,7 @@ impl Figures {
         let celery_wide = self.best_celery_wide();
         let celery_deep = self.best_celery_deep();
         let ratio = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.1}x"));
+        let wide = self.cost("wide");
         line(
             &mut out,
             [
@@ -76,8 +101,26 @@ impl Figures {
                 &show(self.wide_actions_per_s, 0),
                 &celery_wide.map_or("-".to_owned(), |c| format!("{c:.0}")),
                 &ratio(both(self.wide_actions_per_s, celery_wide).map(|(a, c)| a / c)),
-                ">= 5,000/s; >= 7x celery",
+                "",
             ],
+        );
+        line(
+            &mut out,
+            ["  / pgbench's tx/s, 8 clients", &show(self.wide_over_floor(), 2), "", "", ">= 1.0"],
+        );
+        line(
+            &mut out,
+            [
+                "  PostgreSQL's CPU, us an action",
+                &show(wide.and_then(|c| c.pg_cpu_us), 0),
+                "",
+                "",
+                "<= 80",
+            ],
+        );
+        line(
+            &mut out,
+            ["  aetr's CPU, us an action", &show(wide.map(|c| c.aetr_cpu_us), 0), "", "", "<= 50"],
         );
         line(
             &mut out,
@@ -86,7 +129,7 @@ impl Figures {
                 &show(self.deep_seconds, 2),
                 &celery_deep.map_or("-".to_owned(), |c| format!("{c:.2}")),
                 &ratio(both(self.deep_seconds, celery_deep).map(|(a, c)| c / a)),
-                "<= 1 s (1,000 steps); >= 3x celery",
+                "",
             ],
         );
         line(
@@ -97,7 +140,17 @@ impl Figures {
                 &celery_deep
                     .map_or("-".to_owned(), |c| format!("{:.2}", c * 1000.0 / self.deep_n as f64)),
                 "",
-                "<= 1 ms",
+                "",
+            ],
+        );
+        line(
+            &mut out,
+            [
+                "  / a commit's time, 1 client",
+                &show(self.deep_step_over_commit(), 2),
+                "",
+                "",
+                "<= 2.5",
             ],
         );
         line(
@@ -107,12 +160,11 @@ impl Figures {
                 &show(self.mixed_actions_per_s, 0),
                 "",
                 "",
-                ">= 4,000/s",
+                "",
             ],
         );
         for (cap, rate) in &self.map {
             let cap = cap.map_or("no cap".to_owned(), |c| format!("maxConcurrency {c}"));
-            let of_wide = self.wide_actions_per_s.map(|w| rate / w);
             line(
                 &mut out,
                 [
@@ -120,10 +172,11 @@ impl Figures {
                     &format!("{rate:.0}"),
                     "",
                     "",
-                    &of_wide.map_or(String::new(), |r| format!("{r:.2} of wide's")),
+                    "",
                 ],
             );
         }
+        line(&mut out, ["  map (no cap) / wide", &show(self.map_over_wide(), 2), "", "", ">= 1.0"]);
         for (n, secs) in &self.scale {
             line(
                 &mut out,
@@ -152,7 +205,20 @@ impl Figures {
             );
             line(&mut out, ["latency: p99, ms", &format!("{:.2}", l.p99_ms), "", "", "<= 20 ms"]);
         }
-        line(&mut out, ["server's peak RSS, MiB", &show(self.peak_rss_mb, 0), "", "", "<= 150 MB"]);
+        line(
+            &mut out,
+            ["server's peak RSS at that rate, MiB", &show(self.peak_rss_mb, 0), "", "", ""],
+        );
+        line(
+            &mut out,
+            [
+                "  over the largest scale run, MiB",
+                &show(self.large_run_rss_mb, 0),
+                "",
+                "",
+                "<= 150 MB",
+            ],
+        );
         for pool in &self.celery {
             line(
                 &mut out,
@@ -165,28 +231,36 @@ impl Figures {
                 ],
             );
         }
-        for (scenario, per_action) in &self.commits_per_action {
+        line(
+            &mut out,
+            ["an action's costs:", "commits", "statements", "", "CPU us: PostgreSQL, aetr"],
+        );
+        for (scenario, c) in &self.costs {
             line(
                 &mut out,
                 [
-                    &format!("{scenario}: commits an action"),
-                    &format!("{per_action:.2}"),
+                    &format!("  {scenario}"),
+                    &format!("{:.2}", c.commits),
+                    &show(c.statements, 1),
                     "",
-                    "",
-                    "",
+                    &format!("{}, {:.0}", show(c.pg_cpu_us, 0), c.aetr_cpu_us),
                 ],
             );
         }
-        if let Some(tps) = self.pg_floor_tps {
+        if let Some(f) = self.floors {
             line(
                 &mut out,
                 [
-                    "pgbench: one-row UPDATE, tx/s",
-                    &format!("{tps:.0}"),
+                    "pgbench: one-row UPDATE, 8 clients, tx/s",
+                    &format!("{:.0}", f.tps_8_clients),
                     "",
                     "",
-                    "the floor: 8 clients",
+                    "the floors",
                 ],
+            );
+            line(
+                &mut out,
+                ["  1 client, ms a commit", &format!("{:.3}", f.commit_ms_1_client), "", "", ""],
             );
         }
         out
@@ -214,7 +288,12 @@ impl Figures {
             "peak_rss_mb": self.peak_rss_mb.map(round),
             "celery_wide_actions_per_s": celery_wide.map(round),
             "celery_deep_seconds": celery_deep.map(round),
-            "pg_floor_tps": self.pg_floor_tps.map(round),
+            "pg_floor_tps": self.floors.map(|f| round(f.tps_8_clients)),
+            "pg_commit_ms_1_client": self.floors.map(|f| round(f.commit_ms_1_client)),
+            "wide_over_pg_floor": self.wide_over_floor().map(round),
+            "deep_step_over_commit": self.deep_step_over_commit().map(round),
+            "map_over_wide": self.map_over_wide().map(round),
+            "large_run_peak_rss_mb": self.large_run_rss_mb.map(round),
             "wide_over_celery": both(self.wide_actions_per_s, celery_wide).map(|(a, c)| round(a / c)),
             "deep_speedup_over_celery": both(self.deep_seconds, celery_deep).map(|(a, c)| round(c / a)),
             "date": date,
@@ -227,9 +306,18 @@ impl Figures {
             "scale_seconds": scale,
             "latency_actions_per_s_held": latency.map(|l| round(l.actions_per_s)),
             "celery_pools": pools,
-            "commits_per_action": self.commits_per_action.iter()
-                .map(|(k, v)| ((*k).to_owned(), json!(round(*v)))).collect::<Map<String, Value>>(),
+            "commits_per_action": self.per_scenario(|c| Some(c.commits)),
+            "statements_per_action": self.per_scenario(|c| c.statements),
+            "pg_cpu_us_per_action": self.per_scenario(|c| c.pg_cpu_us),
+            "aetr_cpu_us_per_action": self.per_scenario(|c| Some(c.aetr_cpu_us)),
         })
+    }
+}
+
+impl Figures {
+    /// One cost of each scenario, by name (null where it was not measured).
+    fn per_scenario(&self, figure: impl Fn(&PerAction) -> Option<f64>) -> Map<String, Value> {
+        self.costs.iter().map(|(k, c)| ((*k).to_owned(), json!(figure(c).map(round)))).collect()
     }
 }
 

@@ -102,6 +102,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     pub fn api(&self) -> String {
         format!("{}/api/v1", self.url)
     }
