@@ -43,6 +43,10 @@ struct Args {
     /// Celery worker pools to try, as kind:concurrency; the best is compared.
     #[arg(long, value_delimiter = ',', default_value = "prefork:2,threads:8")]
     celery_pools: Vec<String>,
+    /// Don't load pg_stat_statements in the bench's own cluster (to see what counting
+    /// statements costs; there are then no statement figures).
+    #[arg(long)]
+    no_statements: bool,
     /// Don't write `bench/results/<date>.json` after a full run.
     #[arg(long)]
     no_save: bool,
@@ -127,7 +131,7 @@ async fn bench(args: Args) -> Result<()> {
     std::fs::create_dir_all(&logs)?;
     eprintln!("bench: building aetr");
     let aetr = server::build_aetr()?;
-    let pg = Postgres::locate()?;
+    let pg = Postgres::locate(!args.no_statements)?;
     let mut figures = Figures {
         mode: if args.quick { "quick" } else { "full" },
         machine: machine(),

@@ -14,7 +14,8 @@ pub enum Postgres {
 }
 
 impl Postgres {
-    pub fn locate() -> Result<Postgres> {
+    /// `statements`: load pg_stat_statements in a throwaway cluster.
+    pub fn locate(statements: bool) -> Result<Postgres> {
         match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => Ok(Postgres::Url(url)),
             _ => {
@@ -24,8 +25,11 @@ impl Postgres {
                     Cluster::start(&dir, Keep::Nothing)
                         .context("cannot start a throwaway PostgreSQL (or set DATABASE_URL)")
                 };
-                // Made, then started again with pg_stat_statements loaded, to count statements.
                 let made = start()?;
+                if !statements {
+                    return Ok(Postgres::Cluster(made));
+                }
+                // Started again with pg_stat_statements loaded, to count statements.
                 let settings = made.dir().join("postgresql.auto.conf");
                 made.stop()?;
                 let mut auto = std::fs::OpenOptions::new().append(true).open(&settings)?;
