@@ -1,14 +1,15 @@
 //! aetr's benchmark: its own `aetr server` on a fresh database, its own fast callback service,
-//! the scenarios of issue 8, Celery beside it and pgbench's floor. Prints a table, then one JSON
-//! object as the last line; a full run also writes that object to bench/results/.
+//! the scenarios of issue 8, Celery and DBOS beside it and pgbench's floor. Prints a table, then
+//! one JSON object as the last line; a full run also writes that object to bench/results/.
 //!
 //! cargo run --release -p aetr-bench             # the full run (about 10 minutes)
-//! cargo run -p aetr-bench -- --quick             # small sizes, no Celery, no pgbench (CI)
+//! cargo run -p aetr-bench -- --quick             # small sizes, no Celery, DBOS or pgbench (CI)
 #![forbid(unsafe_code)]
 
 mod celery;
 mod client;
 mod cpu;
+mod dbos;
 mod meter;
 mod pgbench;
 mod postgres;
@@ -37,6 +38,9 @@ struct Args {
     /// Leave Celery out.
     #[arg(long)]
     no_celery: bool,
+    /// Leave DBOS out.
+    #[arg(long)]
+    no_dbos: bool,
     /// Leave pgbench out.
     #[arg(long)]
     no_pgbench: bool,
@@ -51,7 +55,7 @@ struct Args {
     #[arg(long)]
     no_save: bool,
     /// Run only these parts (for profiling; nothing is saved): latency, wide, deep, mixed,
-    /// map, scale, celery, pgbench.
+    /// map, scale, celery, dbos, pgbench. DBOS runs in --quick (at its sizes) only when named.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A setting for the aetr server, as KEY=VALUE (repeatable; for profiling: nothing is
@@ -172,6 +176,16 @@ async fn bench(args: Args) -> Result<()> {
             );
             figures.celery.push(got);
         }
+    }
+    // DBOS is not part of --quick unless named (`--quick --only dbos`: DBOS at small sizes).
+    let dbos_named = args.only.iter().any(|o| o == "dbos");
+    if !args.no_dbos && (if args.quick { dbos_named } else { chosen("dbos") }) {
+        eprintln!("bench: DBOS 3.4.0");
+        let dbos = dbos::Dbos::prepare(&logs)?;
+        let dbos_sizes =
+            dbos::DbosSizes { wide: sizes.wide, deep: sizes.deep, mixed_runs: sizes.mixed_runs };
+        figures.dbos = Some(dbos.measure(&pg, &service.url, &dbos_sizes).await?);
+        ensure_no_lost_callbacks(&service)?;
     }
     if !args.quick && !args.no_pgbench && chosen("pgbench") {
         eprintln!("bench: pgbench, 8 clients then 1, {} s each", sizes.pgbench_seconds);

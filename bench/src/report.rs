@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::celery::PoolFigures;
+use crate::dbos::DbosFigures;
 use crate::meter::PerAction;
 use crate::pgbench::Floors;
 use crate::scenarios::Latency;
@@ -30,6 +31,7 @@ pub struct Figures {
     /// The server's peak RSS over the largest scale point's run (100,001 nodes in full mode).
     pub large_run_rss_mb: Option<f64>,
     pub celery: Vec<PoolFigures>,
+    pub dbos: Option<DbosFigures>,
     pub floors: Option<Floors>,
     /// Each scenario's costs per action: writing transactions and statements (every database
     /// of the cluster counts), PostgreSQL's and aetr's CPU time.
@@ -75,6 +77,18 @@ impl Figures {
 
     fn best_celery_deep(&self) -> Option<f64> {
         self.celery.iter().map(|p| p.deep_seconds).reduce(f64::min)
+    }
+
+    /// aetr's ratios over DBOS, each > 1 where aetr is faster: wide and mixed as aetr's
+    /// actions/s over DBOS's, deep (sync steps, then callbacks) as DBOS's seconds over aetr's.
+    fn over_dbos(&self) -> [Option<f64>; 4] {
+        let d = self.dbos.as_ref();
+        [
+            both(self.wide_actions_per_s, d.map(|d| d.wide_actions_per_s)).map(|(a, d)| a / d),
+            both(self.deep_seconds, d.map(|d| d.deep_seconds)).map(|(a, d)| d / a),
+            both(self.deep_seconds, d.map(|d| d.deep_callback_seconds)).map(|(a, d)| d / a),
+            both(self.mixed_actions_per_s, d.map(|d| d.mixed_actions_per_s)).map(|(a, d)| a / d),
+        ]
     }
 
     pub fn table(&self) -> String {
@@ -231,6 +245,50 @@ impl Figures {
                 ],
             );
         }
+        if let Some(d) = &self.dbos {
+            let [wide, deep, callback, mixed] = self.over_dbos();
+            line(&mut out, ["DBOS 3.4.0 (one process)", "aetr", "dbos", "ratio", "aetr over DBOS"]);
+            line(
+                &mut out,
+                [
+                    &format!("  wide: {} steps, actions/s", self.wide_n),
+                    &show(self.wide_actions_per_s, 0),
+                    &format!("{:.0}", d.wide_actions_per_s),
+                    &ratio(wide),
+                    "aetr / DBOS",
+                ],
+            );
+            line(
+                &mut out,
+                [
+                    &format!("  deep: {} steps, s (sync steps)", self.deep_n),
+                    &show(self.deep_seconds, 2),
+                    &format!("{:.2}", d.deep_seconds),
+                    &ratio(deep),
+                    "DBOS / aetr",
+                ],
+            );
+            line(
+                &mut out,
+                [
+                    "  deep: s (callbacks: send/recv)",
+                    &show(self.deep_seconds, 2),
+                    &format!("{:.2}", d.deep_callback_seconds),
+                    &ratio(callback),
+                    "DBOS / aetr",
+                ],
+            );
+            line(
+                &mut out,
+                [
+                    &format!("  mixed: {} runs, actions/s", self.mixed_runs),
+                    &show(self.mixed_actions_per_s, 0),
+                    &format!("{:.0}", d.mixed_actions_per_s),
+                    &ratio(mixed),
+                    "aetr / DBOS",
+                ],
+            );
+        }
         line(
             &mut out,
             ["an action's costs:", "commits", "statements", "", "CPU us: PostgreSQL, aetr"],
@@ -276,7 +334,7 @@ impl Figures {
         }
         let scale: Map<String, Value> =
             self.scale.iter().map(|(n, s)| (n.to_string(), json!(round(*s)))).collect();
-        json!({
+        let mut object = json!({
             "wide_actions_per_s": self.wide_actions_per_s.map(round),
             "deep_seconds": self.deep_seconds.map(round),
             "mixed_actions_per_s": self.mixed_actions_per_s.map(round),
@@ -310,7 +368,24 @@ impl Figures {
             "statements_per_action": self.per_scenario(|c| c.statements),
             "pg_cpu_us_per_action": self.per_scenario(|c| c.pg_cpu_us),
             "aetr_cpu_us_per_action": self.per_scenario(|c| Some(c.aetr_cpu_us)),
-        })
+        });
+        // DBOS's figures and aetr's ratios over them (null where DBOS did not run).
+        let d = self.dbos.as_ref();
+        let [wide, deep, callback, mixed] = self.over_dbos();
+        let dbos = json!({
+            "dbos_wide_actions_per_s": d.map(|d| round(d.wide_actions_per_s)),
+            "dbos_deep_seconds": d.map(|d| round(d.deep_seconds)),
+            "dbos_deep_callback_seconds": d.map(|d| round(d.deep_callback_seconds)),
+            "dbos_mixed_actions_per_s": d.map(|d| round(d.mixed_actions_per_s)),
+            "wide_over_dbos": wide.map(round),
+            "deep_speedup_over_dbos": deep.map(round),
+            "deep_callback_speedup_over_dbos": callback.map(round),
+            "mixed_over_dbos": mixed.map(round),
+        });
+        if let (Value::Object(all), Value::Object(dbos)) = (&mut object, dbos) {
+            all.extend(dbos);
+        }
+        object
     }
 }
 
