@@ -108,12 +108,18 @@ impl Postgres {
         crate::cpu::parent(row.get(0))
     }
 
-    /// The statements run so far in the whole cluster, by `pg_stat_statements`; `None` where it
+    /// Makes `pg_stat_statements`' view, for [`Postgres::statements`]: false where the module
     /// is not loaded (`shared_preload_libraries`), as in most clusters. The bench's own cluster
     /// loads it.
+    pub async fn count_statements(&self) -> bool {
+        let Ok(admin) = self.admin().await else { return false };
+        admin.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await.is_ok()
+    }
+
+    /// The statements run so far in the whole cluster, by `pg_stat_statements` (see
+    /// [`Postgres::count_statements`]).
     pub async fn statements(&self) -> Option<i64> {
         let admin = self.admin().await.ok()?;
-        admin.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").await.ok()?;
         let row = admin
             .query_one("SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements", &[])
             .await

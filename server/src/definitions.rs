@@ -177,21 +177,21 @@ pub async fn set_children(
     Ok(())
 }
 
-/// Copies the tree under `id` as a new tree named `name`: every step of it gets a new id (a step
-/// that the tree uses twice is copied once, and used twice by the copy) and the same contents.
-/// Returns the new root's id.
+/// Copies the tree under `id` as a new tree named `name` (by default the tree's name with
+/// " (copy)" after it): every step of it gets a new id (a step that the tree uses twice is
+/// copied once, and used twice by the copy) and the same contents. Returns the new root's id.
 pub async fn clone_tree(
     pool: &Pool,
     limits: &Limits,
     id: Uuid,
-    name: String,
+    name: Option<String>,
 ) -> Result<Uuid, ApiError> {
     let mut client = pool.get().await?;
     let tx = locked(&mut client).await?;
     let stored = steps::closure(&tx, &[id]).await?;
-    if !stored.contains_key(&id) {
-        return Err(not_found(id));
-    }
+    let original = stored.get(&id).ok_or_else(|| not_found(id))?;
+    let name = name.unwrap_or_else(|| format!("{} (copy)", original.name));
+    aetr_engine::parse::check_name(limits, &name, "name")?;
     // New ids in pre-order, so that the copy's steps list in the order of its tree.
     let mut new_ids: HashMap<Uuid, Uuid> = HashMap::with_capacity(stored.len());
     let mut stack = vec![id];

@@ -377,15 +377,6 @@ pub async fn clone(
         }
         Some(_) => return Err(ApiError::invalid("", "expected an object: {\"name\": ...}")),
     };
-    let name = match name {
-        Some(name) => name,
-        None => {
-            let client = state.pool.get().await?;
-            let step = steps::get(&client, id).await?.ok_or_else(|| not_found(id))?;
-            format!("{} (copy)", step.name)
-        }
-    };
-    aetr_engine::parse::check_name(&state.limits, &name, "name")?;
     let copy = definitions::clone_tree(&state.pool, &state.limits, id, name).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/steps/{copy}")))
