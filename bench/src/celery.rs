@@ -41,28 +41,7 @@ impl Celery {
     /// Makes the virtualenv (once; it is kept under target/) and finds or starts Redis.
     pub fn prepare(logs: &Path) -> Result<Celery> {
         let venv = workspace_root().join("target/bench-venv");
-        let python = venv.join("bin/python");
-        let ready = |python: &Path| {
-            Command::new(python)
-                .args(["-c", "import celery, redis, requests"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ready(&python) {
-            eprintln!("bench: making a virtualenv for Celery in {}", venv.display());
-            let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
-            if !made.is_ok_and(|s| s.success()) {
-                apt_install(&["python3", "python3-venv"])?;
-                run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
-            }
-            let mut pip = Command::new(venv.join("bin/pip"));
-            pip.args(["install", "-q"]).args(PACKAGES);
-            run(&mut pip, "pip install celery")?;
-            if !ready(&python) {
-                bail!("the virtualenv has no celery after pip install");
-            }
-        }
+        let python = virtualenv(&venv, PACKAGES, "import celery, redis, requests")?;
         let (redis_port, own_redis) = if redis_ping(6379) {
             (6379, None)
         } else {
@@ -204,6 +183,35 @@ fn start_redis(port: u16) -> Result<Child> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(child)
+}
+
+/// The Python of a virtualenv in `dir` that holds `packages` (pinned, from PyPI): made once, and
+/// kept while `ready` (a Python script) runs in it. Installs Debian's python3-venv if need be.
+pub fn virtualenv(dir: &Path, packages: &[&str], ready: &str) -> Result<PathBuf> {
+    let python = dir.join("bin/python");
+    let is_ready = || {
+        Command::new(&python)
+            .args(["-c", ready])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if is_ready() {
+        return Ok(python);
+    }
+    eprintln!("bench: making a virtualenv in {}", dir.display());
+    let made = Command::new("python3").arg("-m").arg("venv").arg(dir).status();
+    if !made.is_ok_and(|s| s.success()) {
+        apt_install(&["python3", "python3-venv"])?;
+        run(Command::new("python3").arg("-m").arg("venv").arg(dir), "python3 -m venv")?;
+    }
+    let mut pip = Command::new(dir.join("bin/pip"));
+    pip.args(["install", "-q"]).args(packages);
+    run(&mut pip, &format!("pip install {}", packages.join(" ")))?;
+    if !is_ready() {
+        bail!("the virtualenv in {} is not ready after pip install", dir.display());
+    }
+    Ok(python)
 }
 
 /// Installs Debian packages (as root; sudo otherwise).

@@ -4,12 +4,13 @@
 //! launches it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::celery::virtualenv;
 use crate::postgres::Postgres;
 use crate::server::workspace_root;
 
@@ -50,39 +51,7 @@ pub struct Dbos {
 impl Dbos {
     /// Makes the virtualenv (once; it is kept under target/).
     pub fn prepare(logs: &Path) -> Result<Dbos> {
-        let venv = workspace_root().join("target/bench-venv-dbos");
-        let python = venv.join("bin/python");
-        let ready = |python: &Path| {
-            Command::new(python)
-                .args(["-c", READY])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ready(&python) {
-            eprintln!("bench: making a virtualenv for DBOS in {}", venv.display());
-            let mut venv_cmd = Command::new("python3");
-            venv_cmd.arg("-m").arg("venv").arg(&venv);
-            if run(&mut venv_cmd, "python3 -m venv").is_err() {
-                // Debian's python3 makes virtualenvs only with python3-venv.
-                eprintln!("bench: installing python3-venv from Debian's packages");
-                run(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
-                run(
-                    Command::new("apt-get")
-                        .args(["install", "-y", "-qq", "--no-install-recommends"])
-                        .args(["python3", "python3-venv"])
-                        .env("DEBIAN_FRONTEND", "noninteractive"),
-                    "apt-get install python3-venv",
-                )?;
-                run(&mut venv_cmd, "python3 -m venv")?;
-            }
-            let mut pip = Command::new(venv.join("bin/pip"));
-            pip.args(["install", "-q"]).args(PACKAGES);
-            run(&mut pip, "pip install dbos")?;
-            if !ready(&python) {
-                bail!("the virtualenv has no dbos 3.4.0 after pip install");
-            }
-        }
+        let python = virtualenv(&workspace_root().join("target/bench-venv-dbos"), PACKAGES, READY)?;
         Ok(Dbos { python, logs: logs.to_owned() })
     }
 
@@ -258,14 +227,6 @@ fn percent_encoded(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run {what}"))?;
-    if !status.success() {
-        bail!("{what} failed ({status})");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
