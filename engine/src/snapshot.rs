@@ -4,7 +4,8 @@
 //! Nodes are numbered in pre-order from 0 (the root). A node's number ([`NodeIdx`]) is stable
 //! for the life of the run, and its `position` is its index among its parent's children.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -64,33 +65,162 @@ impl DryRun {
     }
 }
 
-/// The whole tree of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole tree of a run. Its nodes are shared by its clones: a run's snapshot is a clone of
+/// its tree's, which the server keeps for the next runs (a 100,000-node tree's nodes take
+/// about 40 MB).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "Stored")]
 pub struct Snapshot {
-    nodes: Vec<SnapNode>,
+    nodes: Arc<[SnapNode]>,
     /// For each node, the nearest Map above it, if any (see [`Snapshot::map_above`]): derived
     /// from `nodes`, not stored.
-    #[serde(skip)]
-    map_above: Vec<Option<NodeIdx>>,
+    map_above: Arc<[Option<NodeIdx>]>,
     /// Set on a dry run's snapshot, and kept by a redrive on new definitions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     dry: Option<DryRun>,
 }
 
-/// A snapshot as stored: its nodes, checked as they are read.
+/// A snapshot as stored, checked as it is read. Written as `steps` (each distinct step once:
+/// its id, name, body and input schema) and `tree` (each node: its step's index in `steps`,
+/// its parent and the mapper on its link), since a wide tree repeats a few steps many times:
+/// a 100,000-node run's snapshot is about 5 MB of JSON this way, not 33. Snapshots stored
+/// whole (`nodes`, before this form) are still read.
 #[derive(Deserialize)]
 struct Stored {
+    #[serde(default)]
     nodes: Vec<SnapNode>,
     #[serde(default)]
+    steps: Vec<StoredStep>,
+    #[serde(default)]
+    tree: Vec<StoredNode>,
+    #[serde(default)]
     dry: Option<DryRun>,
+}
+
+/// A step of a stored snapshot.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredStep {
+    step_id: Uuid,
+    name: String,
+    #[serde(flatten)]
+    body: StepBody,
+    #[serde(default)]
+    input_schema: Option<InputSchema>,
+}
+
+/// A node of a stored snapshot, in pre-order: its position among its parent's children, its
+/// depth and its children follow from the order.
+#[derive(Deserialize)]
+struct StoredNode {
+    step: u32,
+    #[serde(default)]
+    parent: Option<NodeIdx>,
+    #[serde(default)]
+    mapper: Option<Mapper>,
+}
+
+/// A snapshot as it is stored, borrowed to be written (see [`Stored`]).
+#[derive(Serialize)]
+struct ToStore<'a> {
+    steps: Vec<StepToStore<'a>>,
+    tree: Vec<NodeToStore<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dry: Option<&'a DryRun>,
+}
+
+/// A [`StoredStep`], to be written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StepToStore<'a> {
+    step_id: Uuid,
+    name: &'a str,
+    #[serde(flatten)]
+    body: &'a StepBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_schema: Option<&'a InputSchema>,
+}
+
+/// A [`StoredNode`], to be written.
+#[derive(Serialize)]
+struct NodeToStore<'a> {
+    step: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<NodeIdx>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mapper: Option<&'a Mapper>,
 }
 
 impl TryFrom<Stored> for Snapshot {
     type Error = String;
 
     fn try_from(stored: Stored) -> Result<Self, String> {
-        Ok(Snapshot::from_nodes(stored.nodes)?.with_dry(stored.dry))
+        let nodes = match stored.tree.is_empty() {
+            true => stored.nodes,
+            false => expand(stored.steps, stored.tree)?,
+        };
+        Ok(Snapshot::from_nodes(nodes)?.with_dry(stored.dry))
+    }
+}
+
+/// The nodes of a snapshot stored as steps and a tree.
+fn expand(steps: Vec<StoredStep>, tree: Vec<StoredNode>) -> Result<Vec<SnapNode>, String> {
+    let mut nodes: Vec<SnapNode> = Vec::with_capacity(tree.len());
+    for (i, node) in tree.into_iter().enumerate() {
+        let step = steps.get(node.step as usize).ok_or_else(|| {
+            format!("snapshot node {i} names step {} of {}", node.step, steps.len())
+        })?;
+        let (position, depth) = match node.parent {
+            None => (0, 0),
+            Some(p) => {
+                let parent = nodes
+                    .get_mut(p as usize)
+                    .ok_or_else(|| format!("snapshot node {i} comes before its parent {p}"))?;
+                parent.children.push(i as NodeIdx);
+                (parent.children.len() as u32 - 1, parent.depth + 1)
+            }
+        };
+        nodes.push(SnapNode {
+            step_id: step.step_id,
+            name: step.name.clone(),
+            parent: node.parent,
+            position,
+            depth,
+            mapper: node.mapper,
+            body: step.body.clone(),
+            input_schema: step.input_schema.clone(),
+            children: Vec::new(),
+        });
+    }
+    Ok(nodes)
+}
+
+impl Serialize for Snapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Nodes of one step share its index (a step's definition is the same in all of them,
+        // but for safety a node that differs gets an index of its own).
+        let mut steps: Vec<StepToStore<'_>> = Vec::new();
+        let mut by_id: HashMap<Uuid, Vec<u32>> = HashMap::new();
+        let mut tree = Vec::with_capacity(self.nodes.len());
+        for n in self.nodes.iter() {
+            let same = |&&i: &&u32| {
+                let s = &steps[i as usize];
+                s.name == n.name && s.body == &n.body && s.input_schema == n.input_schema.as_ref()
+            };
+            let known = by_id.get(&n.step_id).and_then(|ids| ids.iter().find(same).copied());
+            let step = known.unwrap_or_else(|| {
+                let i = steps.len() as u32;
+                steps.push(StepToStore {
+                    step_id: n.step_id,
+                    name: &n.name,
+                    body: &n.body,
+                    input_schema: n.input_schema.as_ref(),
+                });
+                by_id.entry(n.step_id).or_default().push(i);
+                i
+            });
+            tree.push(NodeToStore { step, parent: n.parent, mapper: n.mapper.as_ref() });
+        }
+        ToStore { steps, tree, dry: self.dry.as_ref() }.serialize(serializer)
     }
 }
 
@@ -124,7 +254,7 @@ impl Snapshot {
                 map_above[i] = if is_map { Some(p) } else { map_above[p as usize] };
             }
         }
-        Ok(Snapshot { nodes, map_above, dry: None })
+        Ok(Snapshot { nodes: nodes.into(), map_above: map_above.into(), dry: None })
     }
 
     /// The same snapshot, for a dry run (`Some`) or a real one.

@@ -127,6 +127,53 @@ fn a_snapshot_numbers_nodes_in_pre_order_with_links_and_positions() {
 }
 
 #[test]
+fn a_snapshot_is_stored_with_each_step_once_and_read_back_the_same() {
+    use aetr_engine::Snapshot;
+    use serde_json::json;
+    let read = |json: serde_json::Value| serde_json::from_value::<Snapshot>(json);
+
+    // 50 uses of one leaf, and a Sequential over it: three steps stored, 53 nodes.
+    let mut root = step(1, StepBody::Parallel { reducer: Default::default() }, &[2; 50]);
+    root.children.push(ChildLink { id: id(3), mapper: None });
+    root.children[1].mapper = Some(Mapper::Js { js: "function apply(d) { return d; }".into() });
+    let stored = store(vec![root, leaf(2), step(3, StepBody::Sequential, &[2])]);
+    let snap = graph::snapshot(id(1), &stored, &Limits::default()).unwrap();
+    let json = serde_json::to_value(&snap).unwrap();
+    let names: Vec<&str> =
+        json["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["s1", "s2", "s3"]);
+    assert_eq!(json["tree"].as_array().unwrap().len(), 53);
+    assert_eq!(json["tree"][0], json!({"step": 0}));
+    assert_eq!(json["tree"][1], json!({"step": 1, "parent": 0}));
+    let mapper = json!({"type": "js", "js": "function apply(d) { return d; }"});
+    assert_eq!(json["tree"][2], json!({"step": 1, "parent": 0, "mapper": mapper}));
+    assert_eq!(json["tree"][52], json!({"step": 1, "parent": 51}));
+    assert_eq!(read(json).unwrap(), snap);
+
+    // Every kind of step, an input schema and a dry run survive it.
+    let mut tree = par("root", vec![with_mapper(api("a"), "function apply(x) { return x; }")]);
+    let children = tree["children"].as_array_mut().unwrap();
+    children.push(json!({"name": "m", "stepType": "Map", "map": {"maxConcurrency": 3},
+        "children": [seq("each", vec![api("call"), noop("skip")])]}));
+    children.push(json!({"name": "b", "stepType": "Branch",
+        "branch": {"type": "js", "js": "function apply(x) { return 0; }"},
+        "children": [api("left"), api("right")]}));
+    tree["inputSchema"] = json!({"type": "object"});
+    let snap = snapshot_of(&tree).with_dry(Some(aetr_engine::DryRun::default()));
+    assert_eq!(read(serde_json::to_value(&snap).unwrap()).unwrap(), snap);
+    // A snapshot stored whole, as before this form, still reads.
+    assert_eq!(read(json!({"nodes": snap.nodes(), "dry": {}})).unwrap(), snap);
+
+    // A tree that does not link up is refused, not read wrong.
+    let one = json!([{"stepId": id(1), "name": "a", "stepType": "Sequential"}]);
+    let bad = json!({"steps": one, "tree": [{"step": 0}, {"step": 0, "parent": 2}]});
+    let error = read(bad).unwrap_err().to_string();
+    assert!(error.contains("snapshot node 1 comes before its parent 2"), "{error}");
+    let error = read(json!({"steps": [], "tree": [{"step": 0}]})).unwrap_err().to_string();
+    assert!(error.contains("snapshot node 0 names step 0 of 0"), "{error}");
+}
+
+#[test]
 fn a_snapshot_does_not_change_when_the_steps_do() {
     let tree = seq("s", vec![api("a")]);
     let snap = snapshot_of(&tree);
