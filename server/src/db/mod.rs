@@ -46,11 +46,15 @@ impl Database {
     pub fn pool(&self, args: &DatabaseArgs) -> Result<Pool> {
         let mut config = self.config.clone();
         config.application_name("aetr").connect_timeout(args.timeout());
+        // No JIT: aetr's statements each touch a few rows by key (or a page of a list), and
+        // JIT compiling one whose estimated cost crosses `jit_above_cost` (a tree's closure,
+        // a batch's writes) took 20 to 200 ms, where the statement itself takes under one
+        // (bench/README.md, "Measurements behind constants in the code").
+        let mut options = format!("{} -c jit=off", config.get_options().unwrap_or_default());
         if args.db_statement_timeout_ms > 0 {
-            let options = config.get_options().unwrap_or_default();
-            let timeout = args.db_statement_timeout_ms;
-            config.options(format!("{options} -c statement_timeout={timeout}").trim());
+            options += &format!(" -c statement_timeout={}", args.db_statement_timeout_ms);
         }
+        config.options(options.trim());
         let manager = Manager::from_config(
             config,
             NoTls,
