@@ -1,10 +1,12 @@
 //! Recording accepted POSTs in batches: one statement releases the leases of many nodes, so a
 //! wide run's thousands of 2xx answers cost a few commits, not thousands.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Outbox;
@@ -12,45 +14,56 @@ use crate::store::nodes::{self, Accepted};
 
 /// The most accepted POSTs one statement records.
 const BATCH: usize = 1_000;
-/// How long the recorder waits before it writes a batch: a callback that comes within it
-/// records the POST's status itself (see [`super::answered`]).
+/// How long each accepted POST waits before it is recorded: a callback that comes within it
+/// records the POST's status itself (see [`super::answered`]), and its node's write ends the
+/// lease. Not longer: a server killed in the window leaves its node leased, so the POST is
+/// sent again only when the lease runs out (its timeout and 30 s more), and the callback's
+/// deadline waits as long (bench/README.md, "Measurements behind constants in the code").
 const CALLBACK_WINDOW: Duration = Duration::from_millis(5);
 /// How many times a batch is tried before its POSTs are left to their leases (which then run
 /// out, and the attempts are sent again).
 const TRIES: u32 = 5;
 
-/// Records accepted POSTs until `stop` is cancelled and every one sent before it is recorded.
+/// Records accepted POSTs, each once its [`CALLBACK_WINDOW`] has passed, until `stop` is
+/// cancelled; then every one sent before it is recorded at once.
 pub(crate) async fn record(
     outbox: Arc<Outbox>,
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
     stop: CancellationToken,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut waiting: VecDeque<(Instant, Accepted)> = VecDeque::new();
+    let mut stopping = false;
     loop {
-        let stopping = tokio::select! {
+        let due = waiting.front().map(|(at, _)| *at + CALLBACK_WINDOW);
+        tokio::select! {
             biased;
-            got = accepted.recv() => match got {
-                Some(a) => { batch.push(a); false }
-                None => true,
+            got = accepted.recv(), if !stopping => match got {
+                Some(a) => waiting.push_back((Instant::now(), a)),
+                None => stopping = true,
             },
-            () = stop.cancelled() => true,
-        };
-        if !stopping {
-            // A fast service's callback may come meanwhile, and make the recording needless.
-            tokio::time::sleep(CALLBACK_WINDOW).await;
+            () = stop.cancelled(), if !stopping => stopping = true,
+            () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {}
+            // Stopping, with nothing waiting: what was sent meanwhile is taken below.
+            else => {}
         }
-        while batch.len() < BATCH {
-            match accepted.try_recv() {
-                Ok(a) => batch.push(a),
-                Err(_) => break,
+        while let Ok(a) = accepted.try_recv() {
+            waiting.push_back((Instant::now(), a));
+        }
+        let now = Instant::now();
+        while waiting.front().is_some_and(|(at, _)| stopping || *at + CALLBACK_WINDOW <= now) {
+            let batch: Vec<Accepted> = std::iter::from_fn(|| {
+                let (at, _) = waiting.front()?;
+                (stopping || *at + CALLBACK_WINDOW <= now).then(|| waiting.pop_front())?
+            })
+            .take(BATCH)
+            .map(|(_, a)| a)
+            .filter(|a| outbox.answered.take(a.run, a.idx, a.attempt))
+            .collect();
+            if !batch.is_empty() {
+                write(&outbox, &batch).await;
             }
         }
-        batch.retain(|a| outbox.answered.take(a.run, a.idx, a.attempt));
-        if !batch.is_empty() {
-            write(&outbox, &batch).await;
-            batch.clear();
-        }
-        if stopping && accepted.is_empty() {
+        if stopping && waiting.is_empty() && accepted.is_empty() {
             return;
         }
     }

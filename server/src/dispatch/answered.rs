@@ -1,5 +1,5 @@
 //! POSTs that services accepted (2xx), between the answer and its recording. The recorder
-//! ([`super::accepted`]) waits a few milliseconds before it writes a batch: a callback that
+//! ([`super::accepted`]) waits a few milliseconds before it records each: a callback that
 //! comes meanwhile (a fast service) records the POST's HTTP status in its own batch, whose
 //! write of the node also ends the POST's lease, and so makes that recording needless. In a
 //! chain of fast services this is one commit a step fewer.
