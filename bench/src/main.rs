@@ -51,6 +51,10 @@ struct Args {
     /// statements costs; there are then no statement figures).
     #[arg(long)]
     no_statements: bool,
+    /// Print, after each of aetr's scenarios, the statements that took PostgreSQL the most time
+    /// (pg_stat_statements, with planning time), per action.
+    #[arg(long, conflicts_with = "no_statements")]
+    profile: bool,
     /// Don't write `bench/results/<date>.json` after a full run.
     #[arg(long)]
     no_save: bool,
@@ -135,7 +139,7 @@ async fn bench(args: Args) -> Result<()> {
     std::fs::create_dir_all(&logs)?;
     eprintln!("bench: building aetr");
     let aetr = server::build_aetr()?;
-    let pg = Postgres::locate(!args.no_statements)?;
+    let pg = Postgres::locate(!args.no_statements, args.profile)?;
     let mut figures = Figures {
         mode: if args.quick { "quick" } else { "full" },
         machine: machine(),
@@ -157,8 +161,9 @@ async fn bench(args: Args) -> Result<()> {
         .map(|kv| kv.split_once('=').with_context(|| format!("--set {kv}: not KEY=VALUE")))
         .collect::<Result<Vec<_>>>()?;
     let mut server = Server::start(&aetr, &url, &settings, logs.join("aetr.log")).await?;
+    let meter = Meter::new(&pg, server.pid(), args.profile).await;
     let outcome =
-        aetr_scenarios(&mut server, &service, &pg, &sizes, &args.only, &mut figures).await;
+        aetr_scenarios(&mut server, &service, &pg, &meter, &sizes, &args.only, &mut figures).await;
     let stopped = server.stop();
     outcome?;
     stopped?;
@@ -217,6 +222,7 @@ async fn aetr_scenarios(
     server: &mut Server,
     service: &Service,
     pg: &Postgres,
+    meter: &Meter,
     sizes: &Sizes,
     only: &[String],
     figures: &mut Figures,
@@ -248,30 +254,37 @@ async fn aetr_scenarios(
         figures.latency = Some(latency);
         server.check_alive()?;
     }
-    let meter = Meter::new(pg, server.pid()).await;
     let mut wide_s = None;
     if runs("wide") || runs("scale") {
         eprintln!("bench: wide, {} leaves", sizes.wide);
-        let before = meter.read(pg).await?;
-        let secs = bench.wide(sizes.wide).await?;
-        figures.costs("wide", meter.read(pg).await?.since(&before, sizes.wide));
+        let step = bench.wide_tree(sizes.wide).await?;
+        let before = meter.begin(pg).await?;
+        let secs = bench.run_wide(&step, sizes.wide).await?;
+        figures.costs("wide", meter.end(pg, &before, sizes.wide, "wide").await?);
         figures.wide_actions_per_s = Some(sizes.wide as f64 / secs);
         eprintln!("bench: wide {secs:.2} s ({:.0} actions/s)", sizes.wide as f64 / secs);
         wide_s = Some(secs);
     }
     if runs("deep") {
         eprintln!("bench: deep, {} steps", sizes.deep);
-        let before = meter.read(pg).await?;
-        let secs = bench.deep(sizes.deep).await?;
-        figures.costs("deep", meter.read(pg).await?.since(&before, sizes.deep));
+        let step = bench.deep_tree(sizes.deep).await?;
+        let before = meter.begin(pg).await?;
+        service.record_latency(true);
+        let secs = bench.run_deep(&step, sizes.deep).await?;
+        service.record_latency(false);
+        figures.costs("deep", meter.end(pg, &before, sizes.deep, "deep").await?);
         figures.deep_seconds = Some(secs);
+        let samples = service.latencies_us();
+        figures.deep_callback_to_post_ms =
+            samples.get(samples.len() / 2).map(|&us| us as f64 / 1000.0);
         eprintln!("bench: deep {secs:.2} s");
     }
     if runs("mixed") {
         eprintln!("bench: mixed, {} runs", sizes.mixed_runs);
-        let before = meter.read(pg).await?;
-        let rate = bench.mixed(sizes.mixed_runs).await?;
-        figures.costs("mixed", meter.read(pg).await?.since(&before, 3 * sizes.mixed_runs));
+        let step = bench.mixed_tree().await?;
+        let before = meter.begin(pg).await?;
+        let rate = bench.run_mixed(&step, sizes.mixed_runs).await?;
+        figures.costs("mixed", meter.end(pg, &before, 3 * sizes.mixed_runs, "mixed").await?);
         figures.mixed_actions_per_s = Some(rate);
         eprintln!("bench: mixed {rate:.0} actions/s");
     }
@@ -279,10 +292,11 @@ async fn aetr_scenarios(
         let n = sizes.map_items;
         for cap in [None, Some(MAP_CAP)] {
             eprintln!("bench: map, {n} items, maxConcurrency {cap:?}");
-            let before = meter.read(pg).await?;
-            let secs = bench.map(n, cap).await?;
+            let step = bench.map_tree(cap).await?;
+            let before = meter.begin(pg).await?;
+            let secs = bench.run_map(&step, n).await?;
             let scenario = if cap.is_some() { "map (capped)" } else { "map" };
-            figures.costs(scenario, meter.read(pg).await?.since(&before, n));
+            figures.costs(scenario, meter.end(pg, &before, n, scenario).await?);
             figures.map.push((cap, n as f64 / secs));
             eprintln!("bench: {scenario} {secs:.2} s ({:.0} actions/s)", n as f64 / secs);
         }
@@ -292,10 +306,11 @@ async fn aetr_scenarios(
         eprintln!("bench: scale, {small} and {big} leaves");
         let small_s = bench.wide(small).await?;
         // The server's peak memory over a run of `big` leaves (100,001 nodes in the full run).
+        let step = bench.wide_tree(big).await?;
         let reset = server.reset_peak_rss();
-        let before = meter.read(pg).await?;
-        let big_s = bench.wide(big).await?;
-        figures.costs("scale (largest)", meter.read(pg).await?.since(&before, big));
+        let before = meter.begin(pg).await?;
+        let big_s = bench.run_wide(&step, big).await?;
+        figures.costs("scale (largest)", meter.end(pg, &before, big, "scale (largest)").await?);
         figures.large_run_rss_mb = reset.then(|| server.peak_rss_mb()).transpose()?;
         figures.scale = vec![(small, small_s), (sizes.wide, wide_s), (big, big_s)];
         eprintln!("bench: scale {small_s:.2} s, {wide_s:.2} s, {big_s:.2} s");

@@ -6,6 +6,9 @@ use anyhow::Result;
 use crate::cpu;
 use crate::postgres::Postgres;
 
+/// How many statements `--profile` shows a scenario.
+const PROFILE_LINES: i64 = 15;
+
 /// Reads the costs of one cluster and one server.
 pub struct Meter {
     server: i32,
@@ -13,6 +16,8 @@ pub struct Meter {
     postmaster: Option<i32>,
     /// pg_stat_statements is loaded: statements are counted.
     statements: bool,
+    /// Print each scenario's costliest statements (`--profile`).
+    profile: bool,
 }
 
 /// The counters at one moment.
@@ -34,17 +39,47 @@ pub struct PerAction {
 }
 
 impl Meter {
-    pub async fn new(pg: &Postgres, server: i32) -> Meter {
+    pub async fn new(pg: &Postgres, server: i32, profile: bool) -> Meter {
         let postmaster = pg.postmaster_pid().await;
         if postmaster.is_none() {
             eprintln!(
                 "bench: PostgreSQL's processes are not on this machine: no CPU figures for it"
             );
         }
-        Meter { server, postmaster, statements: pg.count_statements().await }
+        let statements = pg.count_statements().await;
+        if profile && !statements {
+            eprintln!("bench: --profile needs pg_stat_statements: no statements will be shown");
+        }
+        Meter { server, postmaster, statements, profile: profile && statements }
     }
 
-    pub async fn read(&self, pg: &Postgres) -> Result<Reading> {
+    /// The reading before a scenario. With `--profile`, pg_stat_statements starts again from
+    /// nothing first, so that [`Meter::end`] shows this scenario's statements alone.
+    pub async fn begin(&self, pg: &Postgres) -> Result<Reading> {
+        if self.profile {
+            pg.reset_statements().await?;
+        }
+        self.read(pg).await
+    }
+
+    /// A scenario's costs per action since `before`; with `--profile`, its costliest
+    /// statements are printed.
+    pub async fn end(
+        &self,
+        pg: &Postgres,
+        before: &Reading,
+        actions: usize,
+        scenario: &str,
+    ) -> Result<PerAction> {
+        let after = self.read(pg).await?;
+        if self.profile {
+            eprintln!("bench: {scenario}: the statements that took the most time");
+            eprintln!("{}", pg.top_statements(PROFILE_LINES, actions).await?);
+        }
+        Ok(after.since(before, actions))
+    }
+
+    async fn read(&self, pg: &Postgres) -> Result<Reading> {
         let xid = pg.next_xid().await?;
         let statements = match self.statements {
             true => pg.statements().await,

@@ -14,8 +14,9 @@ pub enum Postgres {
 }
 
 impl Postgres {
-    /// `statements`: load pg_stat_statements in a throwaway cluster.
-    pub fn locate(statements: bool) -> Result<Postgres> {
+    /// `statements`: load pg_stat_statements in a throwaway cluster; `planning`: and have it
+    /// count planning time too (`--profile`).
+    pub fn locate(statements: bool, planning: bool) -> Result<Postgres> {
         match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => Ok(Postgres::Url(url)),
             _ => {
@@ -33,10 +34,11 @@ impl Postgres {
                 let settings = made.dir().join("postgresql.auto.conf");
                 made.stop()?;
                 let mut auto = std::fs::OpenOptions::new().append(true).open(&settings)?;
-                std::io::Write::write_all(
-                    &mut auto,
-                    b"shared_preload_libraries = 'pg_stat_statements'\n",
-                )?;
+                let mut settings = "shared_preload_libraries = 'pg_stat_statements'\n".to_owned();
+                if planning {
+                    settings += "pg_stat_statements.track_planning = on\n";
+                }
+                std::io::Write::write_all(&mut auto, settings.as_bytes())?;
                 Ok(Postgres::Cluster(start()?))
             }
         }
@@ -125,6 +127,52 @@ impl Postgres {
             .await
             .ok()?;
         Some(row.get(0))
+    }
+
+    /// Starts pg_stat_statements' counts again from nothing (see [`Postgres::top_statements`]).
+    pub async fn reset_statements(&self) -> Result<()> {
+        self.admin().await?.batch_execute("SELECT pg_stat_statements_reset()").await?;
+        Ok(())
+    }
+
+    /// The `limit` statements that took the most time since the last
+    /// [`Postgres::reset_statements`], as a table: calls and rows per action, the mean and
+    /// total time (execution, and planning where `track_planning` is on), the part of it spent
+    /// compiling by JIT, shared buffers touched and WAL written per call, and the statement's
+    /// start.
+    pub async fn top_statements(&self, limit: i64, actions: usize) -> Result<String> {
+        let sql = "SELECT calls, rows, total_exec_time + total_plan_time AS ms,
+                shared_blks_hit + shared_blks_read + shared_blks_dirtied AS blocks,
+                wal_bytes::float8 AS wal, jit_generation_time + jit_inlining_time
+                    + jit_optimization_time + jit_emission_time AS jit,
+                regexp_replace(query, '\\s+', ' ', 'g') AS query
+            FROM pg_stat_statements ORDER BY ms DESC LIMIT $1";
+        let rows = self.admin().await?.query(sql, &[&limit]).await?;
+        let n = actions.max(1) as f64;
+        let mut table = format!(
+            "{:>9} {:>8} {:>9} {:>9} {:>7} {:>8} {:>9}  statement\n",
+            "calls/act", "rows/act", "mean ms", "total ms", "JIT ms", "blk/call", "WAL/call"
+        );
+        for row in rows {
+            let calls: i64 = row.get("calls");
+            let per_call = |v: f64| v / calls.max(1) as f64;
+            let ms: f64 = row.get("ms");
+            let blocks: i64 = row.get("blocks");
+            let wal: f64 = row.get("wal");
+            let query: String = row.get("query");
+            table += &format!(
+                "{:>9.3} {:>8.3} {:>9.3} {:>9.0} {:>7.0} {:>8.1} {:>9.0}  {}\n",
+                calls as f64 / n,
+                row.get::<_, i64>("rows") as f64 / n,
+                per_call(ms),
+                ms,
+                row.get::<_, f64>("jit"),
+                per_call(blocks as f64),
+                per_call(wal),
+                query.chars().take(120).collect::<String>()
+            );
+        }
+        Ok(table)
     }
 
     /// PostgreSQL's version, for the table.

@@ -18,6 +18,9 @@ pub struct Figures {
     pub wide_actions_per_s: Option<f64>,
     pub deep_n: usize,
     pub deep_seconds: Option<f64>,
+    /// deep's median time from the service's callback to the next step's POST: the part of a
+    /// step that aetr spends (the rest is the POST, its answer and the callback's sending).
+    pub deep_callback_to_post_ms: Option<f64>,
     pub mixed_runs: usize,
     pub mixed_actions_per_s: Option<f64>,
     pub map_items: usize,
@@ -153,6 +156,16 @@ impl Figures {
                 &show(self.deep_seconds.map(|s| s * 1000.0 / self.deep_n as f64), 2),
                 &celery_deep
                     .map_or("-".to_owned(), |c| format!("{:.2}", c * 1000.0 / self.deep_n as f64)),
+                "",
+                "",
+            ],
+        );
+        line(
+            &mut out,
+            [
+                "  of it callback -> next POST, ms (p50)",
+                &show(self.deep_callback_to_post_ms, 2),
+                "",
                 "",
                 "",
             ],
@@ -337,6 +350,7 @@ impl Figures {
         let mut object = json!({
             "wide_actions_per_s": self.wide_actions_per_s.map(round),
             "deep_seconds": self.deep_seconds.map(round),
+            "deep_callback_to_post_ms": self.deep_callback_to_post_ms.map(round),
             "mixed_actions_per_s": self.mixed_actions_per_s.map(round),
             "map_actions_per_s": self.map.iter().find(|(cap, _)| cap.is_none()).map(|(_, r)| round(*r)),
             "map_capped_actions_per_s": self.map.iter().find(|(cap, _)| cap.is_some()).map(|(_, r)| round(*r)),

@@ -40,25 +40,38 @@ impl<'a> Bench<'a> {
         Ok(Bench { api, service, leaf })
     }
 
-    /// One Parallel root over `n` actions, with a JS reducer that counts them. Returns the
-    /// seconds from the run's start to its completion, as seen by a client polling every 5 ms.
+    /// One Parallel root over `n` actions, with a JS reducer that counts them: the tree made,
+    /// then run (see [`Bench::run_wide`]).
     pub async fn wide(&self, n: usize) -> Result<f64> {
-        let leaves = (0..n).map(|_| tree::stored(&self.leaf)).collect();
-        let step = self
-            .api
-            .put_tree(&tree::parallel_js(&format!("wide-{n}"), COUNT_REDUCER, leaves))
-            .await?;
-        self.time_count(&step, json!("x"), n).await
+        let step = self.wide_tree(n).await?;
+        self.run_wide(&step, n).await
     }
 
-    /// A Map over `n` items of the same action (at most `cap` at once, if given), with a JS
-    /// reducer that counts them: a wide tree whose width is known only when it runs. Returns
-    /// the seconds from the run's start to its completion.
-    pub async fn map(&self, n: usize, cap: Option<u32>) -> Result<f64> {
-        let name = format!("map-{n}-{}", cap.map_or("all".to_owned(), |c| c.to_string()));
+    /// The tree of [`Bench::wide`], made; its id.
+    pub async fn wide_tree(&self, n: usize) -> Result<String> {
+        let leaves = (0..n).map(|_| tree::stored(&self.leaf)).collect();
+        self.api.put_tree(&tree::parallel_js(&format!("wide-{n}"), COUNT_REDUCER, leaves)).await
+    }
+
+    /// Runs a tree of [`Bench::wide_tree`] over `n` actions. Returns the seconds from the run's
+    /// start to its completion, as seen by a client polling every 5 ms.
+    pub async fn run_wide(&self, step: &str, n: usize) -> Result<f64> {
+        self.time_count(step, json!("x"), n).await
+    }
+
+    /// A Map over its input's items of the same action (at most `cap` at once, if given), with
+    /// a JS reducer that counts them: a wide tree whose width is known only when it runs. Its
+    /// id.
+    pub async fn map_tree(&self, cap: Option<u32>) -> Result<String> {
+        let name = format!("map-{}", cap.map_or("all".to_owned(), |c| c.to_string()));
         let map = tree::map_js(&name, COUNT_REDUCER, cap, tree::stored(&self.leaf));
-        let step = self.api.put_tree(&map).await?;
-        self.time_count(&step, json!((0..n).collect::<Vec<_>>()), n).await
+        self.api.put_tree(&map).await
+    }
+
+    /// Runs a tree of [`Bench::map_tree`] over `n` items. Returns the seconds from the run's
+    /// start to its completion.
+    pub async fn run_map(&self, step: &str, n: usize) -> Result<f64> {
+        self.time_count(step, json!((0..n).collect::<Vec<_>>()), n).await
     }
 
     /// Runs `step` on `input`, checks that its result is `n` (what its reducer counted, or its
@@ -76,17 +89,20 @@ impl<'a> Bench<'a> {
         Ok(secs)
     }
 
-    /// A Sequential chain of `n` actions, each with a JS mapper that adds one. Returns seconds.
-    pub async fn deep(&self, n: usize) -> Result<f64> {
+    /// A Sequential chain of `n` actions, each with a JS mapper that adds one; its id.
+    pub async fn deep_tree(&self, n: usize) -> Result<String> {
         let steps = (0..n).map(|_| tree::mapped(tree::stored(&self.leaf), PLUS_ONE)).collect();
-        let step = self.api.put_tree(&tree::sequential(&format!("deep-{n}"), steps)).await?;
-        self.time_count(&step, json!(0), n).await
+        self.api.put_tree(&tree::sequential(&format!("deep-{n}"), steps)).await
     }
 
-    /// `runs` concurrent runs (at most 1,000) of `Parallel[Sequential[a, b], c]`, mappers on
-    /// a, b and c, and a JS reducer that adds the two branches. Returns actions per second.
-    pub async fn mixed(&self, runs: usize) -> Result<f64> {
-        ensure!(runs <= 1000, "mixed counts its runs through one page of GET /runs");
+    /// Runs a chain of [`Bench::deep_tree`] of `n` actions. Returns seconds.
+    pub async fn run_deep(&self, step: &str, n: usize) -> Result<f64> {
+        self.time_count(step, json!(0), n).await
+    }
+
+    /// `Parallel[Sequential[a, b], c]`, mappers on a, b and c, and a JS reducer that adds the
+    /// two branches; its id.
+    pub async fn mixed_tree(&self) -> Result<String> {
         let ab = tree::sequential(
             "mixed-ab",
             vec![
@@ -96,18 +112,24 @@ impl<'a> Bench<'a> {
         );
         let c = tree::mapped(tree::stored(&self.leaf), PLUS_TEN);
         let name = format!("mixed-{}", uuid::Uuid::new_v4().simple());
-        let step = self.api.put_tree(&tree::parallel_js(&name, SUM_REDUCER, vec![ab, c])).await?;
+        self.api.put_tree(&tree::parallel_js(&name, SUM_REDUCER, vec![ab, c])).await
+    }
+
+    /// `runs` concurrent runs (at most 1,000) of a tree of [`Bench::mixed_tree`], made for
+    /// them (its runs are counted). Returns actions per second.
+    pub async fn run_mixed(&self, step: &str, runs: usize) -> Result<f64> {
+        ensure!(runs <= 1000, "mixed counts its runs through one page of GET /runs");
         let started = Instant::now();
         let ids: Vec<(usize, String)> = stream::iter(0..runs)
             .map(|i| {
-                let (api, step) = (self.api.clone(), step.clone());
+                let (api, step) = (self.api.clone(), step.to_owned());
                 async move { Ok::<_, anyhow::Error>((i, api.start_run(&step, json!(i)).await?)) }
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
         eprintln!("bench: mixed: {runs} runs started in {:.2} s", started.elapsed().as_secs_f64());
-        let done = self.api.wait_all_complete(&step, runs, Duration::from_millis(20)).await?;
+        let done = self.api.wait_all_complete(step, runs, Duration::from_millis(20)).await?;
         let secs = started.elapsed().as_secs_f64();
         let input: HashMap<String, usize> = ids.into_iter().map(|(i, id)| (id, i)).collect();
         for (id, result) in done {
