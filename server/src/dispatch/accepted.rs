@@ -50,10 +50,10 @@ pub(crate) async fn record(
             waiting.push_back((Instant::now(), a));
         }
         let now = Instant::now();
-        while waiting.front().is_some_and(|(at, _)| stopping || *at + CALLBACK_WINDOW <= now) {
+        let due = |(at, _): &(Instant, Accepted)| stopping || *at + CALLBACK_WINDOW <= now;
+        while waiting.front().is_some_and(due) {
             let batch: Vec<Accepted> = std::iter::from_fn(|| {
-                let (at, _) = waiting.front()?;
-                (stopping || *at + CALLBACK_WINDOW <= now).then(|| waiting.pop_front())?
+                waiting.front().is_some_and(due).then(|| waiting.pop_front()).flatten()
             })
             .take(BATCH)
             .map(|(_, a)| a)
