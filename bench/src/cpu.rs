@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 /// Linux reports /proc times in USER_HZ ticks, which are hundredths of a second everywhere.
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// One /proc/<pid>/stat line's fields that matter here.
+/// One `/proc/<pid>/stat` line's fields that matter here.
 struct Stat {
     ppid: i32,
     /// utime + stime: its own CPU time.
