@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::os::unix::ffi::OsStrExt;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
+use tokio_postgres::config::{Host, SslMode};
 
 use crate::celery::virtualenv;
 use crate::postgres::Postgres;
@@ -123,9 +126,9 @@ impl Dbos {
 
 /// The URL form of a connection string, as SQLAlchemy (and so DBOS) reads it: a
 /// `postgres://` URL as it is (in the scheme SQLAlchemy knows), and libpq's `key=value` pairs
-/// (the bench's throwaway cluster: a Unix socket's directory as the host) as
-/// `postgresql://user[:password]@[host[:port]]/dbname`, with a socket's directory and its port
-/// in the query (`?host=/dir&port=N`), where psycopg takes them.
+/// (read by tokio-postgres; the bench's throwaway cluster: a Unix socket's directory as the
+/// host) as `postgresql://user[:password]@[host[:port]]/dbname`, with a socket's directory and
+/// its port in the query (`?host=/dir&port=N`), where psycopg takes them.
 fn sqlalchemy_url(connection: &str) -> Result<String> {
     if let Some(rest) = connection.strip_prefix("postgres://") {
         return Ok(format!("postgresql://{rest}"));
@@ -133,41 +136,43 @@ fn sqlalchemy_url(connection: &str) -> Result<String> {
     if connection.starts_with("postgresql://") {
         return Ok(connection.to_owned());
     }
-    let pairs = libpq_pairs(connection)?;
-    let get = |key: &str| pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    let dbname = get("dbname").context("no dbname in the connection string")?;
+    let config: tokio_postgres::Config =
+        connection.parse().with_context(|| format!("{connection:?} is not a connection string"))?;
+    let dbname = config.get_dbname().context("no dbname in the connection string")?;
     let mut url = String::from("postgresql://");
-    if let Some(user) = get("user") {
-        url.push_str(&percent_encoded(user));
-        if let Some(password) = get("password") {
+    if let Some(user) = config.get_user() {
+        url.push_str(&percent_encoded(user.as_bytes()));
+        if let Some(password) = config.get_password() {
             url.push(':');
             url.push_str(&percent_encoded(password));
         }
         url.push('@');
     }
     let mut query = Vec::new();
-    match get("host") {
-        Some(host) if host.starts_with('/') => {
-            query.push(format!("host={}", percent_encoded(host)));
-            if let Some(port) = get("port") {
-                query.push(format!("port={}", percent_encoded(port)));
-            }
+    let port = config.get_ports().first();
+    match config.get_hosts().first() {
+        Some(Host::Unix(dir)) => {
+            query.push(format!("host={}", percent_encoded(dir.as_os_str().as_bytes())));
+            query.extend(port.map(|port| format!("port={port}")));
         }
-        Some(host) => {
+        Some(Host::Tcp(host)) => {
             url.push_str(host);
-            if let Some(port) = get("port") {
-                url.push(':');
-                url.push_str(port);
-            }
+            url.extend(port.map(|port| format!(":{port}")));
         }
         None => {}
     }
     url.push('/');
-    url.push_str(&percent_encoded(dbname));
-    for key in ["sslmode", "connect_timeout", "application_name"] {
-        if let Some(value) = get(key) {
-            query.push(format!("{key}={}", percent_encoded(value)));
-        }
+    url.push_str(&percent_encoded(dbname.as_bytes()));
+    match config.get_ssl_mode() {
+        SslMode::Disable => query.push("sslmode=disable".into()),
+        SslMode::Require => query.push("sslmode=require".into()),
+        _ => {}
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        query.push(format!("connect_timeout={}", timeout.as_secs()));
+    }
+    if let Some(name) = config.get_application_name() {
+        query.push(format!("application_name={}", percent_encoded(name.as_bytes())));
     }
     if !query.is_empty() {
         url.push('?');
@@ -176,51 +181,10 @@ fn sqlalchemy_url(connection: &str) -> Result<String> {
     Ok(url)
 }
 
-/// libpq's `key=value` pairs, values bare or in single quotes (with `\'` and `\\`).
-fn libpq_pairs(s: &str) -> Result<Vec<(String, String)>> {
-    let mut pairs = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.peek().is_none() {
-            return Ok(pairs);
-        }
-        let mut key = String::new();
-        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
-            key.push(c);
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        if chars.next() != Some('=') {
-            bail!("{s:?}: {key} has no value");
-        }
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        if chars.next_if_eq(&'\'').is_some() {
-            loop {
-                match chars.next() {
-                    Some('\\') => value.push(chars.next().context("a \\ at the end")?),
-                    Some('\'') => break,
-                    Some(c) => value.push(c),
-                    None => bail!("{s:?}: an unclosed quote"),
-                }
-            }
-        } else {
-            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
-                if c == '\\' {
-                    value.push(chars.next().context("a \\ at the end")?);
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        pairs.push((key, value));
-    }
-}
-
 /// Percent-encodes all but the unreserved characters (RFC 3986), for any part of a URL.
-fn percent_encoded(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
+fn percent_encoded(s: &[u8]) -> String {
+    s.iter()
+        .map(|&b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 (b as char).to_string()
             }
