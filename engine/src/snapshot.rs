@@ -129,7 +129,7 @@ struct ToStore<'a> {
 }
 
 /// A [`StoredStep`], to be written.
-#[derive(Serialize)]
+#[derive(Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct StepToStore<'a> {
     step_id: Uuid,
@@ -196,28 +196,28 @@ fn expand(steps: Vec<StoredStep>, tree: Vec<StoredNode>) -> Result<Vec<SnapNode>
 
 impl Serialize for Snapshot {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // Nodes of one step share its index (a step's definition is the same in all of them,
-        // but for safety a node that differs gets an index of its own).
+        // Nodes of one step share its index: a step's definition is the same in all its nodes
+        // (a snapshot is made from one read of the steps). A node that differs all the same
+        // gets an index of its own, so that nothing is lost.
         let mut steps: Vec<StepToStore<'_>> = Vec::new();
-        let mut by_id: HashMap<Uuid, Vec<u32>> = HashMap::new();
+        let mut first: HashMap<Uuid, u32> = HashMap::new();
         let mut tree = Vec::with_capacity(self.nodes.len());
         for n in self.nodes.iter() {
-            let same = |&&i: &&u32| {
-                let s = &steps[i as usize];
-                s.name == n.name && s.body == &n.body && s.input_schema == n.input_schema.as_ref()
+            let stored = StepToStore {
+                step_id: n.step_id,
+                name: &n.name,
+                body: &n.body,
+                input_schema: n.input_schema.as_ref(),
             };
-            let known = by_id.get(&n.step_id).and_then(|ids| ids.iter().find(same).copied());
-            let step = known.unwrap_or_else(|| {
-                let i = steps.len() as u32;
-                steps.push(StepToStore {
-                    step_id: n.step_id,
-                    name: &n.name,
-                    body: &n.body,
-                    input_schema: n.input_schema.as_ref(),
-                });
-                by_id.entry(n.step_id).or_default().push(i);
-                i
-            });
+            let step = match first.get(&n.step_id) {
+                Some(&i) if steps[i as usize] == stored => i,
+                _ => {
+                    let i = steps.len() as u32;
+                    steps.push(stored);
+                    first.entry(n.step_id).or_insert(i);
+                    i
+                }
+            };
             tree.push(NodeToStore { step, parent: n.parent, mapper: n.mapper.as_ref() });
         }
         ToStore { steps, tree, dry: self.dry.as_ref() }.serialize(serializer)
