@@ -269,14 +269,10 @@ async fn aetr_scenarios(
         eprintln!("bench: deep, {} steps", sizes.deep);
         let step = bench.deep_tree(sizes.deep).await?;
         let before = meter.begin(pg).await?;
-        service.record_latency(true);
-        let secs = bench.run_deep(&step, sizes.deep).await?;
-        service.record_latency(false);
+        let (secs, callback_to_post_ms) = bench.run_deep(&step, sizes.deep).await?;
         figures.costs("deep", meter.end(pg, &before, sizes.deep, "deep").await?);
         figures.deep_seconds = Some(secs);
-        let samples = service.latencies_us();
-        figures.deep_callback_to_post_ms =
-            samples.get(samples.len() / 2).map(|&us| us as f64 / 1000.0);
+        figures.deep_callback_to_post_ms = callback_to_post_ms;
         eprintln!("bench: deep {secs:.2} s");
     }
     if runs("mixed") {

@@ -95,9 +95,14 @@ impl<'a> Bench<'a> {
         self.api.put_tree(&tree::sequential(&format!("deep-{n}"), steps)).await
     }
 
-    /// Runs a chain of [`Bench::deep_tree`] of `n` actions. Returns seconds.
-    pub async fn run_deep(&self, step: &str, n: usize) -> Result<f64> {
-        self.time_count(step, json!(0), n).await
+    /// Runs a chain of [`Bench::deep_tree`] of `n` actions. Returns its seconds, and the
+    /// median time from a callback to the next step's POST, in ms.
+    pub async fn run_deep(&self, step: &str, n: usize) -> Result<(f64, Option<f64>)> {
+        self.service.record_latency(true);
+        let secs = self.time_count(step, json!(0), n).await;
+        self.service.record_latency(false);
+        let samples = self.service.latencies_us();
+        Ok((secs?, (!samples.is_empty()).then(|| quantile_ms(&samples, 0.5))))
     }
 
     /// `Parallel[Sequential[a, b], c]`, mappers on a, b and c, and a JS reducer that adds the
@@ -183,8 +188,12 @@ impl<'a> Bench<'a> {
         ensure!(self.api.count_runs(&step, "Error").await? == 0, "a run of the steady load failed");
         let samples = self.service.latencies_us();
         ensure!(!samples.is_empty(), "no callback → dispatch latency was recorded");
-        let at =
-            |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        let at = |q| quantile_ms(&samples, q);
         Ok(Latency { p50_ms: at(0.50), p99_ms: at(0.99), samples: samples.len(), actions_per_s })
     }
+}
+
+/// The quantile `q` of sorted, non-empty samples in µs, in ms.
+fn quantile_ms(samples: &[u64], q: f64) -> f64 {
+    samples[((samples.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
 }
