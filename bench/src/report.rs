@@ -261,46 +261,45 @@ impl Figures {
         if let Some(d) = &self.dbos {
             let [wide, deep, callback, mixed] = self.over_dbos();
             line(&mut out, ["DBOS 3.4.0 (one process)", "aetr", "dbos", "ratio", "aetr over DBOS"]);
-            line(
-                &mut out,
-                [
-                    &format!("  wide: {} steps, actions/s", self.wide_n),
-                    &show(self.wide_actions_per_s, 0),
-                    &format!("{:.0}", d.wide_actions_per_s),
-                    &ratio(wide),
+            // Each row: its label, aetr's figure and DBOS's, their decimals, and the ratio.
+            let rows = [
+                (
+                    format!("  wide: {} steps, actions/s", self.wide_n),
+                    self.wide_actions_per_s,
+                    d.wide_actions_per_s,
+                    0,
+                    wide,
                     "aetr / DBOS",
-                ],
-            );
-            line(
-                &mut out,
-                [
-                    &format!("  deep: {} steps, s (sync steps)", self.deep_n),
-                    &show(self.deep_seconds, 2),
-                    &format!("{:.2}", d.deep_seconds),
-                    &ratio(deep),
+                ),
+                (
+                    format!("  deep: {} steps, s (sync steps)", self.deep_n),
+                    self.deep_seconds,
+                    d.deep_seconds,
+                    2,
+                    deep,
                     "DBOS / aetr",
-                ],
-            );
-            line(
-                &mut out,
-                [
-                    "  deep: s (callbacks: send/recv)",
-                    &show(self.deep_seconds, 2),
-                    &format!("{:.2}", d.deep_callback_seconds),
-                    &ratio(callback),
+                ),
+                (
+                    "  deep: s (callbacks: send/recv)".to_owned(),
+                    self.deep_seconds,
+                    d.deep_callback_seconds,
+                    2,
+                    callback,
                     "DBOS / aetr",
-                ],
-            );
-            line(
-                &mut out,
-                [
-                    &format!("  mixed: {} runs, actions/s", self.mixed_runs),
-                    &show(self.mixed_actions_per_s, 0),
-                    &format!("{:.0}", d.mixed_actions_per_s),
-                    &ratio(mixed),
+                ),
+                (
+                    format!("  mixed: {} runs, actions/s", self.mixed_runs),
+                    self.mixed_actions_per_s,
+                    d.mixed_actions_per_s,
+                    0,
+                    mixed,
                     "aetr / DBOS",
-                ],
-            );
+                ),
+            ];
+            for (label, aetr, dbos, decimals, over, how) in rows {
+                let dbos = format!("{dbos:.decimals$}");
+                line(&mut out, [&label, &show(aetr, decimals), &dbos, &ratio(over), how]);
+            }
         }
         line(
             &mut out,
