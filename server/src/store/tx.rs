@@ -22,8 +22,8 @@ use futures_util::FutureExt;
 /// finds each in microseconds. But the planner prices those lookups above a hash join over the
 /// whole table until the table is some hundreds of thousands of rows, which costs a batch ten
 /// times more (bench/README.md, "Measurements behind constants in the code"). One statement
-/// for both (`set_config(..., true)` is `SET LOCAL`): a chain step's transaction sends 8.4
-/// statements, not 9.4.
+/// for both (`set_config(..., true)` is `SET LOCAL`): a chain step sends 8.3 statements, not
+/// 9.4.
 pub const KEYED_LOOKUPS: &str =
     "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)";
 
